@@ -1,0 +1,14 @@
+/**
+ * @file redkit.h
+ * @brief Umbrella header: distributed cache, lock and memoizing lock on Redis.
+ */
+#ifndef REDKIT_H
+#define REDKIT_H
+
+#include "redkit/cache.h"
+#include "redkit/common.h"
+#include "redkit/config.h"
+#include "redkit/error.h"
+#include "redkit/lock.h"
+
+#endif

@@ -1,0 +1,78 @@
+/**
+ * @file redkit/lock.h
+ * @brief Distributed lock on Redis: the pip-services RedisLock component, made safe.
+ *
+ * Wire format (compatible with the pip-services Node/Go/Python/Java/.NET ports):
+ * - acquire: `SET <prefix><key> <token> NX PX <ttl>`, token = 32 lowercase hex characters from the
+ *   OS CSPRNG, fresh for every acquisition;
+ * - release: one Lua script deletes the key only if it still holds our token, then publishes on
+ *   `redkit:lock-released:<prefix><key>` so waiters in any redkit process retry at once.
+ *   pip-services services never publish, so a waiter on a lock they hold falls back to
+ *   re-trying every `options.retry_timeout` ms.
+ *
+ * Ownership: the handle remembers the token of each key it acquired, so release() needs no
+ * token. Every thread using the handle acts as the same owner: a thread may release a lock
+ * another thread of the same handle acquired. Give independent owners their own handles.
+ *
+ * Thread safety: all functions except rk_lock_free() are thread-safe. One subscriber
+ * connection per handle, opened on the first wait, carries the release notifications.
+ *
+ * Leases: a lock expires after its TTL even if its holder still runs (process pause, GC, slow
+ * network). redkit never deletes a successor's lock, but cannot stop a paused holder from
+ * acting after its lease ended; see docs/RELIABILITY.md.
+ *
+ * Configuration: the connection/credential keys of rk_cache plus `options.retry_timeout`
+ * (ms, 100): the longest a waiter goes without re-trying.
+ */
+#ifndef REDKIT_LOCK_H
+#define REDKIT_LOCK_H
+
+#include "config.h"
+
+RK_BEGIN_DECLS
+
+typedef struct rk_lock rk_lock;
+
+RK_EXTERN int rk_lock_new(rk_lock **out);
+RK_EXTERN int rk_lock_configure(rk_lock *l, const rk_config *cfg);
+RK_EXTERN int rk_lock_set_references(rk_lock *l, const rk_references *refs);
+RK_EXTERN int rk_lock_open(rk_lock *l, const rk_context *ctx);
+RK_EXTERN bool rk_lock_is_open(const rk_lock *l);
+
+/** Close connections; waiters in rk_lock_acquire() return RK_ENOTOPEN promptly. */
+RK_EXTERN int rk_lock_close(rk_lock *l, const rk_context *ctx);
+
+/** Close if needed and free. Held locks are not released (they expire). NULL-safe. */
+RK_EXTERN void rk_lock_free(rk_lock *l);
+
+/**
+ * One attempt: `*acquired` is true if the lock is now ours for `ttl_ms`.
+ * A key this handle already holds is not re-entered (`*acquired` false).
+ * @return RK_OK (whatever the outcome), RK_EINVAL (NULL/empty key, ttl_ms 0), or an I/O error.
+ */
+RK_EXTERN int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key,
+                                  uint64_t ttl_ms, bool *acquired);
+
+/**
+ * Acquire, waiting up to `timeout_ms` (0: one attempt). Waiters wake on release notifications
+ * and re-try at least every `options.retry_timeout` ms.
+ * @return RK_OK, RK_ETIMEDOUT ("LOCK_TIMEOUT", category "Conflict"), RK_ENOTOPEN, ...
+ */
+RK_EXTERN int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms,
+                              uint64_t timeout_ms);
+
+/**
+ * Release the lock this handle holds on `key`: deleted only if it still carries our token.
+ * @return RK_OK if released, not held, expired or taken over by someone else.
+ */
+RK_EXTERN int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key);
+
+/**
+ * Extend a lock we hold to expire `ttl_ms` from now.
+ * @return RK_OK, or RK_ENOTOWNER if it expired or someone else holds it.
+ */
+RK_EXTERN int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms);
+
+RK_END_DECLS
+
+#endif

@@ -1,0 +1,386 @@
+#include "redkit/cache.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "component.h"
+#include "error_int.h"
+
+struct rk_cache {
+    rk__component base;
+};
+
+#define KEYBUF 256
+
+int rk_cache_new(rk_cache **out)
+{
+    if (!out)
+        return rk__err(RK_EINVAL, "rk_cache_new: out is NULL");
+    rk_cache *c = rk__malloc(sizeof *c);
+    if (!c)
+        return *out = NULL, rk__err(RK_ENOMEM, "cannot allocate a cache");
+    int rc = rk__component_init(&c->base, "cache");
+    if (rc != RK_OK) {
+        rk__free(c);
+        c = NULL;
+    }
+    *out = c;
+    return rc;
+}
+
+void rk_cache_free(rk_cache *c)
+{
+    if (!c)
+        return;
+    rk__component_destroy(&c->base);
+    rk__free(c);
+}
+
+int rk_cache_configure(rk_cache *c, const rk_config *cfg)
+{
+    if (!c)
+        return rk__err(RK_EINVAL, "rk_cache_configure: cache is NULL");
+    return rk__component_configure(&c->base, cfg);
+}
+
+int rk_cache_set_references(rk_cache *c, const rk_references *refs)
+{
+    if (!c)
+        return rk__err(RK_EINVAL, "rk_cache_set_references: cache is NULL");
+    return rk__component_set_references(&c->base, refs);
+}
+
+int rk_cache_open(rk_cache *c, const rk_context *ctx)
+{
+    if (!c)
+        return rk__ret(rk__err(RK_EINVAL, "rk_cache_open: cache is NULL"), ctx);
+    return rk__ret(rk__component_open(&c->base, ctx), ctx);
+}
+
+bool rk_cache_is_open(const rk_cache *c) { return c && rk__component_is_open(&c->base); }
+
+int rk_cache_close(rk_cache *c, const rk_context *ctx)
+{
+    if (!c)
+        return rk__ret(rk__err(RK_EINVAL, "rk_cache_close: cache is NULL"), ctx);
+    return rk__component_close(&c->base);
+}
+
+/* Common entry checks; `*s` is the settings to run with. */
+static int begin(rk_cache *c, const rk__settings **s)
+{
+    *s = NULL;
+    if (!c)
+        return rk__err(RK_EINVAL, "cache is NULL");
+    return (*s = rk__component_begin(&c->base)) ? RK_OK : RK_ENOTOPEN;
+}
+
+static int begin_key(rk_cache *c, const char *key, const rk__settings **s)
+{
+    int rc = c ? rk__check_key(key, "key") : RK_OK;
+    return rc == RK_OK ? begin(c, s) : rc;
+}
+
+/* "PX <ms>" arguments for a TTL; returns how many (0 for no expiry). */
+static int ttl_args(const rk__settings *s, uint64_t ttl_ms, char *buf, size_t cap,
+                    const char **argv, size_t *argvlen)
+{
+    if (ttl_ms == RK_TTL_NONE)
+        return 0;
+    argv[0] = "PX", argvlen[0] = 2;
+    argv[1] = buf;
+    argvlen[1] = (size_t)snprintf(buf, cap, "%" PRIu64, ttl_ms ? ttl_ms : s->opts.default_ttl_ms);
+    return 2;
+}
+
+static int one(rk_cache *c, const rk__settings *s, int argc, const char **argv,
+               const size_t *argvlen, redisReply **reply)
+{
+    rk__cmd cmd = {argc, argv, argvlen};
+    return rk__component_exec(&c->base, s, &cmd, 1, reply);
+}
+
+static int store(rk_cache *c, const char *key, const void *value, size_t len, uint64_t ttl_ms)
+{
+    const rk__settings *s;
+    int rc = begin_key(c, key, &s);
+    if (rc == RK_OK && !value && len)
+        rc = rk__err(RK_EINVAL, "store '%s': value is NULL but len is %zu", key, len);
+    if (rc != RK_OK)
+        return rc;
+    char kbuf[KEYBUF], ttl[24], *heap;
+    const char *argv[5] = {"SET"};
+    size_t argvlen[5] = {3};
+    if ((rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap)))
+        return rc;
+    argv[2] = value ? value : "", argvlen[2] = len;
+    int argc = 3 + ttl_args(s, ttl_ms, ttl, sizeof ttl, &argv[3], &argvlen[3]);
+    redisReply *r;
+    if ((rc = one(c, s, argc, argv, argvlen, &r)) == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_STATUS, "SET");
+        rk__reply_free(r);
+    }
+    rk__free(heap);
+    return rc == RK_OK ? RK_OK : rk__err_prefix("store '%s': ", key);
+}
+
+int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key, const void *value,
+                   size_t len, uint64_t ttl_ms)
+{
+    return rk__ret(store(c, key, value, len, ttl_ms), ctx);
+}
+
+static int retrieve(rk_cache *c, const char *key, rk_buf *out)
+{
+    const rk__settings *s;
+    int rc = begin_key(c, key, &s);
+    if (rc == RK_OK && !out)
+        rc = rk__err(RK_EINVAL, "retrieve '%s': out is NULL", key);
+    if (rc != RK_OK)
+        return rc;
+    char kbuf[KEYBUF], *heap;
+    const char *argv[2] = {"GET"};
+    size_t argvlen[2] = {3};
+    if ((rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap)))
+        return rc;
+    redisReply *r;
+    rc = one(c, s, 2, argv, argvlen, &r);
+    rk__free(heap);
+    if (rc != RK_OK)
+        return rk__err_prefix("retrieve '%s': ", key);
+    if (r->type == REDIS_REPLY_NIL) {
+        rk__reply_free(r);
+        return rk__err(RK_ENOTFOUND, "retrieve '%s': key not found", key);
+    }
+    if ((rc = rk__reply_expect(r, REDIS_REPLY_STRING, "GET")) != RK_OK) {
+        rk__reply_free(r);
+        return rk__err_prefix("retrieve '%s': ", key);
+    }
+    rk_buf_free(out);
+    out->data = rk__reply_take_str(r, &out->len);
+    return RK_OK;
+}
+
+int rk_cache_retrieve(rk_cache *c, const rk_context *ctx, const char *key, rk_buf *out)
+{
+    return rk__ret(retrieve(c, key, out), ctx);
+}
+
+/* Argument vectors "<verb> <prefix><key>..." for a batch, the keys packed in one block. */
+typedef struct {
+    const char **argv;
+    size_t *argvlen;
+    char *block;
+} key_argv;
+
+static void key_argv_free(key_argv *k)
+{
+    rk__free(k->argv);
+    rk__free(k->argvlen);
+    rk__free(k->block);
+}
+
+static int key_argv_build(key_argv *k, const rk__settings *s, const char *verb,
+                          const char *const *keys, size_t n)
+{
+    size_t total = 0, plen = s->opts.prefix_len;
+    memset(k, 0, sizeof *k);
+    if (n >= INT32_MAX)
+        return rk__err(RK_EINVAL, "%s: %zu keys is too many for one command", verb, n);
+    for (size_t i = 0; i < n; i++) {
+        int rc = rk__check_key(keys ? keys[i] : NULL, "key");
+        if (rc != RK_OK)
+            return rk__err_prefix("%s: keys[%zu]: ", verb, i);
+        total += plen + strlen(keys[i]);
+    }
+    k->argv = rk__malloc((n + 1) * sizeof *k->argv);
+    k->argvlen = rk__malloc((n + 1) * sizeof *k->argvlen);
+    k->block = plen ? rk__malloc(total + 1) : NULL;
+    if (!k->argv || !k->argvlen || (plen && !k->block)) {
+        key_argv_free(k);
+        return rk__err(RK_ENOMEM, "%s: cannot allocate %zu keys", verb, n);
+    }
+    k->argv[0] = verb, k->argvlen[0] = strlen(verb);
+    char *p = k->block;
+    for (size_t i = 0; i < n; i++) {
+        size_t klen = strlen(keys[i]);
+        k->argvlen[i + 1] = plen + klen;
+        if (!plen) {
+            k->argv[i + 1] = keys[i];
+            continue;
+        }
+        memcpy(p, s->opts.prefix, plen);
+        memcpy(p + plen, keys[i], klen);
+        k->argv[i + 1] = p;
+        p += plen + klen;
+    }
+    return RK_OK;
+}
+
+static int remove_many(rk_cache *c, const char *const *keys, size_t n)
+{
+    const rk__settings *s;
+    int rc = begin(c, &s);
+    if (rc != RK_OK || n == 0)
+        return rc;
+    key_argv k;
+    if ((rc = key_argv_build(&k, s, "DEL", keys, n)) != RK_OK)
+        return rc;
+    redisReply *r;
+    if ((rc = one(c, s, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "DEL");
+        rk__reply_free(r);
+    }
+    key_argv_free(&k);
+    if (rc != RK_OK)
+        return n == 1 ? rk__err_prefix("remove '%s': ", keys[0])
+                      : rk__err_prefix("remove of %zu keys: ", n);
+    return RK_OK;
+}
+
+int rk_cache_remove(rk_cache *c, const rk_context *ctx, const char *key)
+{
+    int rc = c ? rk__check_key(key, "key") : RK_OK;
+    return rk__ret(rc == RK_OK ? remove_many(c, &key, 1) : rk__err_prefix("remove: "), ctx);
+}
+
+int rk_cache_remove_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n)
+{
+    return rk__ret(remove_many(c, keys, n), ctx);
+}
+
+static int take_values(redisReply *r, size_t n, rk_buf *outs)
+{
+    int rc = rk__reply_expect(r, REDIS_REPLY_ARRAY, "MGET");
+    if (rc == RK_OK && r->elements != n)
+        rc = rk__err(RK_EREPLY, "MGET returned %zu values for %zu keys", r->elements, n);
+    for (size_t i = 0; rc == RK_OK && i < n; i++) {
+        redisReply *e = r->element[i];
+        if (e->type == REDIS_REPLY_STRING) {
+            outs[i].data = e->str, outs[i].len = e->len;
+            e->str = NULL;
+        }
+    }
+    return rc;
+}
+
+static int retrieve_many(rk_cache *c, const char *const *keys, size_t n, rk_buf *outs)
+{
+    const rk__settings *s;
+    int rc = begin(c, &s);
+    if (rc == RK_OK && n && !outs)
+        rc = rk__err(RK_EINVAL, "retrieve_many: outs is NULL");
+    if (rc != RK_OK || n == 0)
+        return rc;
+    key_argv k;
+    if ((rc = key_argv_build(&k, s, "MGET", keys, n)) != RK_OK)
+        return rc;
+    for (size_t i = 0; i < n; i++)
+        rk_buf_free(&outs[i]);
+    redisReply *r;
+    if ((rc = one(c, s, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
+        rc = take_values(r, n, outs);
+        rk__reply_free(r);
+    }
+    key_argv_free(&k);
+    return rc == RK_OK ? RK_OK : rk__err_prefix("retrieve of %zu keys: ", n);
+}
+
+int rk_cache_retrieve_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n,
+                           rk_buf *outs)
+{
+    return rk__ret(retrieve_many(c, keys, n, outs), ctx);
+}
+
+/* One SET per entry; the vectors of all entries live in one allocation. */
+typedef struct {
+    rk__cmd *cmds;
+    const char **argv;
+    size_t *argvlen;
+    char *text; /* prefixed keys and TTL digits */
+} set_batch;
+
+static void set_batch_free(set_batch *b)
+{
+    rk__free(b->cmds);
+    rk__free(b->argv);
+    rk__free(b->argvlen);
+    rk__free(b->text);
+}
+
+static int check_entries(const rk_cache_entry *e, size_t n)
+{
+    if (n && !e)
+        return rk__err(RK_EINVAL, "store_many: entries is NULL");
+    for (size_t i = 0; i < n; i++) {
+        if (rk__check_key(e[i].key, "key") != RK_OK)
+            return rk__err_prefix("store_many: entries[%zu]: ", i);
+        if (!e[i].value && e[i].len)
+            return rk__err(RK_EINVAL, "store_many: entries[%zu] ('%s'): value is NULL", i,
+                           e[i].key);
+    }
+    return RK_OK;
+}
+
+static int set_batch_build(set_batch *b, const rk__settings *s, const rk_cache_entry *e, size_t n)
+{
+    size_t text = 0, plen = s->opts.prefix_len;
+    for (size_t i = 0; i < n; i++)
+        text += plen + strlen(e[i].key) + 24;
+    b->cmds = rk__malloc(n * sizeof *b->cmds);
+    b->argv = rk__malloc(n * 5 * sizeof *b->argv);
+    b->argvlen = rk__malloc(n * 5 * sizeof *b->argvlen);
+    b->text = rk__malloc(text);
+    if (!b->cmds || !b->argv || !b->argvlen || !b->text) {
+        set_batch_free(b);
+        return rk__err(RK_ENOMEM, "store_many: cannot allocate %zu commands", n);
+    }
+    char *p = b->text;
+    for (size_t i = 0; i < n; i++) {
+        const char **argv = b->argv + 5 * i;
+        size_t *len = b->argvlen + 5 * i, klen = strlen(e[i].key);
+        memcpy(p, s->opts.prefix ? s->opts.prefix : "", plen);
+        memcpy(p + plen, e[i].key, klen);
+        argv[0] = "SET", len[0] = 3;
+        argv[1] = p, len[1] = plen + klen;
+        argv[2] = e[i].value ? e[i].value : "", len[2] = e[i].len;
+        p += plen + klen;
+        int extra = ttl_args(s, e[i].ttl_ms, p, 24, &argv[3], &len[3]);
+        if (extra)
+            p += len[4];
+        b->cmds[i] = (rk__cmd){3 + extra, argv, len};
+    }
+    return RK_OK;
+}
+
+static int store_many(rk_cache *c, const rk_cache_entry *e, size_t n)
+{
+    const rk__settings *s;
+    int rc = begin(c, &s);
+    if (rc == RK_OK)
+        rc = check_entries(e, n);
+    if (rc != RK_OK || n == 0)
+        return rc;
+    set_batch b = {0};
+    redisReply **r = rk__calloc(n, sizeof *r);
+    if (!r)
+        return rk__err(RK_ENOMEM, "store_many: cannot allocate %zu replies", n);
+    if ((rc = set_batch_build(&b, s, e, n)) == RK_OK &&
+        (rc = rk__component_exec(&c->base, s, b.cmds, n, r)) == RK_OK) {
+        for (size_t i = 0; i < n; i++)
+            if (rc == RK_OK && rk__reply_expect(r[i], REDIS_REPLY_STATUS, "SET") != RK_OK)
+                rc = rk__err_prefix("store_many: '%s': ", e[i].key);
+    }
+    for (size_t i = 0; i < n; i++)
+        rk__reply_free(r[i]);
+    rk__free(r);
+    set_batch_free(&b);
+    return rc;
+}
+
+int rk_cache_store_many(rk_cache *c, const rk_context *ctx, const rk_cache_entry *entries, size_t n)
+{
+    return rk__ret(store_many(c, entries, n), ctx);
+}

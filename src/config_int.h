@@ -1,0 +1,26 @@
+/* Typed access to configuration values for the components' option parsing. */
+#ifndef RK_CONFIG_INT_H
+#define RK_CONFIG_INT_H
+
+#include "redkit/config.h"
+
+/* Deep copy; `*out` is NULL when `cfg` is NULL. */
+int rk__config_copy(rk_config **out, const rk_config *cfg);
+
+/* Parse `key` as an unsigned integer in [min, max]; absent keys give `def`.
+ * RK_EINVAL names the key and the bad value. */
+int rk__config_u64(const rk_config *cfg, const char *key, uint64_t def, uint64_t min, uint64_t max,
+                   uint64_t *out);
+
+/* Parse true/false/1/0/yes/no/on/off; absent keys give `def`. */
+int rk__config_bool(const rk_config *cfg, const char *key, bool def, bool *out);
+
+/* Copy every `<section>.<rest>` entry into a new configuration as `<rest>`. */
+int rk__config_section(rk_config **out, const rk_config *cfg, const char *section);
+
+/* Names of the sub-sections under `prefix.` (e.g. "connections" -> "primary", "backup"), in
+ * insertion order, joined as NUL-separated strings in a new buffer. `*count` receives their
+ * number; the buffer is freed with rk__free. */
+int rk__config_subsections(char **names, size_t *count, const rk_config *cfg, const char *prefix);
+
+#endif

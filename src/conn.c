@@ -1,0 +1,306 @@
+#include "conn.h"
+
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "error_int.h"
+
+/* ---- replies, built with redkit's allocator ---- */
+
+static void *attach(const redisReadTask *task, redisReply *r)
+{
+    if (task->parent) {
+        redisReply *parent = task->parent->obj;
+        parent->element[task->idx] = r;
+    }
+    return r;
+}
+
+static redisReply *new_reply(int type)
+{
+    redisReply *r = rk__calloc(1, sizeof *r);
+    if (r)
+        r->type = type;
+    return r;
+}
+
+static void *create_string(const redisReadTask *task, char *str, size_t len)
+{
+    redisReply *r = new_reply(task->type);
+    if (!r)
+        return NULL;
+    if (!(r->str = rk__strndup(str, len))) {
+        rk__free(r);
+        return NULL;
+    }
+    r->len = len;
+    return attach(task, r);
+}
+
+static void *create_array(const redisReadTask *task, int elements)
+{
+    redisReply *r = new_reply(REDIS_REPLY_ARRAY);
+    if (!r)
+        return NULL;
+    if (elements > 0 && !(r->element = rk__calloc((size_t)elements, sizeof *r->element))) {
+        rk__free(r);
+        return NULL;
+    }
+    r->elements = elements > 0 ? (size_t)elements : 0;
+    return attach(task, r);
+}
+
+static void *create_integer(const redisReadTask *task, long long value)
+{
+    redisReply *r = new_reply(REDIS_REPLY_INTEGER);
+    if (!r)
+        return NULL;
+    r->integer = value;
+    return attach(task, r);
+}
+
+static void *create_nil(const redisReadTask *task)
+{
+    redisReply *r = new_reply(REDIS_REPLY_NIL);
+    return r ? attach(task, r) : NULL;
+}
+
+void rk__reply_free(redisReply *r)
+{
+    if (!r)
+        return;
+    for (size_t i = 0; i < r->elements; i++)
+        rk__reply_free(r->element[i]);
+    rk__free(r->element);
+    rk__free(r->str);
+    rk__free(r);
+}
+
+static void free_object(void *r) { rk__reply_free(r); }
+
+static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
+                                                    create_nil, free_object};
+
+redisReader *rk__reader_new(void) { return redisReaderCreateWithFunctions(&reply_functions); }
+
+char *rk__reply_take_str(redisReply *r, size_t *len)
+{
+    char *s = r->str;
+    *len = r->len;
+    r->str = NULL;
+    rk__reply_free(r);
+    return s;
+}
+
+int rk__reply_error(const redisReply *r, const char *what)
+{
+    if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))
+        return rk__err_cause(RK_EAUTH, r->str, "%s refused: not authenticated (Unauthorized)",
+                             what);
+    return rk__err_reply(r->str, "%s failed: %s", what, r->str);
+}
+
+int rk__reply_expect(const redisReply *r, int type, const char *what)
+{
+    if (r->type == type)
+        return RK_OK;
+    if (r->type == REDIS_REPLY_ERROR)
+        return rk__reply_error(r, what);
+    return rk__err(RK_EREPLY, "%s: unexpected reply type %d", what, r->type);
+}
+
+/* ---- I/O ---- */
+
+static int broken(rk__conn *c, int rc)
+{
+    c->broken = true;
+    return rc;
+}
+
+static int format(char **buf, size_t *len, const rk__cmd *cmd, const char *peer)
+{
+    size_t total = 0;
+    for (int i = 0; i < cmd->argc; i++)
+        total += cmd->argvlen[i];
+    if (total > INT_MAX - 1024)
+        return rk__err(RK_EINVAL, "%s: command of %zu bytes is larger than 2 GiB", peer, total);
+    int n = redisFormatCommandArgv(buf, cmd->argc, (const char **)cmd->argv, cmd->argvlen);
+    if (n < 0)
+        return rk__err(RK_ENOMEM, "%s: cannot format a command of %zu bytes", peer, total);
+    *len = (size_t)n;
+    return RK_OK;
+}
+
+/* Append one formatted command to a growing pipeline buffer. */
+static int append(char **all, size_t *used, size_t *cap, const rk__cmd *cmd, const char *peer)
+{
+    char *one;
+    size_t len;
+    int rc = format(&one, &len, cmd, peer);
+    if (rc != RK_OK)
+        return rc;
+    if (*used + len > *cap) {
+        size_t ncap = (*used + len) * 2;
+        char *grown = rk__realloc(*all, ncap);
+        if (!grown) {
+            redisFreeCommand(one);
+            return rk__err(RK_ENOMEM, "%s: cannot buffer a pipeline of %zu bytes", peer, ncap);
+        }
+        *all = grown;
+        *cap = ncap;
+    }
+    memcpy(*all + *used, one, len);
+    *used += len;
+    redisFreeCommand(one);
+    return RK_OK;
+}
+
+/* One write for the whole batch: a single command is written straight from hiredis' buffer,
+ * several are concatenated first. */
+int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
+{
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    int rc;
+    if (n == 1) {
+        if ((rc = format(&buf, &len, &cmds[0], c->tr.peer)) != RK_OK)
+            return rc;
+        rc = rk__transport_write(&c->tr, buf, len, deadline);
+        redisFreeCommand(buf);
+    } else {
+        rc = RK_OK;
+        for (size_t i = 0; rc == RK_OK && i < n; i++)
+            rc = append(&buf, &len, &cap, &cmds[i], c->tr.peer);
+        if (rc != RK_OK) {
+            rk__free(buf);
+            return rc; /* nothing was written: the connection is still good */
+        }
+        rc = rk__transport_write(&c->tr, buf, len, deadline);
+        rk__free(buf);
+    }
+    return rc == RK_OK ? RK_OK : broken(c, rc);
+}
+
+int rk__conn_buffered(rk__conn *c, redisReply **reply)
+{
+    void *r = NULL;
+    *reply = NULL;
+    if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
+        if (c->reader->err == REDIS_ERR_OOM)
+            return broken(c, rk__err(RK_ENOMEM, "%s: out of memory reading a reply", c->tr.peer));
+        return broken(c, rk__err_cause(RK_EIO, c->reader->errstr,
+                                       "%s: cannot parse the server's reply", c->tr.peer));
+    }
+    *reply = r;
+    return RK_OK;
+}
+
+int rk__conn_recv(rk__conn *c, redisReply **reply, uint64_t deadline)
+{
+    for (;;) {
+        int rc = rk__conn_buffered(c, reply);
+        if (rc != RK_OK || *reply)
+            return rc;
+        size_t got;
+        if ((rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, deadline)) != RK_OK)
+            return broken(c, rc);
+        if (redisReaderFeed(c->reader, c->rbuf, got) != REDIS_OK)
+            return broken(c, rk__err(RK_ENOMEM, "%s: cannot buffer the reply", c->tr.peer));
+    }
+}
+
+int rk__conn_exec(rk__conn *c, const rk__cmd *cmds, size_t n, redisReply **replies,
+                  uint64_t deadline)
+{
+    memset(replies, 0, n * sizeof *replies);
+    if (c->broken)
+        return rk__err(RK_EIO, "%s: connection is broken", c->tr.peer);
+    int rc = rk__conn_send(c, cmds, n, deadline);
+    for (size_t i = 0; rc == RK_OK && i < n; i++)
+        rc = rk__conn_recv(c, &replies[i], deadline);
+    if (rc != RK_OK) {
+        for (size_t i = 0; i < n; i++) {
+            rk__reply_free(replies[i]);
+            replies[i] = NULL;
+        }
+    }
+    return rc;
+}
+
+/* ---- handshake ---- */
+
+static int handshake(rk__conn *c, const rk__endpoint *ep, uint64_t deadline)
+{
+    char db[16];
+    const char *auth[3] = {"AUTH", ep->username, ep->password};
+    size_t authlen[3] = {4, ep->username ? strlen(ep->username) : 0,
+                         ep->password ? strlen(ep->password) : 0};
+    const char *auth1[2] = {"AUTH", ep->password};
+    size_t auth1len[2] = {4, authlen[2]};
+    const char *sel[2] = {"SELECT", db};
+    size_t sellen[2] = {6, (size_t)snprintf(db, sizeof db, "%u", ep->db)};
+    rk__cmd cmds[2];
+    size_t n = 0;
+    if (ep->password)
+        cmds[n++] = ep->username ? (rk__cmd){3, auth, authlen} : (rk__cmd){2, auth1, auth1len};
+    if (ep->db)
+        cmds[n++] = (rk__cmd){2, sel, sellen};
+    if (n == 0)
+        return RK_OK;
+    redisReply *replies[2];
+    int rc = rk__conn_exec(c, cmds, n, replies, deadline);
+    for (size_t i = 0; rc == RK_OK && i < n; i++) {
+        if (replies[i]->type != REDIS_REPLY_ERROR)
+            continue;
+        if (ep->password && i == 0) {
+            rc = rk__err_cause(RK_EAUTH, replies[i]->str,
+                               "%s: authentication failed for user '%s' (Unauthorized)", c->tr.peer,
+                               ep->username ? ep->username : "default");
+        } else {
+            rc = rk__reply_error(replies[i], "SELECT of the database");
+            rk__err_prefix("%s: ", c->tr.peer);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        rk__reply_free(replies[i]);
+    return rc;
+}
+
+int rk__conn_open(rk__conn **out, const rk__endpoint *ep, uint64_t deadline)
+{
+    *out = NULL;
+    rk__conn *c = rk__malloc(sizeof *c);
+    if (!c)
+        return rk__err(RK_ENOMEM, "cannot allocate a connection");
+    memset(c, 0, offsetof(rk__conn, rbuf));
+    c->tr.fd = -1;
+    if (!(c->reader = rk__reader_new())) {
+        rk__free(c);
+        return rk__err(RK_ENOMEM, "cannot allocate a reply parser");
+    }
+    uint64_t connect_deadline = rk__deadline(ep->connect_timeout_ms);
+    if (connect_deadline > deadline)
+        connect_deadline = deadline;
+    int rc = rk__transport_connect(&c->tr, ep, connect_deadline);
+    if (rc == RK_OK)
+        rc = handshake(c, ep, deadline);
+    if (rc != RK_OK) {
+        rk__conn_free(c);
+        return rc;
+    }
+    *out = c;
+    return RK_OK;
+}
+
+void rk__conn_free(rk__conn *c)
+{
+    if (!c)
+        return;
+    rk__transport_close(&c->tr);
+    if (c->reader)
+        redisReaderFree(c->reader);
+    rk__free(c);
+}

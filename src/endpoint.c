@@ -1,0 +1,265 @@
+#include "endpoint.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "alloc.h"
+#include "error_int.h"
+
+static int dup_opt(char **dst, const char *src)
+{
+    *dst = NULL;
+    if (src && !(*dst = rk__strdup(src)))
+        return RK_ENOMEM;
+    return RK_OK;
+}
+
+int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
+{
+    *dst = *src;
+    const rk__tls_options *t = &src->tls_opts;
+    rk__tls_options *d = &dst->tls_opts;
+    if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||
+        dup_opt(&dst->username, src->username) || dup_opt(&dst->password, src->password) ||
+        dup_opt(&d->ca_file, t->ca_file) || dup_opt(&d->ca_dir, t->ca_dir) ||
+        dup_opt(&d->cert_file, t->cert_file) || dup_opt(&d->key_file, t->key_file) ||
+        dup_opt(&d->server_name, t->server_name)) {
+        rk__endpoint_clear(dst);
+        return rk__err(RK_ENOMEM, "cannot copy connection settings");
+    }
+    return RK_OK;
+}
+
+static void free_secret(char *s)
+{
+    if (!s)
+        return;
+    /* Passwords should not linger in freed heap memory. */
+    volatile char *p = s;
+    while (*p)
+        *p++ = 0;
+    rk__free(s);
+}
+
+void rk__endpoint_clear(rk__endpoint *ep)
+{
+    rk__free(ep->host);
+    rk__free(ep->path);
+    rk__free(ep->username);
+    free_secret(ep->password);
+    rk__free(ep->tls_opts.ca_file);
+    rk__free(ep->tls_opts.ca_dir);
+    rk__free(ep->tls_opts.cert_file);
+    rk__free(ep->tls_opts.key_file);
+    rk__free(ep->tls_opts.server_name);
+    memset(ep, 0, sizeof *ep);
+}
+
+const char *rk__endpoint_name(const rk__endpoint *ep, char *buf, size_t cap)
+{
+    if (ep->path)
+        snprintf(buf, cap, "unix:%s", ep->path);
+    else if (ep->host && strchr(ep->host, ':'))
+        snprintf(buf, cap, "[%s]:%u", ep->host, ep->port);
+    else
+        snprintf(buf, cap, "%s:%u", ep->host ? ep->host : "?", ep->port);
+    return buf;
+}
+
+/* ---- URI parsing ---- */
+
+typedef struct {
+    const char *b, *e;
+} span;
+
+static int hexval(int c)
+{
+    if (isdigit(c))
+        return c - '0';
+    c = tolower(c);
+    return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Percent-decode into a new string. */
+static int decode(char **out, span s, const char *what, const char *part)
+{
+    char *d = rk__malloc((size_t)(s.e - s.b) + 1), *o = d;
+    if (!d)
+        return rk__err(RK_ENOMEM, "%s: cannot allocate", what);
+    for (const char *p = s.b; p < s.e; p++) {
+        if (*p != '%') {
+            *o++ = *p;
+            continue;
+        }
+        int hi = p + 2 < s.e ? hexval((unsigned char)p[1]) : -1;
+        int lo = p + 2 < s.e ? hexval((unsigned char)p[2]) : -1;
+        if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) { /* %00 would cut the C string */
+            rk__free(d);
+            return rk__err(RK_EINVAL, "%s: invalid percent-escape in the %s", what, part);
+        }
+        *o++ = (char)(hi * 16 + lo);
+        p += 2;
+    }
+    *o = '\0';
+    *out = d;
+    return RK_OK;
+}
+
+static int parse_uint(const char *b, const char *e, unsigned long max, unsigned long *out)
+{
+    unsigned long v = 0;
+    if (b == e || e - b > 10)
+        return -1;
+    for (const char *p = b; p < e; p++) {
+        if (!isdigit((unsigned char)*p))
+            return -1;
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_db(rk__endpoint *ep, span s, const char *what)
+{
+    unsigned long db;
+    if (parse_uint(s.b, s.e, 1000000, &db) != 0)
+        return rk__err(RK_EINVAL, "%s: database '%.*s' is not a number", what, (int)(s.e - s.b),
+                       s.b);
+    ep->db = (unsigned)db;
+    return RK_OK;
+}
+
+static int parse_query(rk__endpoint *ep, span q, const char *what)
+{
+    while (q.b < q.e) {
+        const char *amp = memchr(q.b, '&', (size_t)(q.e - q.b));
+        span item = {q.b, amp ? amp : q.e};
+        q.b = amp ? amp + 1 : q.e;
+        if (item.b == item.e)
+            continue;
+        if (item.e - item.b > 3 && !strncasecmp(item.b, "db=", 3)) {
+            int rc = parse_db(ep, (span){item.b + 3, item.e}, what);
+            if (rc != RK_OK)
+                return rc;
+            continue;
+        }
+        const char *eq = memchr(item.b, '=', (size_t)(item.e - item.b));
+        int n = (int)((eq ? eq : item.e) - item.b);
+        return rk__err(RK_EINVAL, "%s: unknown query parameter '%.*s' (only db is accepted)", what,
+                       n, item.b);
+    }
+    return RK_OK;
+}
+
+static int parse_userinfo(rk__endpoint *ep, span u, const char *what)
+{
+    const char *colon = memchr(u.b, ':', (size_t)(u.e - u.b));
+    span user = {u.b, colon ? colon : u.e};
+    int rc = RK_OK;
+    if (user.e > user.b)
+        rc = decode(&ep->username, user, what, "user name");
+    if (rc == RK_OK && colon)
+        rc = decode(&ep->password, (span){colon + 1, u.e}, what, "password");
+    return rc;
+}
+
+static int parse_hostport(rk__endpoint *ep, span h, const char *what)
+{
+    const char *port = NULL;
+    span host = h;
+    if (h.b < h.e && *h.b == '[') {
+        const char *close = memchr(h.b, ']', (size_t)(h.e - h.b));
+        if (!close)
+            return rk__err(RK_EINVAL, "%s: IPv6 address is missing its ']'", what);
+        host = (span){h.b + 1, close};
+        if (close + 1 < h.e) {
+            if (close[1] != ':')
+                return rk__err(RK_EINVAL, "%s: unexpected text after the IPv6 address", what);
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(h.b, ':', (size_t)(h.e - h.b));
+        if (colon) {
+            host.e = colon;
+            port = colon + 1;
+        }
+    }
+    ep->port = 6379;
+    if (port) {
+        unsigned long p;
+        if (parse_uint(port, h.e, 65535, &p) != 0 || p == 0)
+            return rk__err(RK_EINVAL, "%s: port '%.*s' is not in 1..65535", what, (int)(h.e - port),
+                           port);
+        ep->port = (uint16_t)p;
+    }
+    if (host.b == host.e)
+        return (ep->host = rk__strdup("localhost")) ? RK_OK : rk__err(RK_ENOMEM, "%s", what);
+    return decode(&ep->host, host, what, "host");
+}
+
+/* Split `scheme://authority/path?query` once the scheme is known. */
+static int parse_after_scheme(rk__endpoint *ep, span rest, bool is_unix, const char *what)
+{
+    const char *q = memchr(rest.b, '?', (size_t)(rest.e - rest.b));
+    span query = {q ? q + 1 : rest.e, rest.e};
+    rest.e = q ? q : rest.e;
+    const char *slash = memchr(rest.b, '/', (size_t)(rest.e - rest.b));
+    span auth = {rest.b, slash ? slash : rest.e}, path = {slash ? slash : rest.e, rest.e};
+    const char *at = NULL;
+    for (const char *p = auth.b; p < auth.e; p++)
+        if (*p == '@')
+            at = p; /* the last '@': raw '@' in passwords still parses */
+    int rc = at ? parse_userinfo(ep, (span){auth.b, at}, what) : RK_OK;
+    if (at)
+        auth.b = at + 1;
+    if (rc == RK_OK && is_unix) {
+        if (auth.b != auth.e)
+            return rk__err(RK_EINVAL, "%s: unix URI needs an absolute path (unix:///path)", what);
+        if (path.e - path.b < 2)
+            return rk__err(RK_EINVAL, "%s: unix URI has no socket path", what);
+        rc = decode(&ep->path, path, what, "socket path");
+    } else if (rc == RK_OK) {
+        rc = parse_hostport(ep, auth, what);
+        if (rc == RK_OK && path.e - path.b > 1)
+            rc = parse_db(ep, (span){path.b + 1, path.e}, what);
+    }
+    return rc == RK_OK ? parse_query(ep, query, what) : rc;
+}
+
+static void clear_address(rk__endpoint *ep)
+{
+    rk__free(ep->host);
+    rk__free(ep->path);
+    rk__free(ep->username);
+    free_secret(ep->password);
+    ep->host = ep->path = ep->username = ep->password = NULL;
+}
+
+int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
+{
+    clear_address(ep);
+    const char *sep = strstr(uri, "://");
+    if (!sep)
+        return rk__err(RK_EINVAL, "%s: expected scheme://..., e.g. redis://host:6379/0", what);
+    span scheme = {uri, sep};
+    bool is_unix = false;
+    if (sep - uri == 5 && !strncasecmp(uri, "redis", 5))
+        ep->tls = false;
+    else if (sep - uri == 6 && !strncasecmp(uri, "rediss", 6))
+        ep->tls = true;
+    else if (sep - uri == 4 && !strncasecmp(uri, "unix", 4))
+        is_unix = true;
+    else
+        return rk__err(RK_EINVAL, "%s: unknown scheme '%.*s' (expected redis, rediss or unix)",
+                       what, (int)(scheme.e - scheme.b), scheme.b);
+    span rest = {sep + 3, uri + strlen(uri)};
+    int rc = parse_after_scheme(ep, rest, is_unix, what);
+    if (rc != RK_OK)
+        clear_address(ep);
+    return rc;
+}

@@ -1,0 +1,42 @@
+/* Where and how to connect: the resolved form of the connection and credential configuration,
+ * shared by the transport (address, TLS) and the connection (AUTH, SELECT). */
+#ifndef RK_ENDPOINT_H
+#define RK_ENDPOINT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct rk__tls_options {
+    char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
+    bool verify;
+} rk__tls_options;
+
+typedef struct rk__endpoint {
+    char *host; /* TCP host name or address; NULL for a Unix socket */
+    uint16_t port;
+    char *path; /* Unix socket path, or NULL */
+    bool tls;
+    rk__tls_options tls_opts;
+    char *username; /* NULL: AUTH <password> alone */
+    char *password; /* NULL: no AUTH */
+    unsigned db;
+    uint64_t connect_timeout_ms;
+} rk__endpoint;
+
+/* Deep copy into `*dst` (zeroed first). RK_OK or RK_ENOMEM. */
+int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src);
+
+/* Free the strings and zero the struct. */
+void rk__endpoint_clear(rk__endpoint *ep);
+
+/* "host:port", "[v6]:port" or "unix:/path" into buf, for messages. Returns buf. */
+const char *rk__endpoint_name(const rk__endpoint *ep, char *buf, size_t cap);
+
+/* Parse redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or
+ * unix:///path/to/socket[?db=N] into `ep` (whose previous strings are freed; `db` is set only
+ * when the URI names one).
+ * RK_EINVAL names `what` (the configuration key) and the problem, never the password. */
+int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what);
+
+#endif

@@ -1,0 +1,238 @@
+#include "resolve.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "config_int.h"
+#include "error_int.h"
+#include "references_int.h"
+
+#define DAY_MS 86400000u
+
+static int dup_value(char **dst, const char *v)
+{
+    *dst = NULL;
+    if (v && !(*dst = rk__strdup(v)))
+        return rk__err(RK_ENOMEM, "cannot copy an option value");
+    return RK_OK;
+}
+
+int rk__options_parse(rk__options *o, const rk_config *cfg)
+{
+    memset(o, 0, sizeof *o);
+    int rc;
+    if ((rc = rk__config_u64(cfg, "options.connect_timeout", 5000, 1, DAY_MS,
+                             &o->connect_timeout_ms)) ||
+        (rc = rk__config_u64(cfg, "options.timeout", 30000, 1, DAY_MS, &o->timeout_ms)) ||
+        (rc = rk__config_u64(cfg, "options.retries", 3, 0, 1000, &o->retries)) ||
+        (rc = rk__config_u64(cfg, "options.db_num", 0, 0, 1000000, &o->db)) ||
+        (rc = rk__config_u64(cfg, "options.retry_timeout", 100, 1, DAY_MS, &o->retry_timeout_ms)) ||
+        (rc = rk__config_u64(cfg, "options.max_connections", 8, 1, 1024, &o->max_connections)) ||
+        (rc = rk__config_u64(cfg, "options.default_ttl", 60000, 1, UINT64_MAX - 1,
+                             &o->default_ttl_ms)) ||
+        (rc = rk__config_u64(cfg, "options.lock_timeout", 5000, 1, DAY_MS, &o->lock_timeout_ms)) ||
+        (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
+        (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {
+        rk__options_clear(o);
+        return rc;
+    }
+    o->prefix_len = o->prefix ? strlen(o->prefix) : 0;
+    return RK_OK;
+}
+
+void rk__options_clear(rk__options *o)
+{
+    rk__free(o->prefix);
+    rk__free(o->resource_tag);
+    memset(o, 0, sizeof *o);
+}
+
+/* ---- sections: "connections.<name>.*" wins over "connection.*", as in pip-services ---- */
+
+typedef struct {
+    rk_config **items;
+    size_t count;
+} section_list;
+
+static void sections_free(section_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        rk_config_free(l->items[i]);
+    rk__free(l->items);
+    l->items = NULL;
+    l->count = 0;
+}
+
+static int sections_get(section_list *l, const rk_config *cfg, const char *many, const char *one)
+{
+    char *names;
+    size_t n;
+    l->items = NULL;
+    l->count = 0;
+    int rc = rk__config_subsections(&names, &n, cfg, many);
+    if (rc != RK_OK)
+        return rc;
+    size_t want = n ? n : 1;
+    if (!(l->items = rk__calloc(want, sizeof *l->items))) {
+        rk__free(names);
+        return rk__err(RK_ENOMEM, "cannot list %s", many);
+    }
+    const char *name = names;
+    for (size_t i = 0; rc == RK_OK && i < n; i++, name += strlen(name) + 1) {
+        char prefix[256];
+        snprintf(prefix, sizeof prefix, "%s.%s", many, name);
+        if ((rc = rk__config_section(&l->items[l->count], cfg, prefix)) == RK_OK)
+            l->count++;
+    }
+    rk__free(names);
+    if (rc == RK_OK && n == 0 && (rc = rk__config_section(&l->items[0], cfg, one)) == RK_OK) {
+        if (rk_config_count(l->items[0]) > 0)
+            l->count = 1;
+        else
+            rk_config_free(l->items[0]);
+    }
+    if (rc != RK_OK)
+        sections_free(l);
+    return rc;
+}
+
+/* Configured values first, discovered (or stored) values on top of them. */
+static int merge(rk_config **out, const rk_config *base, const rk_config *top)
+{
+    int rc = rk__config_copy(out, base);
+    const char *k, *v;
+    for (size_t i = 0; rc == RK_OK && rk_config_entry(top, i, &k, &v); i++)
+        rc = rk_config_set(*out, k, v);
+    if (rc != RK_OK) {
+        rk_config_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+typedef int (*lookup_fn)(const rk_references *, const rk_context *, const char *, rk_config **);
+
+/* The first section without `via_key`, else the first one `lookup` resolves. `*out` stays
+ * NULL when nothing is configured or found. */
+static int pick(rk_config **out, const section_list *l, const char *via_key, lookup_fn lookup,
+                const rk_references *refs, const rk_context *ctx, bool merge_found)
+{
+    *out = NULL;
+    for (size_t i = 0; i < l->count; i++)
+        if (!rk_config_get(l->items[i], via_key))
+            return rk__config_copy(out, l->items[i]);
+    for (size_t i = 0; i < l->count; i++) {
+        rk_config *found;
+        int rc = lookup(refs, ctx, rk_config_get(l->items[i], via_key), &found);
+        if (rc != RK_OK)
+            return rc;
+        if (!found)
+            continue;
+        if (!merge_found) {
+            *out = found;
+            return RK_OK;
+        }
+        rc = merge(out, l->items[i], found);
+        rk_config_free(found);
+        return rc;
+    }
+    return RK_OK;
+}
+
+static const char *either(const rk_config *c, const char *a, const char *b)
+{
+    const char *v = rk_config_get(c, a);
+    return v ? v : rk_config_get(c, b);
+}
+
+static int apply_connection(rk__endpoint *ep, const rk_config *conn)
+{
+    const char *uri = rk_config_get(conn, "uri");
+    if (uri)
+        return rk__uri_parse(ep, uri, "connection.uri");
+    const char *protocol = rk_config_get(conn, "protocol"), *host = either(conn, "host", "ip");
+    uint64_t port;
+    int rc = rk__config_u64(conn, "port", 6379, 1, 65535, &port);
+    if (rc != RK_OK)
+        return rk__err_prefix("connection.port: ");
+    if (protocol && strcmp(protocol, "redis") && strcmp(protocol, "rediss"))
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "connection.protocol: '%s' is not redis or rediss", protocol);
+    ep->tls = protocol && !strcmp(protocol, "rediss");
+    ep->port = (uint16_t)port;
+    ep->host = rk__strdup(host && *host ? host : "localhost");
+    return ep->host ? RK_OK : rk__err(RK_ENOMEM, "cannot copy the host name");
+}
+
+static int apply_credential(rk__endpoint *ep, const rk_config *cred)
+{
+    const char *user = either(cred, "username", "user"), *pass = either(cred, "password", "pass");
+    if (user) {
+        rk__free(ep->username);
+        if (!(ep->username = rk__strdup(user)))
+            return rk__err(RK_ENOMEM, "cannot copy the user name");
+    }
+    if (pass) {
+        rk__free(ep->password);
+        if (!(ep->password = rk__strdup(pass)))
+            return rk__err(RK_ENOMEM, "cannot copy the password");
+    }
+    return RK_OK;
+}
+
+static int resolve_connection(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
+                              const rk_context *ctx)
+{
+    section_list l;
+    rk_config *conn = NULL;
+    int rc = sections_get(&l, cfg, "connections", "connection");
+    if (rc == RK_OK && l.count == 0)
+        rc = rk__err(RK_ENOCONN, "Connection is not configured (set connection.host, "
+                                 "connection.uri or connection.discovery_key)");
+    if (rc == RK_OK)
+        rc = pick(&conn, &l, "discovery_key", rk__references_discover, refs, ctx, true);
+    if (rc == RK_OK && !conn)
+        rc = rk__err(RK_ENOCONN,
+                     "Connection is not configured: discovery_key '%s' was not "
+                     "found",
+                     rk_config_get(l.items[0], "discovery_key"));
+    if (rc == RK_OK)
+        rc = apply_connection(ep, conn);
+    rk_config_free(conn);
+    sections_free(&l);
+    return rc;
+}
+
+static int resolve_credential(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
+                              const rk_context *ctx)
+{
+    section_list l;
+    rk_config *cred = NULL;
+    int rc = sections_get(&l, cfg, "credentials", "credential");
+    if (rc == RK_OK && l.count)
+        rc = pick(&cred, &l, "store_key", rk__references_credential, refs, ctx, false);
+    if (rc == RK_OK && l.count && !cred)
+        rc = rk__err_named(RK_EINVAL, "MISSING_CREDENTIALS", "Misconfiguration", NULL,
+                           "credential store_key '%s' was not found in the credential store",
+                           rk_config_get(l.items[0], "store_key"));
+    if (rc == RK_OK && cred)
+        rc = apply_credential(ep, cred);
+    rk_config_free(cred);
+    sections_free(&l);
+    return rc;
+}
+
+int rk__resolve_endpoint(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
+                         const rk__options *o, const rk_context *ctx)
+{
+    memset(ep, 0, sizeof *ep);
+    ep->db = (unsigned)o->db;
+    ep->connect_timeout_ms = o->connect_timeout_ms;
+    int rc = resolve_connection(ep, cfg, refs, ctx);
+    if (rc == RK_OK)
+        rc = resolve_credential(ep, cfg, refs, ctx);
+    if (rc != RK_OK)
+        rk__endpoint_clear(ep);
+    return rc;
+}

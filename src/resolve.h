@@ -1,0 +1,35 @@
+/* From configuration and references to what a component runs with: its options (validated at
+ * configure) and its endpoint (resolved at open, through discovery and the credential store
+ * when the configuration asks for them). */
+#ifndef RK_RESOLVE_H
+#define RK_RESOLVE_H
+
+#include "endpoint.h"
+#include "redkit/config.h"
+
+typedef struct rk__options {
+    uint64_t connect_timeout_ms; /* options.connect_timeout, 5000 */
+    uint64_t timeout_ms;         /* options.timeout, 30000: one operation, reconnects included */
+    uint64_t retries;            /* options.retries, 3 */
+    uint64_t db;                 /* options.db_num, 0 */
+    uint64_t retry_timeout_ms;   /* options.retry_timeout, 100 */
+    uint64_t max_connections;    /* options.max_connections, 8 */
+    uint64_t default_ttl_ms;     /* options.default_ttl, 60000 */
+    char *prefix;                /* options.prefix, "" */
+    size_t prefix_len;
+    char *resource_tag;       /* options.resource_tag (memolock), NULL */
+    uint64_t lock_timeout_ms; /* options.lock_timeout (memolock), 5000 */
+} rk__options;
+
+/* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. */
+int rk__options_parse(rk__options *o, const rk_config *cfg);
+void rk__options_clear(rk__options *o);
+
+/* Resolve the connection (connections.<name>.* or connection.*; the first entry without
+ * discovery_key wins, else discovery) and the credential (likewise, with store_key).
+ * RK_ENOCONN when nothing is configured or discovered, RK_EREF when a lookup needs a missing
+ * reference, RK_EINVAL for bad values. */
+int rk__resolve_endpoint(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
+                         const rk__options *o, const rk_context *ctx);
+
+#endif

@@ -1,0 +1,88 @@
+#include "scripts.h"
+
+#include <openssl/sha.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "error_int.h"
+
+rk__script rk__script_release = {"lock release",
+                                 "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                 "  redis.call('DEL', KEYS[1])\n"
+                                 "  redis.call('PUBLISH', ARGV[2], KEYS[1])\n"
+                                 "  return 1\n"
+                                 "end\n"
+                                 "return 0\n",
+                                 ""};
+
+rk__script rk__script_extend = {"lock extend",
+                                "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+                                "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+                                "end\n"
+                                "return 0\n",
+                                ""};
+
+rk__script rk__script_memo_store = {"memolock store",
+                                    "if ARGV[2] == '' then\n"
+                                    "  redis.call('SET', KEYS[1], ARGV[1])\n"
+                                    "else\n"
+                                    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                                    "end\n"
+                                    "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
+                                    "if redis.call('GET', KEYS[2]) == ARGV[4] then\n"
+                                    "  redis.call('DEL', KEYS[2])\n"
+                                    "  return 1\n"
+                                    "end\n"
+                                    "return 0\n",
+                                    ""};
+
+static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
+
+static void hash_one(rk__script *s)
+{
+    unsigned char md[SHA_DIGEST_LENGTH];
+    SHA1((const unsigned char *)s->source, strlen(s->source), md);
+    for (int i = 0; i < SHA_DIGEST_LENGTH; i++)
+        snprintf(s->sha + 2 * i, 3, "%02x", md[i]);
+}
+
+static void hash_all(void)
+{
+    hash_one(&rk__script_release);
+    hash_one(&rk__script_extend);
+    hash_one(&rk__script_memo_store);
+}
+
+#define MAX_ARGS 16
+
+static int run_once(rk__conn *c, const char *verb, const char *body, int nkeys, int nargs,
+                    const char *const *args, const size_t *lens, redisReply **reply,
+                    uint64_t deadline)
+{
+    const char *argv[MAX_ARGS + 3];
+    size_t argvlen[MAX_ARGS + 3];
+    char nk[8];
+    argv[0] = verb, argvlen[0] = strlen(verb);
+    argv[1] = body, argvlen[1] = strlen(body);
+    argv[2] = nk, argvlen[2] = (size_t)snprintf(nk, sizeof nk, "%d", nkeys);
+    for (int i = 0; i < nargs; i++)
+        argv[3 + i] = args[i], argvlen[3 + i] = lens[i];
+    rk__cmd cmd = {3 + nargs, argv, argvlen};
+    return rk__conn_exec(c, &cmd, 1, reply, deadline);
+}
+
+int rk__script_run(rk__conn *c, rk__script *script, int nkeys, int nargs, const char *const *args,
+                   const size_t *lens, redisReply **reply, uint64_t deadline)
+{
+    pthread_once(&sha_once, hash_all);
+    if (nargs > MAX_ARGS)
+        return rk__err(RK_EINVAL, "%s script: too many arguments", script->name);
+    int rc = run_once(c, "EVALSHA", script->sha, nkeys, nargs, args, lens, reply, deadline);
+    if (rc == RK_OK && (*reply)->type == REDIS_REPLY_ERROR &&
+        !strncmp((*reply)->str, "NOSCRIPT", 8)) {
+        rk__reply_free(*reply);
+        rc = run_once(c, "EVAL", script->source, nkeys, nargs, args, lens, reply, deadline);
+    }
+    return rc;
+}

@@ -1,0 +1,26 @@
+/* The Lua scripts redkit runs, in one place with their SHA1. They are sent with EVALSHA and
+ * fall back to EVAL when the server answers NOSCRIPT (after a restart or SCRIPT FLUSH). */
+#ifndef RK_SCRIPTS_H
+#define RK_SCRIPTS_H
+
+#include "conn.h"
+
+typedef struct rk__script {
+    const char *name;
+    const char *source;
+    char sha[41];
+} rk__script;
+
+/* KEYS[1] lock, ARGV[1] token, ARGV[2] channel: delete if ours, then notify waiters. 1/0. */
+extern rk__script rk__script_release;
+/* KEYS[1] lock, ARGV[1] token, ARGV[2] ttl ms: PEXPIRE if ours. 1/0. */
+extern rk__script rk__script_extend;
+/* KEYS[1] value, KEYS[2] lock, ARGV[1] value, ARGV[2] ttl ms or "" (none), ARGV[3] channel,
+ * ARGV[4] token: store, publish, release the lock if ours. 1 if the lock was ours, else 0. */
+extern rk__script rk__script_memo_store;
+
+/* Run `script` with `nkeys` keys followed by arguments (args[i], lens[i]); one reply. */
+int rk__script_run(rk__conn *c, rk__script *script, int nkeys, int nargs, const char *const *args,
+                   const size_t *lens, redisReply **reply, uint64_t deadline);
+
+#endif

@@ -1,0 +1,428 @@
+#include "subscriber.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "conn.h"
+#include "error_int.h"
+#include "map.h"
+
+#define LINGER_MS 1000u    /* keep an unused channel subscribed this long */
+#define PING_IDLE_MS 5000u /* PING after this long without traffic */
+#define MAX_BACKOFF_MS 1000u
+#define MAX_POLL_MS 1000u
+#define BATCH 512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
+
+typedef enum { CH_NEW, CH_SUBSCRIBING, CH_ACTIVE, CH_UNSUBSCRIBING } ch_state;
+
+typedef struct rk__channel {
+    ch_state state;
+    size_t refs;
+    uint64_t idle_since;
+    rk__waiter *waiters;
+} rk__channel;
+
+struct rk__subscriber {
+    const char *kind;
+    pthread_mutex_t mu;
+    rk__map channels; /* name -> rk__channel; only the thread removes entries */
+    const rk__endpoint *ep;
+    uint64_t timeout_ms;
+    bool open, running, stopping;
+    bool dirty; /* some channel needs SUBSCRIBE */
+    pthread_t thread;
+    int wake_fd;
+    rk__conn *conn; /* used by the thread only */
+    uint64_t last_traffic, ping_sent, next_sweep;
+};
+
+static pthread_condattr_t mono_attr;
+static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
+
+static void init_attr(void)
+{
+    pthread_condattr_init(&mono_attr);
+    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
+}
+
+static void wake_thread(rk__subscriber *s)
+{
+    uint64_t one = 1;
+    ssize_t n = write(s->wake_fd, &one, sizeof one);
+    (void)n; /* a full counter already means "wake up" */
+}
+
+int rk__subscriber_new(rk__subscriber **out, const char *kind)
+{
+    pthread_once(&attr_once, init_attr);
+    rk__subscriber *s = rk__calloc(1, sizeof *s);
+    *out = NULL;
+    if (!s)
+        return rk__err(RK_ENOMEM, "cannot allocate a %s subscriber", kind);
+    s->kind = kind;
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (s->wake_fd < 0 || pthread_mutex_init(&s->mu, NULL) != 0) {
+        if (s->wake_fd >= 0)
+            close(s->wake_fd);
+        rk__free(s);
+        return rk__err_cause(RK_ERROR, strerror(errno), "cannot create a %s subscriber", kind);
+    }
+    *out = s;
+    return RK_OK;
+}
+
+static void free_channel(void *c) { rk__free(c); }
+
+void rk__subscriber_free(rk__subscriber *s)
+{
+    if (!s)
+        return;
+    rk__subscriber_close(s);
+    rk__map_clear(&s->channels, free_channel);
+    pthread_mutex_destroy(&s->mu);
+    close(s->wake_fd);
+    rk__free(s);
+}
+
+void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, uint64_t timeout_ms)
+{
+    pthread_mutex_lock(&s->mu);
+    s->ep = ep;
+    s->timeout_ms = timeout_ms;
+    s->open = true;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void wake_waiters(rk__channel *ch)
+{
+    for (rk__waiter *w = ch->waiters; w; w = w->next)
+        pthread_cond_signal(&w->cv);
+}
+
+void rk__subscriber_close(rk__subscriber *s)
+{
+    pthread_mutex_lock(&s->mu);
+    bool running = s->running;
+    s->open = false;
+    s->stopping = true;
+    wake_thread(s);
+    pthread_mutex_unlock(&s->mu);
+    if (running)
+        pthread_join(s->thread, NULL);
+    pthread_mutex_lock(&s->mu);
+    s->running = s->stopping = false;
+    for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
+        wake_waiters(e->value);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the dispatch thread ---- */
+
+static void drop_conn(rk__subscriber *s)
+{
+    rk__conn_free(s->conn);
+    s->conn = NULL;
+    for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
+        ((rk__channel *)e->value)->state = CH_NEW;
+}
+
+/* Forget channels nobody waits on; everything else must be subscribed again. */
+static void reset_channels(rk__subscriber *s)
+{
+    rk__map_entry *e = rk__map_next(&s->channels, NULL), *next;
+    for (; e; e = next) {
+        next = rk__map_next(&s->channels, e);
+        rk__channel *ch = e->value;
+        if (ch->refs == 0) {
+            rk__free(rk__map_remove(&s->channels, e->key, e->klen));
+        } else {
+            ch->state = CH_NEW;
+            s->dirty = true;
+        }
+    }
+}
+
+static void deliver(rk__subscriber *s, const redisReply *name, const redisReply *payload)
+{
+    rk__channel *ch = rk__map_get(&s->channels, name->str, name->len);
+    if (!ch)
+        return;
+    for (rk__waiter *w = ch->waiters; w; w = w->next) {
+        if (w->want_payload && payload->type == REDIS_REPLY_STRING &&
+            rk_buf_set(&w->payload, payload->str, payload->len) != RK_OK)
+            w->recheck = true; /* no memory for the copy: let the waiter read Redis */
+        else
+            w->message = true;
+        pthread_cond_signal(&w->cv);
+    }
+}
+
+static void confirmed(rk__subscriber *s, const redisReply *name, bool subscribed)
+{
+    rk__channel *ch = rk__map_get(&s->channels, name->str, name->len);
+    if (!ch)
+        return;
+    if (subscribed && ch->state == CH_SUBSCRIBING) {
+        ch->state = CH_ACTIVE;
+        for (rk__waiter *w = ch->waiters; w; w = w->next)
+            w->recheck = true;
+        wake_waiters(ch);
+    } else if (!subscribed && ch->state == CH_UNSUBSCRIBING) {
+        if (ch->refs == 0) {
+            rk__free(rk__map_remove(&s->channels, name->str, name->len));
+        } else {
+            ch->state = CH_NEW; /* a waiter came back meanwhile */
+            s->dirty = true;
+        }
+    }
+}
+
+static bool is(const redisReply *r, const char *word)
+{
+    return r->type == REDIS_REPLY_STRING && r->len == strlen(word) && !memcmp(r->str, word, r->len);
+}
+
+static void handle(rk__subscriber *s, const redisReply *r)
+{
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
+        return; /* +PONG outside subscribe mode, or an error reply (e.g. NOPERM) */
+    const redisReply *kind = r->element[0], *name = r->element[1];
+    if (is(kind, "message") && r->elements == 3 && name->type == REDIS_REPLY_STRING)
+        deliver(s, name, r->element[2]);
+    else if ((is(kind, "subscribe") || is(kind, "unsubscribe")) && name->type == REDIS_REPLY_STRING)
+        confirmed(s, name, is(kind, "subscribe"));
+}
+
+/* Gather channel names in `want` state (switching them to `next`), up to BATCH. */
+static size_t collect(rk__subscriber *s, const char **argv, size_t *len, ch_state want,
+                      ch_state next, uint64_t now)
+{
+    size_t n = 1;
+    rk__map_entry *e = rk__map_next(&s->channels, NULL), *following;
+    for (; e && n <= BATCH; e = following) {
+        following = rk__map_next(&s->channels, e);
+        rk__channel *ch = e->value;
+        bool expired = ch->refs == 0 && now - ch->idle_since >= LINGER_MS;
+        if (want == CH_ACTIVE && ch->refs == 0 && ch->state == CH_NEW && expired) {
+            rk__free(rk__map_remove(&s->channels, e->key, e->klen)); /* never subscribed */
+            continue;
+        }
+        if (ch->state != want || (want == CH_ACTIVE && !expired) ||
+            (want == CH_NEW && ch->refs == 0))
+            continue;
+        ch->state = next;
+        argv[n] = e->key;
+        len[n++] = e->klen;
+    }
+    return n - 1;
+}
+
+static int send_changes(rk__subscriber *s)
+{
+    const char *argv[BATCH + 1];
+    size_t len[BATCH + 1];
+    uint64_t now = rk__now_ms(), deadline = rk__deadline(s->timeout_ms);
+    int rc = RK_OK;
+    size_t n;
+    if (s->dirty) {
+        s->dirty = false;
+        while (rc == RK_OK && (n = collect(s, argv, len, CH_NEW, CH_SUBSCRIBING, now)) > 0) {
+            argv[0] = "SUBSCRIBE", len[0] = 9;
+            rc = rk__conn_send(s->conn, &(rk__cmd){(int)n + 1, argv, len}, 1, deadline);
+        }
+    }
+    if (rc == RK_OK && now >= s->next_sweep) {
+        s->next_sweep = now + LINGER_MS / 2;
+        while (rc == RK_OK && (n = collect(s, argv, len, CH_ACTIVE, CH_UNSUBSCRIBING, now)) > 0) {
+            argv[0] = "UNSUBSCRIBE", len[0] = 11;
+            rc = rk__conn_send(s->conn, &(rk__cmd){(int)n + 1, argv, len}, 1, deadline);
+        }
+    }
+    if (rc == RK_OK && !s->ping_sent && now - s->last_traffic >= PING_IDLE_MS) {
+        argv[0] = "PING", len[0] = 4;
+        rc = rk__conn_send(s->conn, &(rk__cmd){1, argv, len}, 1, deadline);
+        s->ping_sent = now;
+    }
+    return rc;
+}
+
+/* Dispatch every complete reply buffered in the parser. Called with the lock held. */
+static int dispatch(rk__subscriber *s, size_t got)
+{
+    int rc = RK_OK;
+    if (redisReaderFeed(s->conn->reader, s->conn->rbuf, got) != REDIS_OK)
+        return RK_ENOMEM;
+    for (redisReply *r; (rc = rk__conn_buffered(s->conn, &r)) == RK_OK && r;) {
+        s->last_traffic = rk__now_ms();
+        s->ping_sent = 0;
+        handle(s, r);
+        rk__reply_free(r);
+    }
+    return rc;
+}
+
+static void connect_now(rk__subscriber *s, unsigned *failures)
+{
+    rk__conn *c;
+    const rk__endpoint *ep = s->ep;
+    pthread_mutex_unlock(&s->mu);
+    int rc = rk__conn_open(&c, ep, rk__deadline(s->timeout_ms));
+    pthread_mutex_lock(&s->mu);
+    if (rc == RK_OK) {
+        *failures = 0;
+        s->conn = c;
+        s->last_traffic = rk__now_ms();
+        s->ping_sent = 0;
+        reset_channels(s);
+        return;
+    }
+    /* Waiters keep polling on their timers meanwhile. */
+    uint64_t pause = 50u << (*failures < 5 ? *failures : 5);
+    (*failures)++;
+    struct pollfd p = {s->wake_fd, POLLIN, 0};
+    pthread_mutex_unlock(&s->mu);
+    poll(&p, 1, (int)(pause < MAX_BACKOFF_MS ? pause : MAX_BACKOFF_MS));
+    pthread_mutex_lock(&s->mu);
+}
+
+static uint64_t poll_until(const rk__subscriber *s)
+{
+    uint64_t now = rk__now_ms(), until = now + MAX_POLL_MS;
+    if (s->ping_sent) {
+        uint64_t dead = s->ping_sent + s->timeout_ms;
+        if (dead < until)
+            until = dead;
+    }
+    return until;
+}
+
+static void *run(void *arg)
+{
+    rk__subscriber *s = arg;
+    unsigned failures = 0;
+    uint64_t drain;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stopping) {
+        if (!s->conn) {
+            connect_now(s, &failures);
+            continue;
+        }
+        if (send_changes(s) != RK_OK ||
+            (s->ping_sent && rk__now_ms() - s->ping_sent >= s->timeout_ms)) {
+            drop_conn(s); /* no answer to PING: the connection is dead */
+            continue;
+        }
+        bool readable, woken;
+        size_t got = 0;
+        uint64_t until = poll_until(s);
+        pthread_mutex_unlock(&s->mu);
+        /* Only this thread touches the connection, so it reads without the lock. */
+        int rc = rk__transport_poll(&s->conn->tr, s->wake_fd, until, &readable, &woken);
+        if (woken)
+            while (read(s->wake_fd, &drain, sizeof drain) > 0)
+                ;
+        if (rc == RK_OK && readable)
+            rc = rk__transport_read(&s->conn->tr, s->conn->rbuf, sizeof s->conn->rbuf, &got,
+                                    rk__deadline(s->timeout_ms));
+        pthread_mutex_lock(&s->mu);
+        if (rc != RK_OK || (got && dispatch(s, got) != RK_OK))
+            drop_conn(s);
+    }
+    drop_conn(s);
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+/* ---- waiters ---- */
+
+int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, size_t len,
+                        bool want_payload, uint64_t confirm_until)
+{
+    memset(w, 0, sizeof *w);
+    w->want_payload = want_payload;
+    pthread_mutex_lock(&s->mu);
+    if (!s->open) {
+        pthread_mutex_unlock(&s->mu);
+        return rk__err(RK_ENOTOPEN, "Connection is not opened (%s closed)", s->kind);
+    }
+    rk__channel *ch = rk__map_get(&s->channels, channel, len);
+    if (!ch) {
+        if (!(ch = rk__calloc(1, sizeof *ch)) ||
+            rk__map_put(&s->channels, channel, len, ch, NULL) != RK_OK) {
+            rk__free(ch);
+            pthread_mutex_unlock(&s->mu);
+            return rk__err(RK_ENOMEM, "%s subscriber: cannot register a channel", s->kind);
+        }
+    }
+    pthread_cond_init(&w->cv, &mono_attr);
+    w->chan = ch;
+    w->next = ch->waiters;
+    if (ch->waiters)
+        ch->waiters->prev = w;
+    ch->waiters = w;
+    ch->refs++;
+    if (ch->state == CH_NEW) {
+        s->dirty = true;
+        wake_thread(s);
+    }
+    int rc = RK_OK;
+    if (!s->running) {
+        s->stopping = false;
+        if (pthread_create(&s->thread, NULL, run, s) == 0)
+            s->running = true;
+        else
+            rc = rk__err(RK_ERROR, "%s subscriber: cannot start its thread", s->kind);
+    }
+    struct timespec ts;
+    rk__timespec_at(&ts, confirm_until);
+    while (rc == RK_OK && s->open && ch->state != CH_ACTIVE && rk__now_ms() < confirm_until)
+        pthread_cond_timedwait(&w->cv, &s->mu, &ts);
+    w->recheck = false; /* the caller checks Redis next anyway */
+    if (rc == RK_OK && !s->open)
+        rc = rk__err(RK_ENOTOPEN, "Connection is not opened (%s closed)", s->kind);
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why)
+{
+    struct timespec ts;
+    rk__timespec_at(&ts, until);
+    pthread_mutex_lock(&s->mu);
+    while (s->open && !w->message && !w->recheck && rk__now_ms() < until)
+        pthread_cond_timedwait(&w->cv, &s->mu, &ts);
+    *why = w->message ? RK__WAKE_MESSAGE : w->recheck ? RK__WAKE_RECHECK : RK__WAKE_TIMER;
+    w->message = w->recheck = false;
+    bool open = s->open;
+    pthread_mutex_unlock(&s->mu);
+    return open ? RK_OK : rk__err(RK_ENOTOPEN, "Connection is not opened (%s closed)", s->kind);
+}
+
+void rk__subscriber_leave(rk__subscriber *s, rk__waiter *w)
+{
+    rk__channel *ch = w->chan;
+    if (!ch)
+        return;
+    pthread_mutex_lock(&s->mu);
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        ch->waiters = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    if (--ch->refs == 0) {
+        ch->idle_since = rk__now_ms();
+        if (s->next_sweep > ch->idle_since + LINGER_MS)
+            s->next_sweep = ch->idle_since + LINGER_MS;
+    }
+    pthread_mutex_unlock(&s->mu);
+    pthread_cond_destroy(&w->cv);
+    rk_buf_free(&w->payload);
+    w->chan = NULL;
+}

@@ -1,0 +1,57 @@
+/* One Pub/Sub connection and a dispatch thread, shared by every waiter of a component.
+ *
+ * A waiter joins a channel, re-checks Redis, then sleeps until a message on its channel, a
+ * re-check request or its own timer. SUBSCRIBE happens when a channel's first waiter joins and
+ * the channel stays subscribed a while (linger) after its last waiter leaves, so hot keys do
+ * not pay a round trip per wait. Pub/Sub loses messages sent while disconnected: after a
+ * reconnect every channel is subscribed again and each of its waiters is asked to re-check
+ * once the subscription is confirmed. Waiters must re-check Redis on every wake-up and poll on
+ * their own timer, so a lost message costs at most their polling interval. */
+#ifndef RK_SUBSCRIBER_H
+#define RK_SUBSCRIBER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "endpoint.h"
+#include "redkit/common.h"
+
+typedef struct rk__subscriber rk__subscriber;
+struct rk__channel;
+
+/* Lives on the waiting thread's stack between join and leave. */
+typedef struct rk__waiter {
+    struct rk__waiter *next, *prev;
+    struct rk__channel *chan;
+    pthread_cond_t cv;
+    bool want_payload;
+    bool message;   /* a message arrived since the last wait */
+    bool recheck;   /* the subscription was (re)confirmed: state may have changed unseen */
+    rk_buf payload; /* last message, when want_payload */
+} rk__waiter;
+
+typedef enum { RK__WAKE_TIMER, RK__WAKE_MESSAGE, RK__WAKE_RECHECK } rk__wake;
+
+int rk__subscriber_new(rk__subscriber **out, const char *kind);
+void rk__subscriber_free(rk__subscriber *s);
+
+/* Serve `ep` (valid until the next open or free). */
+void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, uint64_t timeout_ms);
+
+/* Stop the thread and drop the connection; waiters return RK_ENOTOPEN. */
+void rk__subscriber_close(rk__subscriber *s);
+
+/* Register `w` on `channel` and wait until the subscription is confirmed or `confirm_until`
+ * passes (the waiter then relies on its timer until it is). RK_ENOTOPEN after close. */
+int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, size_t len,
+                        bool want_payload, uint64_t confirm_until);
+
+/* Sleep until a message, a re-check request or `until`. `*why` says which; for a message the
+ * payload (if wanted) is in w->payload. RK_ENOTOPEN after close. */
+int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why);
+
+/* Unregister; frees w->payload. Safe after a failed join. */
+void rk__subscriber_leave(rk__subscriber *s, rk__waiter *w);
+
+#endif

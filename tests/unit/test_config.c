@@ -1,0 +1,272 @@
+/* ConfigParams semantics (pip-services fromString/fromTuples), options validation, and the
+ * connection/credential resolution that needs no server. */
+#include "alloc.h"
+#include "config_int.h"
+#include "harness.h"
+#include "resolve.h"
+
+static rk_config *parse(const char *s)
+{
+    rk_config *cfg = NULL;
+    ASSERT_OK(rk_config_from_string(&cfg, s));
+    return cfg;
+}
+
+static void from_string(void)
+{
+    rk_config *cfg = parse(" connection.host = redis.local ;connection.port=6380;;"
+                           "credential.password=a=b=c; empty= ");
+    ASSERT_EQ(rk_config_count(cfg), 4);
+    ASSERT_STR_EQ(rk_config_get(cfg, "connection.host"), "redis.local");
+    ASSERT_STR_EQ(rk_config_get(cfg, "connection.port"), "6380");
+    ASSERT_STR_EQ(rk_config_get(cfg, "credential.password"), "a=b=c"); /* first '=' splits */
+    ASSERT_STR_EQ(rk_config_get(cfg, "empty"), "");
+    ASSERT_TRUE(rk_config_get(cfg, "missing") == NULL);
+    rk_config_free(cfg);
+    cfg = parse("");
+    ASSERT_EQ(rk_config_count(cfg), 0);
+    rk_config_free(cfg);
+    ASSERT_OK(rk_config_from_string(&cfg, NULL));
+    ASSERT_EQ(rk_config_count(cfg), 0);
+    rk_config_free(cfg);
+}
+
+static void from_string_errors(void)
+{
+    rk_config *cfg = (rk_config *)1;
+    ASSERT_RC(rk_config_from_string(&cfg, "a=1;connection.host localhost;b=2"), RK_EINVAL);
+    ASSERT_TRUE(cfg == NULL);
+    ASSERT_CONTAINS(rk_last_error()->message, "'connection.host localhost' has no '='");
+    ASSERT_RC(rk_config_from_string(&cfg, "=value"), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "empty key");
+    ASSERT_RC(rk_config_from_string(NULL, "a=1"), RK_EINVAL);
+}
+
+static void duplicates_and_case(void)
+{
+    rk_config *cfg = parse("a.b=1;c=2;A.B=3");
+    ASSERT_EQ(rk_config_count(cfg), 2); /* later value replaces, keeps the first position */
+    ASSERT_STR_EQ(rk_config_get(cfg, "a.b"), "3");
+    const char *k, *v;
+    ASSERT_TRUE(rk_config_entry(cfg, 0, &k, &v));
+    ASSERT_STR_EQ(k, "a.b");
+    ASSERT_TRUE(rk_config_entry(cfg, 1, &k, &v));
+    ASSERT_STR_EQ(k, "c");
+    ASSERT_FALSE(rk_config_entry(cfg, 2, &k, &v));
+    ASSERT_OK(rk_config_set(cfg, "C", NULL));
+    ASSERT_EQ(rk_config_count(cfg), 1);
+    rk_config_free(cfg);
+}
+
+static void from_tuples(void)
+{
+    rk_config *cfg;
+    ASSERT_OK(rk_config_from_tuples(&cfg, "connection.host", "h", "connection.port", "1", NULL));
+    ASSERT_STR_EQ(rk_config_get(cfg, "connection.port"), "1");
+    rk_config_free(cfg);
+    ASSERT_RC(rk_config_from_tuples(&cfg, "connection.host", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "'connection.host' has no value");
+    ASSERT_TRUE(cfg == NULL);
+}
+
+static void option_defaults(void)
+{
+    rk__options o;
+    ASSERT_OK(rk__options_parse(&o, NULL));
+    ASSERT_EQ(o.connect_timeout_ms, 5000);
+    ASSERT_EQ(o.timeout_ms, 30000);
+    ASSERT_EQ(o.retries, 3);
+    ASSERT_EQ(o.db, 0);
+    ASSERT_EQ(o.retry_timeout_ms, 100);
+    ASSERT_EQ(o.max_connections, 8);
+    ASSERT_EQ(o.default_ttl_ms, 60000);
+    ASSERT_EQ(o.lock_timeout_ms, 5000);
+    ASSERT_TRUE(o.prefix == NULL && o.resource_tag == NULL);
+    rk__options_clear(&o);
+}
+
+static void bad_option(const char *s, const char *key)
+{
+    rk__options o;
+    rk_config *cfg = parse(s);
+    ASSERT_RC(rk__options_parse(&o, cfg), RK_EINVAL);
+    ASSERT_ERROR(RK_EINVAL, "BAD_CONFIG", "Misconfiguration");
+    ASSERT_CONTAINS(rk_last_error()->message, key);
+    rk_config_free(cfg);
+}
+
+static void option_errors(void)
+{
+    bad_option("options.timeout=abc", "options.timeout");
+    bad_option("options.timeout=-5", "options.timeout");
+    bad_option("options.timeout=0", "options.timeout");
+    bad_option("options.retries=1e3", "options.retries");
+    bad_option("options.max_connections=0", "options.max_connections");
+    bad_option("options.connect_timeout=99999999999999999999999", "options.connect_timeout");
+    bad_option("options.retry_timeout= ", "options.retry_timeout");
+}
+
+static void unknown_options_are_ignored(void)
+{
+    rk__options o;
+    rk_config *cfg = parse("options.max_size=1000;options.bogus=x;other.thing=1");
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    rk_cache *c;
+    ASSERT_OK(rk_cache_new(&c));
+    cfg = parse("connection.host=h;options.bogus=1");
+    ASSERT_OK(rk_cache_configure(c, cfg));
+    rk_config_free(cfg);
+    rk_cache_free(c);
+}
+
+static void sections(void)
+{
+    rk_config *cfg = parse("connections.b.host=hb;connections.a.host=ha;connections.b.port=2;"
+                           "connection.host=ignored;x=1"),
+              *sec;
+    char *names;
+    size_t n;
+    ASSERT_OK(rk__config_subsections(&names, &n, cfg, "connections"));
+    ASSERT_EQ(n, 2);
+    ASSERT_STR_EQ(names, "b");
+    ASSERT_STR_EQ(names + 2, "a");
+    rk__free(names);
+    ASSERT_OK(rk__config_section(&sec, cfg, "connections.b"));
+    ASSERT_EQ(rk_config_count(sec), 2);
+    ASSERT_STR_EQ(rk_config_get(sec, "port"), "2");
+    rk_config_free(sec);
+    rk_config_free(cfg);
+}
+
+static rk__endpoint resolved(const char *s, const rk_references *refs)
+{
+    rk__options o;
+    rk__endpoint ep;
+    rk_config *cfg = parse(s);
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    ASSERT_OK(rk__resolve_endpoint(&ep, cfg, refs, &o, NULL));
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    return ep;
+}
+
+static int resolve_fails(const char *s, const rk_references *refs)
+{
+    rk__options o;
+    rk__endpoint ep;
+    rk_config *cfg = parse(s);
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    int rc = rk__resolve_endpoint(&ep, cfg, refs, &o, NULL);
+    ASSERT_TRUE(rc != RK_OK);
+    ASSERT_TRUE(ep.host == NULL && ep.password == NULL);
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    return rc;
+}
+
+static void resolve_host_port(void)
+{
+    rk__endpoint ep = resolved("connection.host=cache;connection.port=7000;options.db_num=3;"
+                               "credential.username=app;credential.password=pw",
+                               NULL);
+    ASSERT_STR_EQ(ep.host, "cache");
+    ASSERT_EQ(ep.port, 7000);
+    ASSERT_EQ(ep.db, 3);
+    ASSERT_STR_EQ(ep.username, "app");
+    ASSERT_STR_EQ(ep.password, "pw");
+    rk__endpoint_clear(&ep);
+    ep = resolved("connection.ip=10.0.0.1", NULL); /* pip-services falls back to "ip" */
+    ASSERT_STR_EQ(ep.host, "10.0.0.1");
+    ASSERT_EQ(ep.port, 6379);
+    rk__endpoint_clear(&ep);
+}
+
+static void resolve_uri_and_credential_precedence(void)
+{
+    rk__endpoint ep = resolved("connection.uri=redis://u1:p1@h:1/5;connection.host=other;"
+                               "credential.password=p2",
+                               NULL);
+    ASSERT_STR_EQ(ep.host, "h");
+    ASSERT_EQ(ep.db, 5);
+    ASSERT_STR_EQ(ep.username, "u1");
+    ASSERT_STR_EQ(ep.password, "p2"); /* credential.* wins over the URI */
+    rk__endpoint_clear(&ep);
+}
+
+static void resolve_connections_first_non_discovery(void)
+{
+    rk__endpoint ep = resolved("connections.a.discovery_key=k;connections.b.host=hb;"
+                               "connections.b.port=2;connection.host=ignored",
+                               NULL);
+    ASSERT_STR_EQ(ep.host, "hb");
+    ASSERT_EQ(ep.port, 2);
+    rk__endpoint_clear(&ep);
+}
+
+static void resolve_errors(void)
+{
+    ASSERT_EQ(resolve_fails("options.timeout=5", NULL), RK_ENOCONN);
+    ASSERT_ERROR(RK_ENOCONN, "NO_CONNECTION", "Misconfiguration");
+    ASSERT_EQ(resolve_fails("connection.port=0", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connection.port");
+    ASSERT_EQ(resolve_fails("connection.port=65536", NULL), RK_EINVAL);
+    ASSERT_EQ(resolve_fails("connection.port=http", NULL), RK_EINVAL);
+    ASSERT_EQ(resolve_fails("connection.uri=memcached://h", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connection.uri");
+    ASSERT_EQ(resolve_fails("connection.protocol=http;connection.host=h", NULL), RK_EINVAL);
+    ASSERT_EQ(resolve_fails("connection.discovery_key=k", NULL), RK_EREF);
+    ASSERT_ERROR(RK_EREF, "REF_ERROR", "Internal");
+    ASSERT_CONTAINS(rk_last_error()->message, "discovery");
+    ASSERT_EQ(resolve_fails("connection.host=h;credential.store_key=s", NULL), RK_EREF);
+    ASSERT_CONTAINS(rk_last_error()->message, "credential store");
+}
+
+static void resolve_memory_references(void)
+{
+    rk_references *refs;
+    rk_config *disc = parse("main.host=discovered;main.port=6390"),
+              *store = parse("app.user=jdoe;app.pass=pass123");
+    ASSERT_OK(rk_references_new(&refs));
+    ASSERT_OK(rk_references_set_memory_discovery(refs, disc));
+    ASSERT_OK(rk_references_set_memory_credential_store(refs, store));
+    rk_config_free(disc); /* the references keep copies */
+    rk_config_free(store);
+    rk__endpoint ep = resolved("connection.discovery_key=main;connection.port=1;"
+                               "credential.store_key=app",
+                               refs);
+    ASSERT_STR_EQ(ep.host, "discovered");
+    ASSERT_EQ(ep.port, 6390); /* discovered values win over configured ones */
+    ASSERT_STR_EQ(ep.username, "jdoe");
+    ASSERT_STR_EQ(ep.password, "pass123");
+    rk__endpoint_clear(&ep);
+    ASSERT_EQ(resolve_fails("connection.discovery_key=nope", refs), RK_ENOCONN);
+    ASSERT_CONTAINS(rk_last_error()->message, "'nope' was not found");
+    ASSERT_EQ(resolve_fails("connection.host=h;credential.store_key=nope", refs), RK_EINVAL);
+    ASSERT_ERROR(RK_EINVAL, "MISSING_CREDENTIALS", "Misconfiguration");
+    rk_references_free(refs);
+}
+
+static int failing_discovery(void *ud, const rk_context *ctx, const char *key, rk_config **out)
+{
+    (void)ud, (void)ctx, (void)key, (void)out;
+    return 7; /* a positive code is normalised to RK_ERROR */
+}
+
+static void resolve_callback_failure(void)
+{
+    rk_references *refs;
+    ASSERT_OK(rk_references_new(&refs));
+    ASSERT_OK(rk_references_set_discovery(refs, failing_discovery, NULL));
+    ASSERT_EQ(resolve_fails("connection.discovery_key=x", refs), RK_ERROR);
+    ASSERT_CONTAINS(rk_last_error()->message, "discovery lookup of 'x' failed");
+    rk_references_free(refs);
+}
+
+RKT_MAIN(RKT_CASE(from_string), RKT_CASE(from_string_errors), RKT_CASE(duplicates_and_case),
+         RKT_CASE(from_tuples), RKT_CASE(option_defaults), RKT_CASE(option_errors),
+         RKT_CASE(unknown_options_are_ignored), RKT_CASE(sections), RKT_CASE(resolve_host_port),
+         RKT_CASE(resolve_uri_and_credential_precedence),
+         RKT_CASE(resolve_connections_first_non_discovery), RKT_CASE(resolve_errors),
+         RKT_CASE(resolve_memory_references), RKT_CASE(resolve_callback_failure))

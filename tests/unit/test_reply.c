@@ -1,0 +1,100 @@
+/* The reply path on canned RESP bytes: hiredis' parser building replies with redkit's allocator,
+ * and the mapping of replies to redkit errors. */
+#include "conn.h"
+#include "harness.h"
+
+static redisReply *parse_all(const char *bytes, size_t len)
+{
+    redisReader *r = rk__reader_new();
+    void *reply = NULL;
+    ASSERT_TRUE(r != NULL);
+    /* Byte by byte: partial input must never produce a reply early. */
+    for (size_t i = 0; i < len; i++) {
+        ASSERT_EQ(redisReaderFeed(r, bytes + i, 1), REDIS_OK);
+        ASSERT_EQ(redisReaderGetReply(r, &reply), REDIS_OK);
+        if (i + 1 < len)
+            ASSERT_TRUE(reply == NULL);
+    }
+    ASSERT_TRUE(reply != NULL);
+    redisReaderFree(r);
+    return reply;
+}
+
+#define PARSE(lit) parse_all(lit, sizeof lit - 1)
+
+static void scalars(void)
+{
+    redisReply *r = PARSE("+OK\r\n");
+    ASSERT_EQ(r->type, REDIS_REPLY_STATUS);
+    ASSERT_STR_EQ(r->str, "OK");
+    rk__reply_free(r);
+    r = PARSE(":-42\r\n");
+    ASSERT_EQ(r->type, REDIS_REPLY_INTEGER);
+    ASSERT_EQ(r->integer, -42);
+    rk__reply_free(r);
+    r = PARSE("$-1\r\n");
+    ASSERT_EQ(r->type, REDIS_REPLY_NIL);
+    rk__reply_free(r);
+}
+
+static void binary_bulk(void)
+{
+    redisReply *r = PARSE("$5\r\na\0b\r\n\r\n");
+    ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+    ASSERT_EQ(r->len, 5);
+    ASSERT_MEM_EQ(r->str, "a\0b\r\n", 5);
+    size_t len;
+    char *s = rk__reply_take_str(r, &len);
+    ASSERT_EQ(len, 5);
+    ASSERT_EQ(s[5], '\0'); /* always NUL-terminated for rk_buf */
+    rk_buf b = {s, len};
+    rk_buf_free(&b);
+}
+
+static void nested_arrays(void)
+{
+    redisReply *r = PARSE("*3\r\n$7\r\nmessage\r\n$2\r\nch\r\n*2\r\n:1\r\n$-1\r\n");
+    ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+    ASSERT_EQ(r->elements, 3);
+    ASSERT_STR_EQ(r->element[0]->str, "message");
+    ASSERT_EQ(r->element[2]->elements, 2);
+    ASSERT_EQ(r->element[2]->element[1]->type, REDIS_REPLY_NIL);
+    rk__reply_free(r);
+    r = PARSE("*0\r\n");
+    ASSERT_EQ(r->elements, 0);
+    rk__reply_free(r);
+}
+
+static void protocol_errors(void)
+{
+    static const char *bad[] = {"!oops\r\n", "$abc\r\n", "*-5x\r\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        redisReader *r = rk__reader_new();
+        void *reply = NULL;
+        redisReaderFeed(r, bad[i], strlen(bad[i]));
+        ASSERT_EQ(redisReaderGetReply(r, &reply), REDIS_ERR);
+        ASSERT_TRUE(reply == NULL);
+        redisReaderFree(r);
+    }
+}
+
+static void error_mapping(void)
+{
+    redisReply *r = PARSE("-NOAUTH Authentication required.\r\n");
+    ASSERT_EQ(rk__reply_expect(r, REDIS_REPLY_STRING, "GET"), RK_EAUTH);
+    ASSERT_ERROR(RK_EAUTH, "UNAUTHORIZED", "Unauthorized");
+    rk__reply_free(r);
+    r = PARSE("-WRONGTYPE Operation against a key holding the wrong kind of value\r\n");
+    ASSERT_EQ(rk__reply_expect(r, REDIS_REPLY_STRING, "GET"), RK_EREPLY);
+    ASSERT_ERROR(RK_EREPLY, "WRONGTYPE", "FailedInvocation");
+    ASSERT_CONTAINS(rk_last_error()->message, "GET failed");
+    rk__reply_free(r);
+    r = PARSE(":1\r\n");
+    ASSERT_EQ(rk__reply_expect(r, REDIS_REPLY_STRING, "GET"), RK_EREPLY);
+    ASSERT_CONTAINS(rk_last_error()->message, "unexpected reply type");
+    ASSERT_OK(rk__reply_expect(r, REDIS_REPLY_INTEGER, "DEL"));
+    rk__reply_free(r);
+}
+
+RKT_MAIN(RKT_CASE(scalars), RKT_CASE(binary_bulk), RKT_CASE(nested_arrays),
+         RKT_CASE(protocol_errors), RKT_CASE(error_mapping))
