@@ -10,5 +10,6 @@
 #include "redkit/config.h"
 #include "redkit/error.h"
 #include "redkit/lock.h"
+#include "redkit/memolock.h"
 
 #endif

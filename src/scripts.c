@@ -7,35 +7,51 @@
 
 #include "error_int.h"
 
-rk__script rk__script_release = {"lock release",
-                                 "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-                                 "  redis.call('DEL', KEYS[1])\n"
-                                 "  redis.call('PUBLISH', ARGV[2], KEYS[1])\n"
-                                 "  return 1\n"
-                                 "end\n"
-                                 "return 0\n",
-                                 ""};
+/* The SHA1 fields are filled on first use. */
 
-rk__script rk__script_extend = {"lock extend",
-                                "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
-                                "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
-                                "end\n"
-                                "return 0\n",
-                                ""};
+rk__script rk__script_release = {
+    .name = "lock release",
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  redis.call('DEL', KEYS[1])\n"
+              "  if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], KEYS[1]) end\n"
+              "  return 1\n"
+              "end\n"
+              "return 0\n",
+};
 
-rk__script rk__script_memo_store = {"memolock store",
-                                    "if ARGV[2] == '' then\n"
-                                    "  redis.call('SET', KEYS[1], ARGV[1])\n"
-                                    "else\n"
-                                    "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                                    "end\n"
-                                    "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
-                                    "if redis.call('GET', KEYS[2]) == ARGV[4] then\n"
-                                    "  redis.call('DEL', KEYS[2])\n"
-                                    "  return 1\n"
-                                    "end\n"
-                                    "return 0\n",
-                                    ""};
+rk__script rk__script_extend = {
+    .name = "lock extend",
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
+              "  return redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+              "end\n"
+              "return 0\n",
+};
+
+rk__script rk__script_memo_store = {
+    .name = "memolock store",
+    .source = "if ARGV[2] == '' then\n"
+              "  redis.call('SET', KEYS[1], ARGV[1])\n"
+              "else\n"
+              "  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+              "end\n"
+              "redis.call('PUBLISH', ARGV[3], ARGV[1])\n"
+              "if redis.call('GET', KEYS[2]) == ARGV[4] then\n"
+              "  redis.call('DEL', KEYS[2])\n"
+              "  return 1\n"
+              "end\n"
+              "return 0\n",
+};
+
+rk__script rk__script_memo_check = {
+    .name = "memolock check",
+    .source = "local v = redis.call('GET', KEYS[1])\n"
+              "if v then return {1, v} end\n"
+              "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])\n"
+              "   or redis.call('GET', KEYS[2]) == ARGV[1] then\n"
+              "  return {2}\n"
+              "end\n"
+              "return {0}\n",
+};
 
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
@@ -52,6 +68,7 @@ static void hash_all(void)
     hash_one(&rk__script_release);
     hash_one(&rk__script_extend);
     hash_one(&rk__script_memo_store);
+    hash_one(&rk__script_memo_check);
 }
 
 #define MAX_ARGS 16

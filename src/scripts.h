@@ -11,13 +11,19 @@ typedef struct rk__script {
     char sha[41];
 } rk__script;
 
-/* KEYS[1] lock, ARGV[1] token, ARGV[2] channel: delete if ours, then notify waiters. 1/0. */
+/* KEYS[1] lock, ARGV[1] token, ARGV[2] channel: delete if ours, then notify waiters on the
+ * channel unless it is "" (the memolock's channel carries values only). 1/0. */
 extern rk__script rk__script_release;
 /* KEYS[1] lock, ARGV[1] token, ARGV[2] ttl ms: PEXPIRE if ours. 1/0. */
 extern rk__script rk__script_extend;
 /* KEYS[1] value, KEYS[2] lock, ARGV[1] value, ARGV[2] ttl ms or "" (none), ARGV[3] channel,
  * ARGV[4] token: store, publish, release the lock if ours. 1 if the lock was ours, else 0. */
 extern rk__script rk__script_memo_store;
+
+/* KEYS[1] value, KEYS[2] lock, ARGV[1] token, ARGV[2] lock ttl ms: {1, value} when the value
+ * exists, {2} when the lock is (now) ours, {0} when someone else holds it. Matching the token
+ * makes a re-run after a lost reply recognise the lock it took. */
+extern rk__script rk__script_memo_check;
 
 /* Run `script` with `nkeys` keys followed by arguments (args[i], lens[i]); one reply. */
 int rk__script_run(rk__conn *c, rk__script *script, int nkeys, int nargs, const char *const *args,
