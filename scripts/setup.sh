@@ -5,7 +5,8 @@
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
-pkgs=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl redis-server redis-tools)
+pkgs=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl redis-server redis-tools
+      libmicrohttpd-dev curl)
 if [ "${1:-}" = "--dev" ]; then
     pkgs+=(clang libclang-rt-14-dev valgrind clang-format)
 fi

@@ -298,7 +298,8 @@ static void close_while_in_use(void)
     atomic_store(&stop_flag, 1);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-    assert_value(shared, "churn", "v", 1);
+    ASSERT_OK(rk_cache_store(shared, NULL, "churn", "after", 5, 5000)); /* still usable */
+    assert_value(shared, "churn", "after", 5);
     rk_cache_free(shared);
 }
 
