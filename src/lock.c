@@ -14,6 +14,8 @@
 #include "token.h"
 
 #define CHANNEL_PREFIX "redkit:lock-released:"
+#define QUEUE_PREFIX "redkit:lock-queue:"
+#define WAITERS_PREFIX "redkit:lock-waiters:"
 #define KEYBUF 256
 
 struct rk_lock {
@@ -101,6 +103,10 @@ typedef struct {
     const char *full;
     size_t full_len;
     char *heap;
+    /* Built on first use by op_names(): the release channel and the waiters' queue keys. */
+    const char *channel, *queue, *waiters;
+    size_t channel_len, queue_len, waiters_len;
+    char *names;
     char buf[KEYBUF];
 } lock_op;
 
@@ -119,18 +125,38 @@ static int op_begin(lock_op *op, rk_lock *l, const char *key)
                             &op->heap);
 }
 
-static void op_end(lock_op *op) { rk__free(op->heap); }
-
-/* "redkit:lock-released:<full key>" in a new allocation. */
-static char *channel_name(const lock_op *op, size_t *len)
+static void op_end(lock_op *op)
 {
-    *len = sizeof CHANNEL_PREFIX - 1 + op->full_len;
-    char *ch = rk__malloc(*len + 1);
-    if (ch) {
-        memcpy(ch, CHANNEL_PREFIX, sizeof CHANNEL_PREFIX - 1);
-        memcpy(ch + sizeof CHANNEL_PREFIX - 1, op->full, op->full_len + 1);
-    }
-    return ch;
+    rk__free(op->heap);
+    rk__free(op->names);
+}
+
+/* "<prefix><full key>" into `dst`; returns the length. */
+static size_t join_name(char *dst, const char *prefix, const lock_op *op)
+{
+    size_t n = strlen(prefix);
+    memcpy(dst, prefix, n);
+    memcpy(dst + n, op->full, op->full_len + 1);
+    return n + op->full_len;
+}
+
+/* redkit:lock-released:<key> (Pub/Sub), redkit:lock-queue:<key> (list of waiting tokens) and
+ * redkit:lock-waiters:<key> (hash of their heartbeats), in one allocation. */
+static int op_names(lock_op *op)
+{
+    if (op->names)
+        return RK_OK;
+    size_t cap = 3 * (op->full_len + 32);
+    char *p = op->names = rk__malloc(cap);
+    if (!p)
+        return rk__err(RK_ENOMEM, "lock '%s': cannot allocate its key names", op->key);
+    op->channel_len = join_name(p, CHANNEL_PREFIX, op);
+    op->channel = p, p += op->channel_len + 1;
+    op->queue_len = join_name(p, QUEUE_PREFIX, op);
+    op->queue = p, p += op->queue_len + 1;
+    op->waiters_len = join_name(p, WAITERS_PREFIX, op);
+    op->waiters = p;
+    return RK_OK;
 }
 
 /* ---- tokens remembered per key ---- */
@@ -205,15 +231,22 @@ static int try_fn(rk__conn *c, void *arg, uint64_t deadline)
     return rc;
 }
 
-static int try_once(rk_lock *l, const lock_op *op, uint64_t ttl_ms, bool *acquired)
+static int give_back(rk_lock *l, lock_op *op, const char *token);
+
+static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
 {
     char token[RK__TOKEN_LEN + 1];
     int rc = rk__token_new(token);
     try_arg a = {op, token, ttl_ms, false, false};
     if (rc == RK_OK)
         rc = rk__component_run(&l->base, op->s, try_fn, &a);
-    if (rc == RK_OK && a.acquired && (rc = remember(l, op, token)) != RK_OK)
-        rc = rk__err_prefix("lock '%s' was acquired but: ", op->key);
+    if (rc == RK_OK && a.acquired)
+        rc = remember(l, op, token);
+    /* Out of memory after the SET went out (reading its reply, or remembering the token): the
+     * lock may be ours without this handle knowing it, so it could neither be released nor
+     * re-acquired until its TTL ran out. The server is fine, so hand it back now. */
+    if (rc == RK_ENOMEM && a.sent)
+        rc = give_back(l, op, token);
     *acquired = rc == RK_OK && a.acquired;
     return rc;
 }
@@ -244,7 +277,93 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
     return rk__ret(rc, ctx);
 }
 
-/* ---- acquire: try, then wait for release notifications with a polling fallback ---- */
+/* ---- scripts: release, extend, and the fair queue ---- */
+
+typedef struct {
+    rk__script *script;
+    int nkeys, nargs;
+    const char *args[6];
+    size_t lens[6];
+    long long result;
+} script_arg;
+
+static int script_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    script_arg *a = arg;
+    redisReply *r;
+    int rc = rk__script_run(c, a->script, a->nkeys, a->nargs, a->args, a->lens, &r, deadline);
+    if (rc == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, a->script->name);
+        a->result = r->integer;
+        rk__reply_free(r);
+    }
+    return rc;
+}
+
+/* Hand the lock to the first live waiter, or delete it; nothing if `token` no longer holds it. */
+static int release_token(rk_lock *l, lock_op *op, const char *token)
+{
+    int rc = op_names(op);
+    if (rc != RK_OK)
+        return rc;
+    script_arg a = {&rk__script_lock_release,
+                    3,
+                    5,
+                    {op->full, op->queue, op->waiters, token, op->channel},
+                    {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN, op->channel_len},
+                    0};
+    return rk__component_run(&l->base, op->s, script_fn, &a);
+}
+
+/* Give back a lock we may hold (the handle could not record it), then report RK_ENOMEM: the
+ * error of the failed acquisition is kept when this works, replaced when it fails too. */
+static int give_back(rk_lock *l, lock_op *op, const char *token)
+{
+    if (release_token(l, op, token) == RK_OK)
+        return RK_ENOMEM;
+    char why[256];
+    snprintf(why, sizeof why, "%s", rk_last_error()->message);
+    return rk__err_cause(RK_ENOMEM, why,
+                         "out of memory acquiring lock '%s', which may stay held until its "
+                         "TTL: giving it back failed",
+                         op->key);
+}
+
+/* One attempt at the fair lock; `alive_ms` > 0 also queues (or refreshes) us as a waiter. */
+static int fair_attempt(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
+                        uint64_t alive_ms, bool *acquired)
+{
+    char ttl[24], alive[24];
+    int rc = op_names(op);
+    script_arg a = {&rk__script_lock_acquire,
+                    3,
+                    6,
+                    {op->full, op->queue, op->waiters, token, ttl, alive},
+                    {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN,
+                     (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms),
+                     (size_t)snprintf(alive, sizeof alive, "%" PRIu64, alive_ms)},
+                    0};
+    if (rc == RK_OK)
+        rc = rk__component_run(&l->base, op->s, script_fn, &a);
+    *acquired = rc == RK_OK && a.result == 1;
+    return rc;
+}
+
+/* Leave the queue at the deadline; the lock may have been handed to us meanwhile. */
+static int leave_queue(rk_lock *l, lock_op *op, const char *token, bool *acquired)
+{
+    script_arg a = {&rk__script_lock_leave,
+                    3,
+                    4,
+                    {op->full, op->queue, op->waiters, token},
+                    {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN},
+                    0};
+    int rc = rk__component_run(&l->base, op->s, script_fn, &a);
+    *acquired = rc == RK_OK && a.result == 1;
+    return rc;
+}
+
+/* ---- acquire: queue up, then wait to be handed the lock ---- */
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
@@ -254,30 +373,81 @@ static int lock_timeout(const char *key)
                          "Acquiring lock %s failed on timeout", key);
 }
 
-static int wait_and_retry(rk_lock *l, const lock_op *op, uint64_t ttl_ms, uint64_t deadline)
+/* A release publishes the token it handed the lock to, or "" when it freed it. */
+typedef enum { TURN_POLL, TURN_OURS } turn;
+
+static int wait_turn(rk_lock *l, rk__waiter *w, const char *token, uint64_t until, turn *t)
 {
-    size_t chlen;
-    char *ch = channel_name(op, &chlen);
-    if (!ch)
-        return rk__err(RK_ENOMEM, "cannot allocate the channel of lock '%s'", op->key);
-    uint64_t retry = op->s->opts.retry_timeout_ms;
-    rk__waiter w;
-    int rc =
-        rk__subscriber_join(l->sub, &w, ch, chlen, false, min_u64(deadline, rk__deadline(retry)));
-    if (rc != RK_ENOTOPEN)
-        rc = RK_OK; /* without a subscription the timer below still bounds every wait */
-    for (bool acquired = false; rc == RK_OK;) {
-        if ((rc = try_once(l, op, ttl_ms, &acquired)) != RK_OK || acquired)
-            break;
-        if (rk__now_ms() >= deadline) {
-            rc = lock_timeout(op->key);
+    rk_buf msg = RK_BUF_INIT;
+    int rc;
+    *t = TURN_POLL;
+    for (;;) {
+        rk__wake why;
+        rc = rk__subscriber_wait(l->sub, w, until, &why, &msg);
+        if (rc != RK_OK || why != RK__WAKE_MESSAGE)
+            break; /* our poll is due, or the subscription was re-made: look again */
+        bool token_sized = msg.len == RK__TOKEN_LEN;
+        if (token_sized && !memcmp(msg.data, token, RK__TOKEN_LEN)) {
+            *t = TURN_OURS;
             break;
         }
-        rk__wake why;
-        rc = rk__subscriber_wait(l->sub, &w, min_u64(deadline, rk__deadline(retry)), &why);
+        if (!token_sized)
+            break; /* freed with nobody queued: try at once */
+        /* handed to another waiter: keep our place until our next poll */
+    }
+    rk_buf_free(&msg);
+    return rc;
+}
+
+/* Waiters poll every retry_timeout; three missed polls (plus scheduling slack) and the others
+ * consider them gone, so a crashed waiter cannot stall the queue for long. */
+static uint64_t alive_ms(const rk__settings *s) { return 3 * s->opts.retry_timeout_ms + 500; }
+
+static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
+                        uint64_t deadline, bool *acquired)
+{
+    uint64_t retry = op->s->opts.retry_timeout_ms;
+    rk__waiter w;
+    int rc = op_names(op);
+    if (rc == RK_OK)
+        rc = rk__subscriber_join(l->sub, &w, op->channel, op->channel_len, true,
+                                 min_u64(deadline, rk__deadline(retry)));
+    if (rc != RK_ENOTOPEN && rc != RK_ENOMEM)
+        rc = RK_OK; /* without a subscription the polls below still find our turn */
+    while (rc == RK_OK) {
+        if ((rc = fair_attempt(l, op, token, ttl_ms, alive_ms(op->s), acquired)) || *acquired)
+            break;
+        if (rk__now_ms() >= deadline) {
+            if ((rc = leave_queue(l, op, token, acquired)) == RK_OK && !*acquired)
+                rc = lock_timeout(op->key);
+            break;
+        }
+        turn t;
+        rc = wait_turn(l, &w, token, min_u64(deadline, rk__deadline(retry)), &t);
+        if (rc == RK_OK && t == TURN_OURS) {
+            *acquired = true; /* the release script set the lock to our token */
+            break;
+        }
     }
     rk__subscriber_leave(l->sub, &w);
-    rk__free(ch);
+    if (rc == RK_ENOTOPEN && !*acquired)
+        leave_queue(l, op, token, acquired); /* best effort: do not hold up the queue */
+    return rc;
+}
+
+static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms)
+{
+    char token[RK__TOKEN_LEN + 1];
+    bool acquired = false;
+    uint64_t deadline = rk__deadline(timeout_ms);
+    int rc = rk__token_new(token);
+    if (rc == RK_OK)
+        rc = fair_attempt(l, op, token, ttl_ms, 0, &acquired);
+    if (rc == RK_OK && !acquired)
+        rc = timeout_ms == 0 ? lock_timeout(op->key)
+                             : wait_in_line(l, op, token, ttl_ms, deadline, &acquired);
+    if (acquired && (rc = remember(l, op, token)) == RK_ENOMEM)
+        rc = give_back(l, op, token);
     return rc;
 }
 
@@ -285,62 +455,30 @@ int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t
                     uint64_t timeout_ms)
 {
     lock_op op;
-    bool acquired = false;
-    uint64_t deadline = rk__deadline(timeout_ms);
     int rc = op_begin(&op, l, key);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
-        rc = try_once(l, &op, ttl_ms, &acquired);
-    if (rc == RK_OK && !acquired)
-        rc = timeout_ms == 0 ? lock_timeout(key) : wait_and_retry(l, &op, ttl_ms, deadline);
+        rc = acquire(l, &op, ttl_ms, timeout_ms);
     op_end(&op);
     return rk__ret(rc, ctx);
 }
 
-/* ---- release and extend: owner-checked scripts ---- */
-
-typedef struct {
-    const lock_op *op;
-    rk__script *script;
-    const char *args[3];
-    size_t lens[3];
-    long long result;
-} script_arg;
-
-static int script_fn(rk__conn *c, void *arg, uint64_t deadline)
-{
-    script_arg *a = arg;
-    redisReply *r;
-    int rc = rk__script_run(c, a->script, 1, 3, a->args, a->lens, &r, deadline);
-    if (rc == RK_OK) {
-        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, a->script->name);
-        a->result = r->integer;
-        rk__reply_free(r);
-    }
-    return rc;
-}
+/* ---- release and extend ---- */
 
 int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
 {
     lock_op op;
     char token[RK__TOKEN_LEN + 1];
-    size_t chlen = 0;
-    char *ch = NULL;
     int rc = op_begin(&op, l, key);
     if (rc == RK_OK)
         recall(l, &op, token);
-    if (rc == RK_OK && *token && !(ch = channel_name(&op, &chlen)))
-        rc = rk__err(RK_ENOMEM, "release '%s': cannot allocate its channel", key);
     if (rc == RK_OK && *token) {
-        script_arg a = {
-            &op, &rk__script_release, {op.full, token, ch}, {op.full_len, RK__TOKEN_LEN, chlen}, 0};
-        if ((rc = rk__component_run(&l->base, op.s, script_fn, &a)) == RK_OK)
-            forget(l, &op, token); /* released, or expired/taken over: ours no more */
+        if ((rc = release_token(l, &op, token)) == RK_OK)
+            forget(l, &op, token); /* released, handed over, or expired: ours no more */
         else
             rk__err_prefix("release '%s': ", key);
     }
-    rk__free(ch);
     op_end(&op);
     return rk__ret(rc, ctx);
 }
@@ -358,8 +496,9 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
         rc = rk__err(RK_ENOTOWNER, "extend '%s': this handle does not hold the lock", key);
     if (rc == RK_OK) {
         script_arg a = {
-            &op,
             &rk__script_extend,
+            1,
+            3,
             {op.full, token, ttl},
             {op.full_len, RK__TOKEN_LEN, (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)},
             0};

@@ -391,13 +391,10 @@ static int await(rk_memolock *m, const names *n, const fetcher *f, uint64_t dead
             break;
         }
         rk__wake why;
-        rc = rk__subscriber_wait(m->sub, &waiter, min_u64(deadline, rk__deadline(retry)), &why);
-        if (rc == RK_OK && why == RK__WAKE_MESSAGE) {
-            rk_buf_free(out);
-            *out = waiter.payload; /* the payload is the value itself */
-            waiter.payload = (rk_buf)RK_BUF_INIT;
+        rc = rk__subscriber_wait(m->sub, &waiter, min_u64(deadline, rk__deadline(retry)), &why,
+                                 out); /* a message's payload is the value itself */
+        if (rc == RK_OK && why == RK__WAKE_MESSAGE)
             break;
-        }
     }
     rk__subscriber_leave(m->sub, &waiter);
     return rc;

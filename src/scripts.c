@@ -10,7 +10,7 @@
 /* The SHA1 fields are filled on first use. */
 
 rk__script rk__script_release = {
-    .name = "lock release",
+    .name = "unlock",
     .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then\n"
               "  redis.call('DEL', KEYS[1])\n"
               "  if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[2], KEYS[1]) end\n"
@@ -53,6 +53,74 @@ rk__script rk__script_memo_check = {
               "return {0}\n",
 };
 
+/* The fair lock. Waiters queue their tokens in a list (KEYS[2]) and keep "alive_until:ttl" in
+ * a hash (KEYS[3]), refreshed on every poll; entries that stop being refreshed are skipped, so a
+ * dead waiter never holds the queue up for long. Times come from the server's clock. */
+#define RK__LUA_NOW                                                                                \
+    "local t = redis.call('TIME')\n"                                                               \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+
+rk__script rk__script_lock_acquire = {
+    .name = "lock acquire",
+    .source =
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end\n" RK__LUA_NOW
+        "local head = redis.call('LINDEX', KEYS[2], 0)\n"
+        "while head do\n"
+        "  local meta = redis.call('HGET', KEYS[3], head)\n"
+        "  if meta and tonumber(string.match(meta, '^(%d+)')) >= now then break end\n"
+        "  redis.call('LPOP', KEYS[2])\n"
+        "  redis.call('HDEL', KEYS[3], head)\n"
+        "  head = redis.call('LINDEX', KEYS[2], 0)\n"
+        "end\n"
+        "if (not head or head == ARGV[1])\n"
+        "   and redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then\n"
+        "  if head then\n"
+        "    redis.call('LPOP', KEYS[2])\n"
+        "    redis.call('HDEL', KEYS[3], head)\n"
+        "  end\n"
+        "  return 1\n"
+        "end\n"
+        "if ARGV[3] ~= '0' then\n"
+        "  local alive = tonumber(ARGV[3])\n"
+        "  if redis.call('HSET', KEYS[3], ARGV[1], (now + alive) .. ':' .. ARGV[2]) == 1 then\n"
+        "    redis.call('RPUSH', KEYS[2], ARGV[1])\n"
+        "  end\n"
+        "  redis.call('PEXPIRE', KEYS[2], alive * 2)\n"
+        "  redis.call('PEXPIRE', KEYS[3], alive * 2)\n"
+        "end\n"
+        "return 0\n",
+};
+
+rk__script rk__script_lock_release = {
+    .name = "lock release",
+    .source = "if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end\n" RK__LUA_NOW
+              "local nxt = redis.call('LPOP', KEYS[2])\n"
+              "while nxt do\n"
+              "  local meta = redis.call('HGET', KEYS[3], nxt)\n"
+              "  redis.call('HDEL', KEYS[3], nxt)\n"
+              "  if meta then\n"
+              "    local alive, ttl = string.match(meta, '^(%d+):(%d+)$')\n"
+              "    if tonumber(alive) >= now then\n"
+              "      redis.call('SET', KEYS[1], nxt, 'PX', ttl)\n"
+              "      redis.call('PUBLISH', ARGV[2], nxt)\n"
+              "      return 2\n"
+              "    end\n"
+              "  end\n"
+              "  nxt = redis.call('LPOP', KEYS[2])\n"
+              "end\n"
+              "redis.call('DEL', KEYS[1])\n"
+              "redis.call('PUBLISH', ARGV[2], '')\n"
+              "return 1\n",
+};
+
+rk__script rk__script_lock_leave = {
+    .name = "lock leave",
+    .source = "if redis.call('GET', KEYS[1]) == ARGV[1] then return 1 end\n"
+              "redis.call('LREM', KEYS[2], 1, ARGV[1])\n"
+              "redis.call('HDEL', KEYS[3], ARGV[1])\n"
+              "return 0\n",
+};
+
 static pthread_once_t sha_once = PTHREAD_ONCE_INIT;
 
 static void hash_one(rk__script *s)
@@ -69,6 +137,9 @@ static void hash_all(void)
     hash_one(&rk__script_extend);
     hash_one(&rk__script_memo_store);
     hash_one(&rk__script_memo_check);
+    hash_one(&rk__script_lock_acquire);
+    hash_one(&rk__script_lock_release);
+    hash_one(&rk__script_lock_leave);
 }
 
 #define MAX_ARGS 16

@@ -390,7 +390,8 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
     return rc;
 }
 
-int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why)
+int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why,
+                        rk_buf *payload)
 {
     struct timespec ts;
     rk__timespec_at(&ts, until);
@@ -398,6 +399,11 @@ int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wa
     while (s->open && !w->message && !w->recheck && rk__now_ms() < until)
         pthread_cond_timedwait(&w->cv, &s->mu, &ts);
     *why = w->message ? RK__WAKE_MESSAGE : w->recheck ? RK__WAKE_RECHECK : RK__WAKE_TIMER;
+    if (*why == RK__WAKE_MESSAGE && payload) {
+        rk_buf_free(payload);
+        *payload = w->payload;
+        w->payload = (rk_buf)RK_BUF_INIT;
+    }
     w->message = w->recheck = false;
     bool open = s->open;
     pthread_mutex_unlock(&s->mu);

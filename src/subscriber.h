@@ -28,7 +28,7 @@ typedef struct rk__waiter {
     bool want_payload;
     bool message;   /* a message arrived since the last wait */
     bool recheck;   /* the subscription was (re)confirmed: state may have changed unseen */
-    rk_buf payload; /* last message, when want_payload */
+    rk_buf payload; /* last message, when want_payload; guarded by the subscriber's mutex */
 } rk__waiter;
 
 typedef enum { RK__WAKE_TIMER, RK__WAKE_MESSAGE, RK__WAKE_RECHECK } rk__wake;
@@ -48,8 +48,11 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
                         bool want_payload, uint64_t confirm_until);
 
 /* Sleep until a message, a re-check request or `until`. `*why` says which; for a message the
- * payload (if wanted) is in w->payload. RK_ENOTOPEN after close. */
-int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why);
+ * payload (if wanted) is moved into `*payload` (freed first), which the caller then owns: the
+ * dispatch thread may already be writing the next one into the waiter. RK_ENOTOPEN after
+ * close. */
+int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why,
+                        rk_buf *payload);
 
 /* Unregister; frees w->payload. Safe after a failed join. */
 void rk__subscriber_leave(rk__subscriber *s, rk__waiter *w);

@@ -5,10 +5,12 @@
  * Wire format (compatible with the pip-services Node/Go/Python/Java/.NET ports):
  * - acquire: `SET <prefix><key> <token> NX PX <ttl>`, token = 32 lowercase hex characters from the
  *   OS CSPRNG, fresh for every acquisition;
- * - release: one Lua script deletes the key only if it still holds our token, then publishes on
- *   `redkit:lock-released:<prefix><key>` so waiters in any redkit process retry at once.
- *   pip-services services never publish, so a waiter on a lock they hold falls back to
- *   re-trying every `options.retry_timeout` ms.
+ * - waiting: redkit waiters queue first come, first served (`redkit:lock-queue:<prefix><key>`);
+ * - release: one Lua script, only if the key still holds our token, hands the lock to the first
+ *   live waiter (sets the key to its token) and publishes that token on
+ *   `redkit:lock-released:<prefix><key>`, or deletes the key. pip-services services neither
+ *   queue nor publish: a redkit waiter behind one of them notices the release at its next poll
+ *   (every `options.retry_timeout` ms). See docs/wire-format.md.
  *
  * Ownership: the handle remembers the token of each key it acquired, so release() needs no
  * token. Every thread using the handle acts as the same owner: a thread may release a lock
@@ -54,8 +56,9 @@ RK_EXTERN int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char 
                                   uint64_t ttl_ms, bool *acquired);
 
 /**
- * Acquire, waiting up to `timeout_ms` (0: one attempt). Waiters wake on release notifications
- * and re-try at least every `options.retry_timeout` ms.
+ * Acquire, waiting up to `timeout_ms` (0: one attempt) in a first-come, first-served queue.
+ * The holder's release hands the lock straight to the next waiter; waiters also poll at least
+ * every `options.retry_timeout` ms.
  * @return RK_OK, RK_ETIMEDOUT ("LOCK_TIMEOUT", category "Conflict"), RK_ENOTOPEN, ...
  */
 RK_EXTERN int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms,

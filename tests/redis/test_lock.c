@@ -2,7 +2,9 @@
  * shared with the other ports, owner safety, notification wake-ups and the polling fallback. */
 #include <ctype.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "redis_env.h"
@@ -312,8 +314,103 @@ static void close_wakes_waiters(void)
     rk_lock_free(waiter);
 }
 
+static long long queue_length(const char *key)
+{
+    char queue[160];
+    snprintf(queue, sizeof queue, "redkit:lock-queue:%s", full(key));
+    redisContext *c = rkt_raw();
+    redisReply *r = rkt_cmd(c, "LLEN", queue, NULL);
+    long long n = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return n;
+}
+
+static void wait_queue_length(const char *key, long long n)
+{
+    while (queue_length(key) < n)
+        usleep(1000);
+}
+
+/* Waiters get the lock in the order they asked for it, each handed it by the previous owner
+ * (their polling interval is a minute, so only the hand-off can serve them). */
+enum { FIFO_N = 4 };
+static int fifo_order[FIFO_N];
+static atomic_int fifo_next;
+
+typedef struct {
+    rk_lock *lock;
+    int index;
+} fifo_job;
+
+static void *fifo_waiter(void *arg)
+{
+    fifo_job *j = arg;
+    ASSERT_OK(rk_lock_acquire(j->lock, NULL, "fifo", 30000, 30000));
+    fifo_order[atomic_fetch_add(&fifo_next, 1)] = j->index;
+    ASSERT_OK(rk_lock_release(j->lock, NULL, "fifo"));
+    return NULL;
+}
+
+static void waiters_are_served_in_order(void)
+{
+    rk_lock *holder = open_lock(NULL);
+    fifo_job jobs[FIFO_N];
+    pthread_t t[FIFO_N];
+    ASSERT_OK(rk_lock_acquire(holder, NULL, "fifo", 30000, 0));
+    for (int i = 0; i < FIFO_N; i++) {
+        jobs[i] = (fifo_job){open_lock("options.retry_timeout=60000"), i};
+        pthread_create(&t[i], NULL, fifo_waiter, &jobs[i]);
+        wait_queue_length("fifo", i + 1); /* queued before the next one starts */
+    }
+    ASSERT_OK(rk_lock_release(holder, NULL, "fifo"));
+    for (int i = 0; i < FIFO_N; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < FIFO_N; i++) {
+        ASSERT_EQ(fifo_order[i], i);
+        rk_lock_free(jobs[i].lock);
+    }
+    ASSERT_EQ(queue_length("fifo"), 0);
+    rk_lock_free(holder);
+}
+
+/* A waiter killed while queued must not stall the queue: once it misses its polls the next
+ * live waiter is served, long before the dead one's lease would have expired. */
+static void dead_waiter_is_skipped(void)
+{
+    rk_lock *holder = open_lock("options.retry_timeout=50");
+    ASSERT_OK(rk_lock_acquire(holder, NULL, "deadq", 30000, 0));
+    (void)rkt_prefix();
+    pid_t pid = fork();
+    if (pid == 0) {
+        rk_lock *l = open_lock("options.retry_timeout=50");
+        rk_lock_acquire(l, NULL, "deadq", 60000, 60000); /* queues, then is killed */
+        _exit(1);
+    }
+    wait_queue_length("deadq", 1);
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    rk_lock *live = open_lock("options.retry_timeout=50");
+    pthread_t t;
+    acquire_job j = {live, "deadq", 20000, -1, 0};
+    pthread_create(&t, NULL, acquire_thread, &j);
+    wait_queue_length("deadq", 2);
+    usleep((3 * 50 + 500 + 100) * 1000); /* the dead waiter's heartbeat window runs out */
+    ASSERT_OK(rk_lock_release(holder, NULL, "deadq"));
+    pthread_join(t, NULL);
+    ASSERT_OK(j.rc);
+    ASSERT_LT(j.elapsed_ms, 20000);
+    redisReply *r = raw("PTTL", "deadq", NULL);
+    ASSERT_TRUE(r->integer > 0 && r->integer <= 5000); /* the live waiter's own lease */
+    freeReplyObject(r);
+    ASSERT_OK(rk_lock_release(live, NULL, "deadq"));
+    rk_lock_free(live);
+    rk_lock_free(holder);
+}
+
 RKT_MAIN(RKT_CASE(fixture_try_acquire), RKT_CASE(fixture_acquire), RKT_CASE(fixture_release_twice),
          RKT_CASE(wire_format), RKT_CASE(release_never_deletes_another_owner),
          RKT_CASE(excludes_and_is_excluded_by_pip_services), RKT_CASE(waiter_wakes_on_release),
          RKT_CASE(polling_fallback), RKT_CASE(extend), RKT_CASE(bad_input),
-         RKT_CASE(threads_share_one_lock), RKT_CASE(close_wakes_waiters))
+         RKT_CASE(threads_share_one_lock), RKT_CASE(close_wakes_waiters),
+         RKT_CASE(waiters_are_served_in_order), RKT_CASE(dead_waiter_is_skipped))
