@@ -315,11 +315,18 @@ static int release_token(rk_lock *l, lock_op *op, const char *token)
     return rk__component_run(&l->base, op->s, script_fn, &a);
 }
 
-/* Give back a lock we may hold (the handle could not record it), then report RK_ENOMEM: the
- * error of the failed acquisition is kept when this works, replaced when it fails too. */
+static int leave_queue(rk_lock *l, lock_op *op, const char *token, bool *acquired);
+
+/* Give back a lock we may hold, and our place in its queue, after the handle could not record
+ * the outcome (out of memory reading the reply or remembering the token); then report
+ * RK_ENOMEM: the error of the failed acquisition is kept when this works, replaced when not. */
 static int give_back(rk_lock *l, lock_op *op, const char *token)
 {
-    if (release_token(l, op, token) == RK_OK)
+    bool held;
+    int rc = release_token(l, op, token);
+    if (rc == RK_OK)
+        rc = leave_queue(l, op, token, &held);
+    if (rc == RK_OK)
         return RK_ENOMEM;
     char why[256];
     snprintf(why, sizeof why, "%s", rk_last_error()->message);
@@ -446,7 +453,9 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
     if (rc == RK_OK && !acquired)
         rc = timeout_ms == 0 ? lock_timeout(op->key)
                              : wait_in_line(l, op, token, ttl_ms, deadline, &acquired);
-    if (acquired && (rc = remember(l, op, token)) == RK_ENOMEM)
+    if (acquired)
+        rc = remember(l, op, token);
+    if (rc == RK_ENOMEM) /* the script may have run: the lock or a queue place may be ours */
         rc = give_back(l, op, token);
     return rc;
 }
