@@ -8,6 +8,7 @@
 
 #include "alloc.h"
 #include "error_int.h"
+#include "tls.h"
 
 static int dup_opt(char **dst, const char *src)
 {
@@ -19,9 +20,15 @@ static int dup_opt(char **dst, const char *src)
 
 int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
 {
-    *dst = *src;
     const rk__tls_options *t = &src->tls_opts;
     rk__tls_options *d = &dst->tls_opts;
+    /* Scalars only: a failed copy must never free strings that still belong to `src`. */
+    *dst = (rk__endpoint){.port = src->port,
+                          .tls = src->tls,
+                          .db = src->db,
+                          .connect_timeout_ms = src->connect_timeout_ms,
+                          .tls_opts = {.insecure = t->insecure, .ctx = t->ctx}};
+    rk__tls_ctx_ref(d->ctx);
     if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||
         dup_opt(&dst->username, src->username) || dup_opt(&dst->password, src->password) ||
         dup_opt(&d->ca_file, t->ca_file) || dup_opt(&d->ca_dir, t->ca_dir) ||
@@ -55,6 +62,7 @@ void rk__endpoint_clear(rk__endpoint *ep)
     rk__free(ep->tls_opts.cert_file);
     rk__free(ep->tls_opts.key_file);
     rk__free(ep->tls_opts.server_name);
+    rk__tls_ctx_unref(ep->tls_opts.ctx);
     memset(ep, 0, sizeof *ep);
 }
 
@@ -142,7 +150,7 @@ static int parse_query(rk__endpoint *ep, span q, const char *what)
         q.b = amp ? amp + 1 : q.e;
         if (item.b == item.e)
             continue;
-        if (item.e - item.b > 3 && !strncasecmp(item.b, "db=", 3)) {
+        if (item.e - item.b >= 3 && !strncasecmp(item.b, "db=", 3)) { /* "db=": not a number */
             int rc = parse_db(ep, (span){item.b + 3, item.e}, what);
             if (rc != RK_OK)
                 return rc;
@@ -253,7 +261,7 @@ int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
     else if (sep - uri == 6 && !strncasecmp(uri, "rediss", 6))
         ep->tls = true;
     else if (sep - uri == 4 && !strncasecmp(uri, "unix", 4))
-        is_unix = true;
+        is_unix = true, ep->tls = false; /* a former rediss:// must not make it TLS */
     else
         return rk__err(RK_EINVAL, "%s: unknown scheme '%.*s' (expected redis, rediss or unix)",
                        what, (int)(scheme.e - scheme.b), scheme.b);

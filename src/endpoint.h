@@ -7,9 +7,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* options.tls_*. Zeroed means verified against the system's CAs, so that an endpoint built
+ * without the options is never silently insecure. */
 typedef struct rk__tls_options {
     char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
-    bool verify;
+    bool insecure; /* options.tls_verify=false */
+    void *ctx;     /* SSL_CTX built from the above at resolve time; copies share it */
 } rk__tls_options;
 
 typedef struct rk__endpoint {
@@ -24,10 +27,10 @@ typedef struct rk__endpoint {
     uint64_t connect_timeout_ms;
 } rk__endpoint;
 
-/* Deep copy into `*dst` (zeroed first). RK_OK or RK_ENOMEM. */
+/* Deep copy into `*dst` (zeroed first; the TLS context is shared). RK_OK or RK_ENOMEM. */
 int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src);
 
-/* Free the strings and zero the struct. */
+/* Free the strings, drop the TLS context and zero the struct. */
 void rk__endpoint_clear(rk__endpoint *ep);
 
 /* "host:port", "[v6]:port" or "unix:/path" into buf, for messages. Returns buf. */

@@ -2,11 +2,13 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "alloc.h"
 #include "config_int.h"
 #include "error_int.h"
 #include "references_int.h"
+#include "tls.h"
 
 #define DAY_MS 86400000u
 
@@ -18,18 +20,96 @@ static int dup_value(char **dst, const char *v)
     return RK_OK;
 }
 
+/* ---- TLS: options.tls and options.tls_* ---- */
+
+static const char *const tls_paths[] = {"options.tls_ca_file", "options.tls_ca_dir",
+                                        "options.tls_cert_file", "options.tls_key_file",
+                                        "options.tls_server_name"};
+
+static bool is_tls_path(const char *key)
+{
+    for (size_t i = 0; i < sizeof tls_paths / sizeof tls_paths[0]; i++)
+        if (!strcasecmp(key, tls_paths[i]))
+            return true;
+    return false;
+}
+
+/* A misspelt TLS option would silently weaken or break verification, so the options.tls_*
+ * family is closed: unknown names and bad values are refused at configure time. */
+static int tls_options_check(const rk_config *cfg)
+{
+    const char *k, *v;
+    bool b;
+    int rc;
+    if ((rc = rk__config_bool(cfg, "options.tls", false, &b)) ||
+        (rc = rk__config_bool(cfg, "options.tls_verify", true, &b)))
+        return rc;
+    for (size_t i = 0; rk_config_entry(cfg, i, &k, &v); i++) {
+        if (strncasecmp(k, "options.tls_", 12) || !strcasecmp(k, "options.tls_verify"))
+            continue;
+        if (!is_tls_path(k))
+            return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                 "unknown TLS option %s (expected options.tls, tls_verify, "
+                                 "tls_ca_file, tls_ca_dir, tls_cert_file, tls_key_file or "
+                                 "tls_server_name)",
+                                 k);
+        if (!*v)
+            return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                 "option %s is empty", k);
+    }
+    return RK_OK;
+}
+
+/* Copy the TLS options into the endpoint and build its TLS context, so that unreadable
+ * certificates fail the open before any connection is tried. */
+static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
+{
+    rk__tls_options *t = &ep->tls_opts;
+    bool on, verify;
+    char peer[80];
+    /* Values were checked by rk__options_parse; options.tls=false never turns rediss:// off. */
+    int rc = rk__config_bool(cfg, "options.tls", false, &on);
+    if (rc == RK_OK)
+        rc = rk__config_bool(cfg, "options.tls_verify", true, &verify);
+    if (rc != RK_OK)
+        return rc;
+    ep->tls = ep->tls || on;
+    if (!ep->tls)
+        return RK_OK;
+    rk__endpoint_name(ep, peer, sizeof peer);
+    if (ep->path)
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "TLS (rediss://, connection.protocol=rediss or options.tls) cannot "
+                             "be used with the Unix socket %s",
+                             peer);
+    char **dst[] = {/* as tls_paths */ &t->ca_file, &t->ca_dir, &t->cert_file, &t->key_file,
+                    &t->server_name};
+    for (size_t i = 0; rc == RK_OK && i < sizeof dst / sizeof dst[0]; i++)
+        rc = dup_value(dst[i], rk_config_get(cfg, tls_paths[i]));
+    t->insecure = !verify;
+    if (rc == RK_OK)
+        rc = rk__tls_ctx_new(t);
+    if (rc == RK_OK && t->insecure) /* redkit has no logging hook: stderr, once per open */
+        fprintf(stderr,
+                "redkit: warning: options.tls_verify=false: the TLS certificate of %s is not "
+                "verified, so anyone on the network path can impersonate the server (insecure)\n",
+                peer);
+    return rc;
+}
+
 int rk__options_parse(rk__options *o, const rk_config *cfg)
 {
     memset(o, 0, sizeof *o);
     int rc;
-    if ((rc = rk__config_u64(cfg, "options.connect_timeout", 5000, 1, DAY_MS,
+    if ((rc = tls_options_check(cfg)) ||
+        (rc = rk__config_u64(cfg, "options.connect_timeout", 5000, 1, DAY_MS,
                              &o->connect_timeout_ms)) ||
         (rc = rk__config_u64(cfg, "options.timeout", 30000, 1, DAY_MS, &o->timeout_ms)) ||
         (rc = rk__config_u64(cfg, "options.retries", 3, 0, 1000, &o->retries)) ||
         (rc = rk__config_u64(cfg, "options.db_num", 0, 0, 1000000, &o->db)) ||
         (rc = rk__config_u64(cfg, "options.retry_timeout", 100, 1, DAY_MS, &o->retry_timeout_ms)) ||
         (rc = rk__config_u64(cfg, "options.max_connections", 8, 1, 1024, &o->max_connections)) ||
-        (rc = rk__config_u64(cfg, "options.default_ttl", 60000, 1, UINT64_MAX - 1,
+        (rc = rk__config_u64(cfg, "options.default_ttl", 60000, 1, INT64_MAX / 2, /* as ttl_ms */
                              &o->default_ttl_ms)) ||
         (rc = rk__config_u64(cfg, "options.lock_timeout", 5000, 1, DAY_MS, &o->lock_timeout_ms)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
@@ -232,6 +312,8 @@ int rk__resolve_endpoint(rk__endpoint *ep, const rk_config *cfg, const rk_refere
     int rc = resolve_connection(ep, cfg, refs, ctx);
     if (rc == RK_OK)
         rc = resolve_credential(ep, cfg, refs, ctx);
+    if (rc == RK_OK)
+        rc = apply_tls(ep, cfg);
     if (rc != RK_OK)
         rk__endpoint_clear(ep);
     return rc;

@@ -151,7 +151,7 @@ int rk__transport_read(rk__transport *t, void *buf, size_t cap, size_t *got, uin
         if (rc != RK_OK)
             return rc == RK_ETIMEDOUT ? io_error(t, rc, "reading", 0) : rc;
         if (t->ssl) {
-            *got = rk__tls_read(t->ssl, buf, cap, &rc);
+            *got = rk__tls_read(t->ssl, t->peer, buf, cap, &rc);
             if (*got)
                 return RK_OK;
             if (rc != RK_ETIMEDOUT)
@@ -178,7 +178,7 @@ int rk__transport_write(rk__transport *t, const void *buf, size_t len, uint64_t 
             return rc == RK_ETIMEDOUT ? io_error(t, rc, "writing", 0) : rc;
         size_t n;
         if (t->ssl) {
-            n = rk__tls_write(t->ssl, p, len, &rc);
+            n = rk__tls_write(t->ssl, t->peer, p, len, &rc);
             if (!n && rc != RK_ETIMEDOUT)
                 return rc;
         } else {
@@ -195,16 +195,21 @@ int rk__transport_write(rk__transport *t, const void *buf, size_t len, uint64_t 
 
 int rk__transport_poll(rk__transport *t, int wake_fd, uint64_t until, bool *readable, bool *woken)
 {
-    struct pollfd p[2] = {{t->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
     *readable = *woken = false;
     if (t->ssl && rk__tls_pending(t->ssl))
         return *readable = true, RK_OK;
-    uint64_t left = rk__remaining_ms(until);
-    int n = poll(p, wake_fd >= 0 ? 2 : 1, left > INT32_MAX ? INT32_MAX : (int)left);
-    if (n < 0 && errno != EINTR)
-        return rk__err_cause(RK_EIO, strerror(errno), "%s: poll failed", t->peer);
-    *readable = n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR));
-    *woken = n > 0 && wake_fd >= 0 && (p[1].revents & POLLIN);
+    do {
+        struct pollfd p[2] = {{t->fd, POLLIN, 0}, {wake_fd, POLLIN, 0}};
+        uint64_t left = rk__remaining_ms(until);
+        int n = poll(p, wake_fd >= 0 ? 2 : 1, left > INT32_MAX ? INT32_MAX : (int)left);
+        if (n < 0 && errno != EINTR)
+            return rk__err_cause(RK_EIO, strerror(errno), "%s: poll failed", t->peer);
+        *readable = n > 0 && (p[0].revents & (POLLIN | POLLHUP | POLLERR));
+        *woken = n > 0 && wake_fd >= 0 && (p[1].revents & POLLIN);
+        /* TLS session tickets wake poll() with nothing for the caller to read: keep waiting. */
+        if (*readable && t->ssl)
+            *readable = rk__tls_readable(t->ssl, t->fd);
+    } while (t->ssl && !*readable && !*woken && rk__remaining_ms(until) > 0);
     return RK_OK;
 }
 
@@ -213,8 +218,11 @@ bool rk__transport_alive(rk__transport *t)
     if (t->fd < 0)
         return false;
     struct pollfd p = {t->fd, POLLIN, 0};
-    /* An idle connection has nothing to read; readable means EOF, an error or stray bytes. */
-    return poll(&p, 1, 0) == 0;
+    /* An idle connection has nothing to read; readable means EOF, an error or stray bytes,
+     * unless TLS protocol records (session tickets) were all that arrived. */
+    if (poll(&p, 1, 0) == 0)
+        return !t->ssl || !rk__tls_pending(t->ssl);
+    return t->ssl && !rk__tls_readable(t->ssl, t->fd);
 }
 
 void rk__transport_close(rk__transport *t)

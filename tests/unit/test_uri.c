@@ -1,6 +1,8 @@
-/* connection.uri parsing: every form the README documents, and every way to get it wrong. */
+/* connection.uri parsing: every form the README documents, and every way to get it wrong;
+ * then the TLS options that complete an endpoint (options.tls*). */
 #include "endpoint.h"
 #include "harness.h"
+#include "resolve.h"
 
 static rk__endpoint ep;
 
@@ -87,6 +89,16 @@ static void unix_socket(void)
     ASSERT_STR_EQ(ep.path, "/var/run/my redis.sock");
 }
 
+/* Parsing into an endpoint that held a rediss:// URI: a unix:// one must not stay TLS. */
+static void reparse_resets_tls(void)
+{
+    parse_ok("rediss://h:1");
+    ASSERT_TRUE(ep.tls);
+    ASSERT_OK(rk__uri_parse(&ep, "unix:///tmp/r.sock", "connection.uri"));
+    ASSERT_FALSE(ep.tls);
+    ASSERT_STR_EQ(ep.path, "/tmp/r.sock");
+}
+
 static void db_only_when_given(void)
 {
     rk__endpoint_clear(&ep);
@@ -137,7 +149,80 @@ static void endpoint_names(void)
     rk__endpoint_clear(&ep);
 }
 
+/* ---- options.tls* ---- */
+
+static int options_rc(const char *settings)
+{
+    rk_config *cfg;
+    rk__options o;
+    ASSERT_OK(rk_config_from_string(&cfg, settings));
+    int rc = rk__options_parse(&o, cfg);
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    return rc;
+}
+
+static int resolve(rk__endpoint *out, const char *settings)
+{
+    rk_config *cfg;
+    rk__options o;
+    ASSERT_OK(rk_config_from_string(&cfg, settings));
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    int rc = rk__resolve_endpoint(out, cfg, NULL, &o, NULL);
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    return rc;
+}
+
+static void tls_option_values(void)
+{
+    ASSERT_OK(options_rc("options.tls=yes;options.tls_verify=No;options.tls_ca_file=/x"));
+    ASSERT_RC(options_rc("options.tls_verify=maybe"), RK_EINVAL);
+    ASSERT_ERROR(RK_EINVAL, "BAD_CONFIG", "Misconfiguration");
+    ASSERT_CONTAINS(rk_last_error()->message, "options.tls_verify: 'maybe' is not a boolean");
+    ASSERT_RC(options_rc("options.tls=2"), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "options.tls: '2'");
+    ASSERT_RC(options_rc("options.TLS_CA_FIEL=/x"), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "unknown TLS option options.TLS_CA_FIEL");
+    ASSERT_RC(options_rc("options.tls_cert_file= "), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "options.tls_cert_file is empty");
+    ASSERT_OK(options_rc("options.tlsx=1;options.timeout=5")); /* not a TLS option: ignored */
+}
+
+static void tls_endpoints(void)
+{
+    rk__endpoint a, b;
+    /* verification is on unless turned off, with the system's CAs when none is named */
+    ASSERT_OK(resolve(&a, "connection.uri=rediss://h:1"));
+    ASSERT_TRUE(a.tls && !a.tls_opts.insecure && a.tls_opts.ctx && !a.tls_opts.ca_file);
+    /* a copy shares the context; each drops its own reference */
+    ASSERT_OK(rk__endpoint_copy(&b, &a));
+    ASSERT_TRUE(b.tls && b.tls_opts.ctx == a.tls_opts.ctx);
+    rk__endpoint_clear(&a);
+    rk__endpoint_clear(&b);
+    ASSERT_OK(resolve(&a, "connection.host=h;connection.protocol=rediss;options.tls=false;"
+                          "options.tls_server_name=redis.internal"));
+    ASSERT_TRUE(a.tls); /* options.tls=false does not turn rediss off */
+    ASSERT_STR_EQ(a.tls_opts.server_name, "redis.internal");
+    rk__endpoint_clear(&a);
+    ASSERT_OK(resolve(&a, "connection.uri=redis://h:1;options.tls=on;options.tls_verify=off"));
+    ASSERT_TRUE(a.tls && a.tls_opts.insecure && a.tls_opts.ctx);
+    rk__endpoint_clear(&a);
+    /* TLS options alone do not turn TLS on */
+    ASSERT_OK(resolve(&a, "connection.uri=redis://h:1;options.tls_ca_file=/nowhere"));
+    ASSERT_TRUE(!a.tls && !a.tls_opts.ctx && !a.tls_opts.ca_file);
+    rk__endpoint_clear(&a);
+    ASSERT_RC(resolve(&a, "connection.uri=unix:///tmp/r.sock;options.tls=1"), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message,
+                    "cannot be used with the Unix socket unix:/tmp/r.sock");
+    ASSERT_TRUE(a.path == NULL && a.tls_opts.ctx == NULL);
+    ASSERT_RC(resolve(&a, "connection.uri=rediss://h:1;options.tls_ca_file=/no/ca.pem"), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "options.tls_ca_file: cannot read '/no/ca.pem'");
+    ASSERT_TRUE(a.host == NULL && a.tls_opts.ctx == NULL);
+}
+
 RKT_MAIN(RKT_CASE(plain_host), RKT_CASE(user_password_port_db), RKT_CASE(password_only),
          RKT_CASE(password_with_colon_and_at), RKT_CASE(ipv6), RKT_CASE(tls_scheme),
-         RKT_CASE(unix_socket), RKT_CASE(db_only_when_given), RKT_CASE(bad_uris),
-         RKT_CASE(errors_never_show_the_password), RKT_CASE(endpoint_names))
+         RKT_CASE(unix_socket), RKT_CASE(reparse_resets_tls), RKT_CASE(db_only_when_given),
+         RKT_CASE(bad_uris), RKT_CASE(errors_never_show_the_password), RKT_CASE(endpoint_names),
+         RKT_CASE(tls_option_values), RKT_CASE(tls_endpoints))
