@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "cache_int.h"
 #include "component.h"
 #include "error_int.h"
 
@@ -102,12 +103,27 @@ static int one(rk_cache *c, const rk__settings *s, int argc, const char **argv,
     return rk__component_exec(&c->base, s, &cmd, 1, reply);
 }
 
+/* Redis refuses an expiry past LLONG_MAX ms from now with a bare "invalid expire time"; the
+ * lock's bound (2^62 - 1 ms) turns that into RK_EINVAL naming the argument. */
+#define MAX_TTL_MS ((uint64_t)INT64_MAX / 2)
+
+static int check_ttl(uint64_t ttl_ms)
+{
+    if (ttl_ms == RK_TTL_NONE || ttl_ms <= MAX_TTL_MS)
+        return RK_OK;
+    return rk__err(RK_EINVAL,
+                   "ttl_ms %" PRIu64 " is too large (at most %" PRIu64 ", or RK_TTL_NONE)", ttl_ms,
+                   MAX_TTL_MS);
+}
+
 static int store(rk_cache *c, const char *key, const void *value, size_t len, uint64_t ttl_ms)
 {
     const rk__settings *s;
     int rc = begin_key(c, key, &s);
     if (rc == RK_OK && !value && len)
         rc = rk__err(RK_EINVAL, "store '%s': value is NULL but len is %zu", key, len);
+    if (rc == RK_OK && check_ttl(ttl_ms) != RK_OK)
+        rc = rk__err_prefix("store '%s': ", key);
     if (rc != RK_OK)
         return rc;
     char kbuf[KEYBUF], ttl[24], *heap;
@@ -166,6 +182,40 @@ static int retrieve(rk_cache *c, const char *key, rk_buf *out)
 int rk_cache_retrieve(rk_cache *c, const rk_context *ctx, const char *key, rk_buf *out)
 {
     return rk__ret(retrieve(c, key, out), ctx);
+}
+
+static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
+{
+    const rk__settings *s;
+    int rc = begin_key(c, key, &s);
+    if (rc == RK_OK && !ttl_ms)
+        rc = rk__err(RK_EINVAL, "ttl '%s': ttl_ms is NULL", key);
+    if (rc != RK_OK)
+        return rc;
+    *ttl_ms = 0;
+    char kbuf[KEYBUF], *heap;
+    const char *argv[2] = {"PTTL"};
+    size_t argvlen[2] = {4};
+    if ((rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap)))
+        return rc;
+    redisReply *r;
+    rc = one(c, s, 2, argv, argvlen, &r);
+    rk__free(heap);
+    if (rc == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "PTTL");
+        long long left = rc == RK_OK ? r->integer : 0;
+        rk__reply_free(r);
+        /* PTTL answers -1 for a key without expiry and -2 for a missing one. */
+        if (rc == RK_OK && left < -1)
+            return rk__err(RK_ENOTFOUND, "ttl '%s': key not found", key);
+        *ttl_ms = left == -1 ? RK_TTL_NONE : (uint64_t)left;
+    }
+    return rc == RK_OK ? RK_OK : rk__err_prefix("ttl '%s': ", key);
+}
+
+int rk_cache_ttl(rk_cache *c, const rk_context *ctx, const char *key, uint64_t *ttl_ms)
+{
+    return rk__ret(ttl_of(c, key, ttl_ms), ctx);
 }
 
 /* Argument vectors "<verb> <prefix><key>..." for a batch, the keys packed in one block. */
@@ -251,7 +301,7 @@ int rk_cache_remove_many(rk_cache *c, const rk_context *ctx, const char *const *
     return rk__ret(remove_many(c, keys, n), ctx);
 }
 
-static int take_values(redisReply *r, size_t n, rk_buf *outs)
+int rk__cache_take_values(redisReply *r, size_t n, rk_buf *outs)
 {
     int rc = rk__reply_expect(r, REDIS_REPLY_ARRAY, "MGET");
     if (rc == RK_OK && r->elements != n)
@@ -281,7 +331,7 @@ static int retrieve_many(rk_cache *c, const char *const *keys, size_t n, rk_buf 
         rk_buf_free(&outs[i]);
     redisReply *r;
     if ((rc = one(c, s, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
-        rc = take_values(r, n, outs);
+        rc = rk__cache_take_values(r, n, outs);
         rk__reply_free(r);
     }
     key_argv_free(&k);
@@ -320,6 +370,8 @@ static int check_entries(const rk_cache_entry *e, size_t n)
         if (!e[i].value && e[i].len)
             return rk__err(RK_EINVAL, "store_many: entries[%zu] ('%s'): value is NULL", i,
                            e[i].key);
+        if (check_ttl(e[i].ttl_ms) != RK_OK)
+            return rk__err_prefix("store_many: entries[%zu] ('%s'): ", i, e[i].key);
     }
     return RK_OK;
 }
@@ -333,10 +385,8 @@ static int set_batch_build(set_batch *b, const rk__settings *s, const rk_cache_e
     b->argv = rk__malloc(n * 5 * sizeof *b->argv);
     b->argvlen = rk__malloc(n * 5 * sizeof *b->argvlen);
     b->text = rk__malloc(text);
-    if (!b->cmds || !b->argv || !b->argvlen || !b->text) {
-        set_batch_free(b);
+    if (!b->cmds || !b->argv || !b->argvlen || !b->text) /* store_many() frees what we got */
         return rk__err(RK_ENOMEM, "store_many: cannot allocate %zu commands", n);
-    }
     char *p = b->text;
     for (size_t i = 0; i < n; i++) {
         const char **argv = b->argv + 5 * i;

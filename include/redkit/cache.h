@@ -71,6 +71,13 @@ RK_EXTERN int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key
  */
 RK_EXTERN int rk_cache_retrieve(rk_cache *c, const rk_context *ctx, const char *key, rk_buf *out);
 
+/**
+ * The time `key` has left (`PTTL`): `*ttl_ms` receives the remaining milliseconds, or
+ * RK_TTL_NONE for a value stored without expiry.
+ * @return RK_OK, RK_ENOTFOUND on a miss (`*ttl_ms` set to 0), or another error.
+ */
+RK_EXTERN int rk_cache_ttl(rk_cache *c, const rk_context *ctx, const char *key, uint64_t *ttl_ms);
+
 /** Delete `key`. @return RK_OK even if the key was absent. */
 RK_EXTERN int rk_cache_remove(rk_cache *c, const rk_context *ctx, const char *key);
 

@@ -138,6 +138,27 @@ static void ttl_semantics(void)
     rk_cache_free(c);
 }
 
+/* rk_cache_ttl reads back what PTTL says: time left, no expiry, or a miss. */
+static void ttl_query(void)
+{
+    rk_cache *c = open_cache(NULL);
+    uint64_t left = 1;
+    ASSERT_OK(rk_cache_store(c, NULL, "timed", "v", 1, 90000));
+    ASSERT_OK(rk_cache_ttl(c, NULL, "timed", &left));
+    ASSERT_TRUE(left > 80000 && left <= 90000);
+    ASSERT_OK(rk_cache_store(c, NULL, "forever", "v", 1, RK_TTL_NONE));
+    ASSERT_OK(rk_cache_ttl(c, NULL, "forever", &left));
+    ASSERT_EQ(left, RK_TTL_NONE);
+    ASSERT_RC(rk_cache_ttl(c, NULL, "absent", &left), RK_ENOTFOUND);
+    ASSERT_ERROR(RK_ENOTFOUND, "NOT_FOUND", "NotFound");
+    ASSERT_CONTAINS(rk_last_error()->message, "absent");
+    ASSERT_EQ(left, 0);
+    ASSERT_RC(rk_cache_ttl(c, NULL, "", &left), RK_EINVAL);
+    ASSERT_RC(rk_cache_ttl(c, NULL, "timed", NULL), RK_EINVAL);
+    ASSERT_OK(rk_cache_remove_many(c, NULL, (const char *[]){"timed", "forever"}, 2));
+    rk_cache_free(c);
+}
+
 /* What redkit writes is plain SET bytes under <prefix><key>, readable by any client. */
 static void wire_format_and_interop(void)
 {
@@ -305,6 +326,6 @@ static void close_while_in_use(void)
 
 RKT_MAIN(RKT_CASE(fixture_store_and_retrieve), RKT_CASE(fixture_retrieve_expired),
          RKT_CASE(fixture_remove), RKT_CASE(binary_values), RKT_CASE(large_value),
-         RKT_CASE(ttl_semantics), RKT_CASE(wire_format_and_interop), RKT_CASE(batches),
-         RKT_CASE(bad_input), RKT_CASE(not_opened), RKT_CASE(threads_share_one_cache),
-         RKT_CASE(close_while_in_use))
+         RKT_CASE(ttl_semantics), RKT_CASE(ttl_query), RKT_CASE(wire_format_and_interop),
+         RKT_CASE(batches), RKT_CASE(bad_input), RKT_CASE(not_opened),
+         RKT_CASE(threads_share_one_cache), RKT_CASE(close_while_in_use))
