@@ -21,8 +21,12 @@
 struct rk_lock {
     rk__component base;
     rk__subscriber *sub;
-    pthread_mutex_t mu; /* guards tokens */
+    pthread_mutex_t mu; /* guards tokens and waiting */
     rk__map tokens;     /* full key -> token (heap string) of locks this handle acquired */
+    /* Acquisitions queued in Redis: close lets them leave the queue before the pool goes, or
+     * a release could hand the lock to a token nobody is waiting for. */
+    unsigned waiting;
+    pthread_cond_t none_waiting;
 };
 
 int rk_lock_new(rk_lock **out)
@@ -41,6 +45,12 @@ int rk_lock_new(rk_lock **out)
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a mutex");
     }
+    if (rc == RK_OK && pthread_cond_init(&l->none_waiting, NULL) != 0) {
+        pthread_mutex_destroy(&l->mu);
+        rk__subscriber_free(l->sub);
+        rk__component_destroy(&l->base);
+        rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
+    }
     if (rc != RK_OK) {
         rk__free(l);
         return rc;
@@ -56,6 +66,7 @@ void rk_lock_free(rk_lock *l)
     rk__subscriber_free(l->sub);
     rk__component_destroy(&l->base);
     rk__map_clear(&l->tokens, rk__free);
+    pthread_cond_destroy(&l->none_waiting);
     pthread_mutex_destroy(&l->mu);
     rk__free(l);
 }
@@ -91,7 +102,11 @@ int rk_lock_close(rk_lock *l, const rk_context *ctx)
 {
     if (!l)
         return rk__ret(rk__err(RK_EINVAL, "rk_lock_close: lock is NULL"), ctx);
-    rk__subscriber_close(l->sub);
+    rk__subscriber_close(l->sub); /* wakes every waiter with RK_ENOTOPEN */
+    pthread_mutex_lock(&l->mu);
+    while (l->waiting)
+        pthread_cond_wait(&l->none_waiting, &l->mu);
+    pthread_mutex_unlock(&l->mu);
     return rk__component_close(&l->base);
 }
 
@@ -300,19 +315,22 @@ static int script_fn(rk__conn *c, void *arg, uint64_t deadline)
     return rc;
 }
 
-/* Hand the lock to the first live waiter, or delete it; nothing if `token` no longer holds it. */
-static int release_token(rk_lock *l, lock_op *op, const char *token)
+/* Hand the lock to the first live waiter, or delete it; nothing if `token` no longer holds it.
+ * `*held` (may be NULL) tells whether it did hold it. */
+static int release_token(rk_lock *l, lock_op *op, const char *token, bool *held)
 {
     int rc = op_names(op);
-    if (rc != RK_OK)
-        return rc;
     script_arg a = {&rk__script_lock_release,
                     3,
                     5,
                     {op->full, op->queue, op->waiters, token, op->channel},
                     {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN, op->channel_len},
                     0};
-    return rk__component_run(&l->base, op->s, script_fn, &a);
+    if (rc == RK_OK)
+        rc = rk__component_run(&l->base, op->s, script_fn, &a);
+    if (held)
+        *held = rc == RK_OK && a.result != 0;
+    return rc;
 }
 
 static int leave_queue(rk_lock *l, lock_op *op, const char *token, bool *acquired);
@@ -323,7 +341,7 @@ static int leave_queue(rk_lock *l, lock_op *op, const char *token, bool *acquire
 static int give_back(rk_lock *l, lock_op *op, const char *token)
 {
     bool held;
-    int rc = release_token(l, op, token);
+    int rc = release_token(l, op, token, NULL);
     if (rc == RK_OK)
         rc = leave_queue(l, op, token, &held);
     if (rc == RK_OK)
@@ -410,11 +428,24 @@ static int wait_turn(rk_lock *l, rk__waiter *w, const char *token, uint64_t unti
  * consider them gone, so a crashed waiter cannot stall the queue for long. */
 static uint64_t alive_ms(const rk__settings *s) { return 3 * s->opts.retry_timeout_ms + 500; }
 
+/* Leave the queue; the lock may have been handed to us meanwhile, and nobody would release it. */
+static void closed_while_waiting(rk_lock *l, lock_op *op, const char *token, bool *acquired)
+{
+    if (!*acquired)
+        leave_queue(l, op, token, acquired);
+    if (*acquired)
+        release_token(l, op, token, NULL);
+    *acquired = false;
+}
+
 static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
                         uint64_t deadline, bool *acquired)
 {
     uint64_t retry = op->s->opts.retry_timeout_ms;
     rk__waiter w;
+    pthread_mutex_lock(&l->mu);
+    l->waiting++;
+    pthread_mutex_unlock(&l->mu);
     int rc = op_names(op);
     if (rc == RK_OK)
         rc = rk__subscriber_join(l->sub, &w, op->channel, op->channel_len, true,
@@ -437,8 +468,12 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
         }
     }
     rk__subscriber_leave(l->sub, &w);
-    if (rc == RK_ENOTOPEN && !*acquired)
-        leave_queue(l, op, token, acquired); /* best effort: do not hold up the queue */
+    if (rc == RK_ENOTOPEN) /* closed while waiting: best effort, do not hold up the queue */
+        closed_while_waiting(l, op, token, acquired);
+    pthread_mutex_lock(&l->mu);
+    if (--l->waiting == 0)
+        pthread_cond_broadcast(&l->none_waiting);
+    pthread_mutex_unlock(&l->mu);
     return rc;
 }
 
@@ -483,7 +518,7 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
     if (rc == RK_OK)
         recall(l, &op, token);
     if (rc == RK_OK && *token) {
-        if ((rc = release_token(l, &op, token)) == RK_OK)
+        if ((rc = release_token(l, &op, token, NULL)) == RK_OK)
             forget(l, &op, token); /* released, handed over, or expired: ours no more */
         else
             rk__err_prefix("release '%s': ", key);
@@ -516,6 +551,47 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
         else if (a.result != 1)
             rc = rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
                          key);
+    }
+    op_end(&op);
+    return rk__ret(rc, ctx);
+}
+
+int rk_lock_token(rk_lock *l, const char *key, char token[RK_LOCK_TOKEN_SIZE])
+{
+    lock_op op;
+    int rc = op_begin(&op, l, key);
+    if (rc == RK_OK && !token)
+        rc = rk__err(RK_EINVAL, "token '%s': token is NULL", key);
+    if (rc == RK_OK) {
+        recall(l, &op, token);
+        if (!*token)
+            rc = rk__err(RK_ENOTOWNER, "token '%s': this handle does not hold the lock", key);
+    }
+    op_end(&op);
+    return rk__ret(rc, NULL);
+}
+
+static bool is_token(const char *s)
+{
+    size_t n = 0;
+    while (n < RK__TOKEN_LEN && ((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+        n++;
+    return n == RK__TOKEN_LEN && !s[n];
+}
+
+int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, const char *token)
+{
+    lock_op op;
+    bool held = false;
+    int rc = op_begin(&op, l, key);
+    if (rc == RK_OK && (!token || !is_token(token)))
+        rc = rk__err(RK_EINVAL, "release '%s': token is not 32 lowercase hex characters", key);
+    if (rc == RK_OK && (rc = release_token(l, &op, token, &held)) != RK_OK)
+        rk__err_prefix("release '%s': ", key);
+    if (rc == RK_OK) {
+        forget(l, &op, token); /* in case this handle acquired it */
+        if (!held)
+            rc = rk__err(RK_ENOTOWNER, "release '%s': the token does not hold the lock", key);
     }
     op_end(&op);
     return rk__ret(rc, ctx);

@@ -41,7 +41,7 @@ RK_EXTERN int rk_lock_set_references(rk_lock *l, const rk_references *refs);
 RK_EXTERN int rk_lock_open(rk_lock *l, const rk_context *ctx);
 RK_EXTERN bool rk_lock_is_open(const rk_lock *l);
 
-/** Close connections; waiters in rk_lock_acquire() return RK_ENOTOPEN promptly. */
+/** Close connections; waiters in rk_lock_acquire() leave the queue and return RK_ENOTOPEN. */
 RK_EXTERN int rk_lock_close(rk_lock *l, const rk_context *ctx);
 
 /** Close if needed and free. Held locks are not released (they expire). NULL-safe. */
@@ -75,6 +75,25 @@ RK_EXTERN int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key
  * @return RK_OK, or RK_ENOTOWNER if it expired or someone else holds it.
  */
 RK_EXTERN int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms);
+
+/** Size of a lock token: 32 lowercase hex characters and a NUL. */
+#define RK_LOCK_TOKEN_SIZE 33
+
+/**
+ * Copy the token of the lock this handle holds on `key`, to hand the lease to another process
+ * (which releases it with rk_lock_release_token()). The handle still considers it held.
+ * @return RK_OK, or RK_ENOTOWNER if this handle holds no lock on `key`.
+ */
+RK_EXTERN int rk_lock_token(rk_lock *l, const char *key, char token[RK_LOCK_TOKEN_SIZE]);
+
+/**
+ * Release the lock on `key` if `token` still holds it, whoever acquired it: the same atomic
+ * compare-and-delete as rk_lock_release(), handing the lock to the next waiter.
+ * @return RK_OK if released, RK_ENOTOWNER if `token` does not hold it (expired or another
+ *         owner's), RK_EINVAL if `token` is not a token.
+ */
+RK_EXTERN int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key,
+                                    const char *token);
 
 RK_END_DECLS
 

@@ -296,7 +296,11 @@ static void threads_share_one_lock(void)
     rk_lock_free(shared);
 }
 
-/* close() with a waiter pending: the waiter returns NOT_OPENED, nothing hangs. */
+static long long queue_length(const char *key);
+static void wait_queue_length(const char *key, long long n);
+
+/* close() with a waiter queued: the waiter returns NOT_OPENED, nothing hangs, and it left the
+ * queue, so the holder's release frees the lock instead of handing it to nobody. */
 static void close_wakes_waiters(void)
 {
     rk_lock *holder = open_lock(NULL), *waiter = open_lock("options.retry_timeout=60000");
@@ -304,12 +308,16 @@ static void close_wakes_waiters(void)
     acquire_job j = {waiter, "closing", 60000, -1, 0};
     ASSERT_OK(rk_lock_acquire(holder, NULL, "closing", 30000, 0));
     pthread_create(&t, NULL, acquire_thread, &j);
-    wait_subscribers("closing", 1);
+    wait_queue_length("closing", 1);
     ASSERT_OK(rk_lock_close(waiter, NULL));
     pthread_join(t, NULL);
     ASSERT_EQ(j.rc, RK_ENOTOPEN);
     ASSERT_LT(j.elapsed_ms, 60000);
+    ASSERT_EQ(queue_length("closing"), 0);
     ASSERT_OK(rk_lock_release(holder, NULL, "closing"));
+    redisReply *r = raw("EXISTS", "closing", NULL);
+    ASSERT_EQ(r->integer, 0);
+    freeReplyObject(r);
     rk_lock_free(holder);
     rk_lock_free(waiter);
 }
@@ -408,9 +416,37 @@ static void dead_waiter_is_skipped(void)
     rk_lock_free(holder);
 }
 
+/* A lease handed to another process by token (what `redkit lock try` / `lock release` do). */
+static void release_by_token(void)
+{
+    rk_lock *a = open_lock(NULL), *b = open_lock(NULL);
+    char token[RK_LOCK_TOKEN_SIZE], other[RK_LOCK_TOKEN_SIZE];
+    ASSERT_RC(rk_lock_token(a, "handoff", token), RK_ENOTOWNER);
+    ASSERT_OK(rk_lock_acquire(a, NULL, "handoff", 30000, 0));
+    ASSERT_OK(rk_lock_token(a, "handoff", token));
+    assert_token(token);
+    redisReply *r = raw("GET", "handoff", NULL);
+    ASSERT_STR_EQ(r->str, token);
+    freeReplyObject(r);
+    snprintf(other, sizeof other, "%s", token);
+    other[0] = other[0] == '0' ? '1' : '0';
+    ASSERT_RC(rk_lock_release_token(b, NULL, "handoff", other), RK_ENOTOWNER);
+    ASSERT_RC(rk_lock_release_token(b, NULL, "handoff", "not-a-token"), RK_EINVAL);
+    ASSERT_RC(rk_lock_release_token(b, NULL, "handoff", NULL), RK_EINVAL);
+    ASSERT_OK(rk_lock_release_token(b, NULL, "handoff", token));
+    r = raw("EXISTS", "handoff", NULL);
+    ASSERT_EQ(r->integer, 0);
+    freeReplyObject(r);
+    ASSERT_RC(rk_lock_release_token(b, NULL, "handoff", token), RK_ENOTOWNER);
+    ASSERT_OK(rk_lock_release(a, NULL, "handoff")); /* a's lease is gone: nothing to do */
+    rk_lock_free(a);
+    rk_lock_free(b);
+}
+
 RKT_MAIN(RKT_CASE(fixture_try_acquire), RKT_CASE(fixture_acquire), RKT_CASE(fixture_release_twice),
          RKT_CASE(wire_format), RKT_CASE(release_never_deletes_another_owner),
          RKT_CASE(excludes_and_is_excluded_by_pip_services), RKT_CASE(waiter_wakes_on_release),
          RKT_CASE(polling_fallback), RKT_CASE(extend), RKT_CASE(bad_input),
          RKT_CASE(threads_share_one_lock), RKT_CASE(close_wakes_waiters),
-         RKT_CASE(waiters_are_served_in_order), RKT_CASE(dead_waiter_is_skipped))
+         RKT_CASE(waiters_are_served_in_order), RKT_CASE(dead_waiter_is_skipped),
+         RKT_CASE(release_by_token))
