@@ -40,11 +40,10 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
     return RK_OK;
 }
 
-static void free_secret(char *s)
+void rk__free_secret(char *s)
 {
     if (!s)
         return;
-    /* Passwords should not linger in freed heap memory. */
     volatile char *p = s;
     while (*p)
         *p++ = 0;
@@ -56,7 +55,7 @@ void rk__endpoint_clear(rk__endpoint *ep)
     rk__free(ep->host);
     rk__free(ep->path);
     rk__free(ep->username);
-    free_secret(ep->password);
+    rk__free_secret(ep->password);
     rk__free(ep->tls_opts.ca_file);
     rk__free(ep->tls_opts.ca_dir);
     rk__free(ep->tls_opts.cert_file);
@@ -244,7 +243,7 @@ static void clear_address(rk__endpoint *ep)
     rk__free(ep->host);
     rk__free(ep->path);
     rk__free(ep->username);
-    free_secret(ep->password);
+    rk__free_secret(ep->password);
     ep->host = ep->path = ep->username = ep->password = NULL;
 }
 

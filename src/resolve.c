@@ -254,7 +254,7 @@ static int apply_credential(rk__endpoint *ep, const rk_config *cred)
             return rk__err(RK_ENOMEM, "cannot copy the user name");
     }
     if (pass) {
-        rk__free(ep->password);
+        rk__free_secret(ep->password);
         if (!(ep->password = rk__strdup(pass)))
             return rk__err(RK_ENOMEM, "cannot copy the password");
     }
