@@ -33,6 +33,10 @@ int main(int argc, char **argv)
     printf("greeting = %.*s\n", (int)value.len, value.data);
     rk_buf_free(&value);
 
+    uint64_t left;
+    if (rk_cache_ttl(cache, NULL, "greeting", &left) == RK_OK)
+        printf("greeting expires in %llu ms\n", (unsigned long long)left);
+
     rk_cache_remove(cache, NULL, "greeting");
     if (rk_cache_retrieve(cache, NULL, "greeting", &value) == RK_ENOTFOUND)
         printf("greeting removed\n");

@@ -1,0 +1,354 @@
+/* redkit lock run|try|release */
+#include <string.h>
+
+#include "cli.h"
+
+const char cli_lock_usage[] =
+    "redkit lock run KEY [--ttl 30s] [--wait 10s] [--kill-on-loss] [--] CMD [ARGS...]\n"
+    "    Acquire KEY, waiting up to --wait for it (0s: one attempt), run CMD, renew the lease\n"
+    "    every ttl/3 while CMD runs, release it and exit with CMD's status. Exit 75 if the\n"
+    "    lock stays taken. A lost lease is reported on stderr; --kill-on-loss also sends CMD\n"
+    "    SIGTERM. SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 are passed on to CMD; one that\n"
+    "    arrives during the wait ends it (exit 128+N). The lock and the place in its queue are\n"
+    "    given back on every way out.\n"
+    "redkit lock try KEY [--ttl 30s]\n"
+    "    One attempt. Acquired: print the lock's token and exit 0; the lock stays held until\n"
+    "    its TTL ends or 'lock release'. Taken: exit 1.\n"
+    "redkit lock release KEY (--token TOKEN | --force)\n"
+    "    --token: release the lock if it still holds TOKEN (from 'lock try'), handing it to\n"
+    "    the next waiter, else exit 1.\n"
+    "    --force: delete the lock whoever holds it (to clear a stale lock by hand).\n";
+
+#define TOKEN_LEN 32 /* the lock's value: 32 lowercase hex characters */
+#define DEFAULT_TTL_MS 30000
+#define DEFAULT_WAIT_MS 10000
+/* rk_lock_acquire() can only be cut short by closing the handle, and a closed handle could not
+ * release a lock handed to it at that very moment. So the wait runs in slices of this length
+ * (each leaves the queue cleanly), and a signal ends it between two slices. */
+#define WAIT_SLICE_MS 200
+/* The keeper must notice a lost lease while it still matters: one Redis call may take at most
+ * a third of the TTL (unless --config sets options.timeout), but not less than this. */
+#define MIN_OP_TIMEOUT_MS 250
+
+typedef struct lock_opts {
+    const char *ttl, *wait, *token;
+    bool kill_on_loss, force;
+    uint64_t ttl_ms, wait_ms;
+} lock_opts;
+
+typedef struct lock_run {
+    rk_lock *lock;
+    const char *key;
+    const lock_opts *o;
+    cli_child child;
+    pthread_t keeper;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    uint64_t held_since; /* when the lease was last confirmed */
+} lock_run;
+
+/* `op_timeout_ms` > 0 bounds each Redis call unless the user's configuration does. */
+static int open_lock(const cli_global *g, uint64_t op_timeout_ms, rk_lock **out)
+{
+    rk_config *cfg;
+    char ms[24];
+    int rc = cli_config(g, &cfg, NULL);
+    *out = NULL;
+    if (rc)
+        return rc;
+    snprintf(ms, sizeof ms, "%llu", (unsigned long long)op_timeout_ms);
+    if (op_timeout_ms && !rk_config_get(cfg, "options.timeout") &&
+        rk_config_set(cfg, "options.timeout", ms) != RK_OK)
+        rc = cli_fail(true);
+    if (rc) {
+        rk_config_free(cfg);
+        return rc;
+    }
+    if (rk_lock_new(out) != RK_OK || rk_lock_configure(*out, cfg) != RK_OK ||
+        rk_lock_open(*out, NULL) != RK_OK)
+        rc = cli_fail(true);
+    rk_config_free(cfg);
+    return rc;
+}
+
+static bool is_token(const char *s, size_t len)
+{
+    if (len != TOKEN_LEN)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+/* ---- lock run: the lease keeper ---- */
+
+static void lease_lost(lock_run *r)
+{
+    cli_note("lost the lock on %s: %s", r->key, rk_last_error()->message);
+    if (r->o->kill_on_loss) {
+        cli_note("terminating the command (--kill-on-loss)");
+        cli_child_kill(&r->child, SIGTERM);
+    }
+}
+
+/* Extend the lease. @return false once it is lost. A failure other than NOT_OWNER may be a
+ * passing network problem, so the keeper retries until the lease must have run out. */
+static bool renew(lock_run *r, bool *warned)
+{
+    uint64_t sent = cli_now_ms(); /* the new lease runs from no earlier than this */
+    int rc = rk_lock_extend(r->lock, NULL, r->key, r->o->ttl_ms);
+    if (rc == RK_OK) {
+        r->held_since = sent;
+        *warned = false;
+        return true;
+    }
+    if (rc != RK_ENOTOWNER && cli_now_ms() - r->held_since < r->o->ttl_ms) {
+        if (!*warned)
+            cli_note("could not renew the lock on %s, retrying: %s", r->key,
+                     rk_last_error()->message);
+        *warned = true;
+        return true;
+    }
+    lease_lost(r);
+    return false;
+}
+
+static void *keeper_main(void *arg)
+{
+    lock_run *r = arg;
+    uint64_t every = r->o->ttl_ms / 3 ? r->o->ttl_ms / 3 : 1;
+    bool warned = false, held = true;
+    pthread_mutex_lock(&r->mu);
+    while (!r->stop && held) {
+        struct timespec ts;
+        cli_deadline_in(&ts, every);
+        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
+            ;
+        if (r->stop)
+            break;
+        pthread_mutex_unlock(&r->mu);
+        held = renew(r, &warned);
+        pthread_mutex_lock(&r->mu);
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static bool keeper_start(lock_run *r)
+{
+    cli_cond_init(&r->cv);
+    pthread_mutex_init(&r->mu, NULL);
+    r->stop = false;
+    if (pthread_create(&r->keeper, NULL, keeper_main, r) == 0)
+        return true;
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+    return false;
+}
+
+static void keeper_stop(lock_run *r)
+{
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->keeper, NULL);
+    pthread_cond_destroy(&r->cv);
+    pthread_mutex_destroy(&r->mu);
+}
+
+/* ---- lock run ---- */
+
+static void release(lock_run *r)
+{
+    if (rk_lock_release(r->lock, NULL, r->key) != RK_OK) {
+        cli_fail(false);
+        cli_note("the lock on %s will expire by itself", r->key);
+    }
+}
+
+static int interrupted(lock_run *r, int sig, bool acquired)
+{
+    if (acquired)
+        release(r);
+    cli_note("interrupted by SIG%s while waiting for the lock on %s", sigabbrev_np(sig), r->key);
+    return 128 + sig;
+}
+
+/* Wait up to --wait for the lock, slice by slice, until a signal arrives. */
+static int acquire_sliced(lock_run *r)
+{
+    uint64_t deadline = cli_now_ms() + r->o->wait_ms;
+    for (;;) {
+        uint64_t now = cli_now_ms(), left = deadline > now ? deadline - now : 0;
+        uint64_t slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
+        int rc = rk_lock_acquire(r->lock, NULL, r->key, r->o->ttl_ms, slice);
+        if (rc != RK_ETIMEDOUT || slice == left || cli_child_interrupted(&r->child))
+            return rc;
+    }
+}
+
+static int acquire(lock_run *r)
+{
+    cli_spinner sp;
+    char took[32];
+    int sig = cli_child_interrupted(&r->child);
+    if (sig)
+        return interrupted(r, sig, false);
+    if (r->o->wait_ms > 0)
+        cli_spinner_start(&sp, "waiting up to %s for the lock on %s",
+                          cli_fmt_ms(r->o->wait_ms, took, sizeof took), r->key);
+    int rc = acquire_sliced(r);
+    if (r->o->wait_ms > 0)
+        cli_spinner_stop(&sp);
+    r->held_since = cli_now_ms();
+    if ((sig = cli_child_interrupted(&r->child)) != 0)
+        return interrupted(r, sig, rc == RK_OK);
+    if (rc == RK_OK)
+        return 0;
+    if ((rc = cli_fail(false)) == EX_TEMPFAIL)
+        cli_note("the lock on %s is held by another owner; gave up after %s", r->key,
+                 cli_fmt_ms(r->o->wait_ms, took, sizeof took));
+    return rc;
+}
+
+static int run_held(lock_run *r, char **cmd)
+{
+    if (!keeper_start(r)) {
+        release(r);
+        cli_note("cannot start the lease keeper thread");
+        return EX_OSERR;
+    }
+    int status = cli_child_spawn(&r->child, cmd, -1);
+    if (status == 0)
+        status = cli_child_wait(&r->child);
+    keeper_stop(r);
+    release(r);
+    return status;
+}
+
+static int lock_run_cmd(cli_global *g, const char *key, const lock_opts *o, char **cmd)
+{
+    lock_run r = {.key = key, .o = o};
+    uint64_t op_timeout = o->ttl_ms / 3 > MIN_OP_TIMEOUT_MS ? o->ttl_ms / 3 : MIN_OP_TIMEOUT_MS;
+    /* Signals are blocked before any thread starts, the library's included. */
+    int rc = cli_child_init(&r.child, NULL, NULL);
+    if (rc)
+        return rc;
+    if ((rc = open_lock(g, op_timeout, &r.lock)) == 0 && (rc = acquire(&r)) == 0)
+        rc = run_held(&r, cmd);
+    cli_child_destroy(&r.child);
+    rk_lock_free(r.lock);
+    return rc;
+}
+
+/* ---- lock try / release ---- */
+
+static int lock_try(const cli_global *g, const char *key, const lock_opts *o)
+{
+    rk_lock *l;
+    bool acquired = false;
+    int rc = open_lock(g, 0, &l);
+    if (rc == 0 && rk_lock_try_acquire(l, NULL, key, o->ttl_ms, &acquired) != RK_OK)
+        rc = cli_fail(false);
+    if (rc == 0 && !acquired) {
+        cli_note("the lock on %s is held by another owner", key);
+        rc = CLI_EXIT_NO;
+    }
+    char token[RK_LOCK_TOKEN_SIZE];
+    if (rc == 0 && rk_lock_token(l, key, token) != RK_OK)
+        rc = cli_fail(false);
+    if (rc == 0)
+        printf("%s\n", token);
+    rk_lock_free(l); /* keeps the lock: it lives on until its TTL or 'lock release' */
+    return rc;
+}
+
+static int release_token(const cli_global *g, const char *key, const char *token)
+{
+    rk_lock *l;
+    int rc = open_lock(g, 0, &l);
+    if (rc == 0 && (rc = rk_lock_release_token(l, NULL, key, token)) == RK_ENOTOWNER) {
+        cli_note("the lock on %s is not held by that token (it expired, was released or has "
+                 "another owner)",
+                 key);
+        rc = CLI_EXIT_NO;
+    } else if (rc != 0) {
+        rc = cli_fail(false);
+    }
+    rk_lock_free(l);
+    return rc;
+}
+
+static int lock_release(const cli_global *g, const char *key, const lock_opts *o)
+{
+    rk_cache *c;
+    if (!o->force == !o->token)
+        return cli_usage_error("lock release needs --token TOKEN or --force");
+    if (o->token && !is_token(o->token, strlen(o->token)))
+        return cli_usage_error("--token: expected the 32 hex characters printed by 'lock try'");
+    if (o->token)
+        return release_token(g, key, o->token);
+    int rc = cli_open_cache(g, &c);
+    if (rc == 0 && rk_cache_remove(c, NULL, key) != RK_OK)
+        rc = cli_fail(false);
+    rk_cache_free(c);
+    return rc;
+}
+
+/* ---- dispatch ---- */
+
+static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
+{
+    bool run = !strcmp(sub, "run"), is_try = !strcmp(sub, "try");
+    if (a->npos < 1)
+        return cli_usage_error("lock %s: missing KEY", sub);
+    if (run && a->ncmd == 0)
+        return cli_usage_error("lock run: missing the command to run (lock run KEY -- CMD ...)");
+    if ((o->wait || o->kill_on_loss) && !run)
+        return cli_usage_error("lock %s: --wait and --kill-on-loss apply to 'lock run' only", sub);
+    if ((o->token || o->force) && (run || is_try))
+        return cli_usage_error("lock %s: --token and --force apply to 'lock release' only", sub);
+    if (o->ttl && !run && !is_try)
+        return cli_usage_error("lock release: --ttl does not apply");
+    o->ttl_ms = DEFAULT_TTL_MS;
+    o->wait_ms = DEFAULT_WAIT_MS;
+    if ((o->ttl && cli_duration("ttl", o->ttl, false, &o->ttl_ms)) ||
+        (o->wait && cli_duration("wait", o->wait, false, &o->wait_ms)))
+        return EX_USAGE;
+    return o->ttl_ms ? 0 : cli_usage_error("--ttl must be longer than 0ms");
+}
+
+int cmd_lock(cli_global *g, int argc, char **argv)
+{
+    lock_opts o = {0};
+    const cli_opt opts[] = {{"ttl", &o.ttl, NULL},
+                            {"wait", &o.wait, NULL},
+                            {"token", &o.token, NULL},
+                            {"force", NULL, &o.force},
+                            {"kill-on-loss", NULL, &o.kill_on_loss},
+                            {NULL, NULL, NULL}};
+    const char *sub = argc > 1 ? argv[1] : "";
+    bool run = !strcmp(sub, "run");
+    cli_args a;
+    if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {
+        fputs(cli_lock_usage, stdout);
+        return 0;
+    }
+    if (!run && strcmp(sub, "try") && strcmp(sub, "release"))
+        return cli_usage_error(*sub ? "unknown lock command '%s'" : "lock: missing command%s",
+                               *sub ? sub : " (run, try or release)");
+    int rc = cli_parse(argc - 1, argv + 1, opts, g, 1, run, &a);
+    if (rc || a.help) {
+        if (a.help)
+            fputs(cli_lock_usage, stdout);
+        return rc;
+    }
+    if ((rc = check_opts(sub, &a, &o)) != 0)
+        return rc;
+    if (run)
+        return lock_run_cmd(g, a.pos[0], &o, a.cmd);
+    return !strcmp(sub, "try") ? lock_try(g, a.pos[0], &o) : lock_release(g, a.pos[0], &o);
+}

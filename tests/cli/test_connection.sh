@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Connection settings and their failures: --url (redis://, unix://), REDKIT_URL, --config with
+# pip-services keys, --password-file; bad URL, server down, wrong or missing password.
+#   test_connection.sh REDKIT_BINARY
+. "$(dirname "$0")/lib.sh"
+
+expect 0 "$REDKIT" --url "unix://$REDKIT_TEST_SOCKET" --config "options.prefix=$PREFIX" \
+    cache set via-socket 1
+[ "$(rcli get "${PREFIX}via-socket")" = 1 ] || fail "unix:// URL"
+expect 0 env REDKIT_URL="$URL" "$REDKIT" --config "options.prefix=$PREFIX" cache get via-socket
+expect 0 "$REDKIT" --config "options.prefix=$PREFIX" cache get via-socket --url "$URL"
+ok "--url unix://..., REDKIT_URL, and global options after the command"
+
+# connection.* keys in --config win over REDKIT_URL (which points nowhere here).
+expect 0 env REDKIT_URL=redis://127.0.0.1:1 "$REDKIT" \
+    --config "connection.host=$REDKIT_TEST_HOST;connection.port=$REDKIT_TEST_PORT;options.prefix=$PREFIX" \
+    cache get via-socket
+ok "--config connection.host/port"
+
+expect 78 rk --url "foo://nowhere" cache get k
+contains "$err" "INVALID_ARGUMENT (BadRequest)"
+contains "$err" "unknown scheme 'foo'"
+expect 78 "$REDKIT" --url "redis://127.0.0.1:99999" cache get k
+expect 78 "$REDKIT" --config "not a pair" cache get k
+expect 64 "$REDKIT" --url "" cache get k
+ok "a bad URL or configuration exits 78"
+
+start_server
+down=$SERVER_PORT
+stop_server
+expect 69 "$REDKIT" --url "redis://127.0.0.1:$down" cache get k
+contains "$err" "CONNECTION_FAILED (NoResponse)"
+contains "$err" "cause: Connection refused"
+expect 69 "$REDKIT" --url "redis://127.0.0.1:$down" lock try k
+expect 69 "$REDKIT" --url "redis://127.0.0.1:$down" lock run k -- true
+expect 69 "$REDKIT" --url "redis://127.0.0.1:$down" memo run k -- true
+ok "a server that is down exits 69 with the cause"
+
+start_server --requirepass 's3cret pass'
+auth="redis://127.0.0.1:$SERVER_PORT"
+expect 77 "$REDKIT" --url "redis://:wrong@127.0.0.1:$SERVER_PORT" cache get k
+contains "$err" "UNAUTHORIZED (Unauthorized)"
+[[ $err != *wrong* ]] || fail "the password leaked into the message: $err"
+expect 77 "$REDKIT" --url "$auth" cache get k
+printf 's3cret pass\n' >"$TMP/pw"
+expect 0 "$REDKIT" --url "$auth" --password-file "$TMP/pw" cache set k v
+expect 0 "$REDKIT" --url "$auth" --password-file "$TMP/pw" cache get k
+[ "$out" = v ] || fail "get with --password-file"
+expect 0 "$REDKIT" --config "connection.host=127.0.0.1;connection.port=$SERVER_PORT;credential.password=s3cret pass" \
+    cache get k
+expect 0 "$REDKIT" --url "redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT" cache get k
+expect 66 "$REDKIT" --url "$auth" --password-file "$TMP/no-such-file" cache get k
+ok "wrong or missing password exits 77; --password-file, credential.password, URL password"
+
+# An ACL user without the rights to GET: NOPERM is a permission problem too.
+redis-cli -p "$SERVER_PORT" -a 's3cret pass' --no-auth-warning \
+    acl setuser reader on '>r' '~*' '+ping' '+auth' >/dev/null
+expect 77 "$REDKIT" --url "redis://reader:r@127.0.0.1:$SERVER_PORT" cache get k
+contains "$err" "NOPERM"
+ok "an ACL NOPERM exits 77"

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# redkit lock try/release and lock run: exit status passthrough, --wait timeouts, the lease
+# kept alive while CMD runs, and a lost lease.
+#   test_lock.sh REDKIT_BINARY
+. "$(dirname "$0")/lib.sh"
+
+expect 0 rk lock try job --ttl 60s
+token=$out
+[[ $token =~ ^[0-9a-f]{32}$ ]] || fail "lock try should print the token, got '$token'"
+[ "$(rcli get "${PREFIX}job")" = "$token" ] || fail "the lock key should hold the token"
+expect 1 rk lock try job
+contains "$err" "held by another owner"
+expect 1 rk lock release job --token 0123456789abcdef0123456789abcdef
+[ "$(rcli get "${PREFIX}job")" = "$token" ] || fail "a wrong token must not release the lock"
+expect 0 rk lock release job --token "$token"
+[ "$(rcli exists "${PREFIX}job")" = 0 ] || fail "release --token should delete the lock"
+expect 1 rk lock release job --token "$token"
+contains "$err" "not held"
+expect 0 rk lock try job --ttl 60s
+expect 0 rk lock release job --force
+expect 0 rk lock try job --ttl 60s
+expect 0 rk lock release job --force
+ok "lock try prints a token; release --token is owner-checked; release --force"
+
+expect 0 rk lock run job -- sh -c 'echo "running $0"' under-lock
+[ "$out" = "running under-lock" ] || fail "CMD's stdout: '$out'"
+[ "$(rcli exists "${PREFIX}job")" = 0 ] || fail "lock run should release the lock"
+expect 3 rk lock run job -- sh -c 'exit 3'
+expect 0 rk lock run job true
+expect 137 rk lock run job -- sh -c 'kill -KILL $$'
+expect 127 rk lock run job -- no-such-command-here
+contains "$err" "cannot run no-such-command-here"
+[ "$(rcli exists "${PREFIX}job")" = 0 ] || fail "every exit path should release the lock"
+ok "lock run passes CMD's status through (3, 0, 128+9, 127) and releases the lock"
+
+token=$(rk lock try busy --ttl 60s)
+start=$SECONDS
+expect 75 rk lock run busy --wait 700ms -- echo never
+[ -z "$out" ] || fail "CMD must not run without the lock"
+contains "$err" "LOCK_TIMEOUT (Conflict)"
+contains "$err" "gave up after 700ms"
+[[ $err != *$'\r'* && $err != *$'\e'* ]] || fail "no progress display when stderr is no TTY"
+expect 75 rk lock run busy --wait 0s -- echo never
+[ $((SECONDS - start)) -lt 20 ] || fail "--wait should bound the wait"
+[ "$(rcli llen "redkit:lock-queue:${PREFIX}busy")" = 0 ] || fail "a waiter that gave up left its queue place"
+ok "a lock that stays taken exits 75 after --wait (0s: one attempt) and leaves the queue"
+
+# On a terminal the wait shows a one-line progress display (script(1) provides the TTY).
+if command -v script >/dev/null; then
+    script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 1s -- echo never)" /dev/null \
+        >"$TMP/tty" 2>&1 || true
+    grep -q "waiting up to 1.0s for the lock on busy" "$TMP/tty" || fail "no progress on a TTY: $(cat -v "$TMP/tty")"
+    ok "a TTY shows the wait's progress"
+fi
+
+# lock run waits for a release: held by a try, released by token while the run waits.
+"${RK[@]}" lock run busy --wait 60s -- echo "got it" >"$TMP/waiter" 2>&1 &
+waiter=$!
+wait_for 30 queued busy 1
+expect 0 rk lock release busy --token "$token"
+wait "$waiter" || fail "the waiting lock run failed: $(cat "$TMP/waiter")"
+[ "$(cat "$TMP/waiter")" = "got it" ] || fail "waiter: $(cat "$TMP/waiter")"
+ok "lock run --wait acquires once the holder releases"
+
+# A 300 ms lease outlives CMD's 1.5 s because it is renewed every 100 ms.
+expect 0 rk lock run kept --ttl 300ms -- bash -c 'sleep 1.5; "$0" --url "$1" \
+    --config "options.prefix=$2" lock try kept; echo "try=$?"' "$REDKIT" "$URL" "$PREFIX"
+contains "$out" "try=1"
+ok "lock run renews the lease while CMD runs"
+
+# Lost lease, reported: CMD keeps running without --kill-on-loss.
+"${RK[@]}" lock run lost --ttl 600ms -- bash -c 'touch "$0/started"; until [ -e "$0/go" ]; do sleep 0.02; done' \
+    "$TMP" 2>"$TMP/lost.err" &
+pid=$!
+wait_for 30 test -e "$TMP/started"
+rcli del "${PREFIX}lost" >/dev/null
+wait_for 30 grep -q "lost the lock on lost" "$TMP/lost.err"
+touch "$TMP/go"
+wait "$pid" || fail "without --kill-on-loss CMD's status (0) should pass through"
+ok "a lost lease is reported on stderr"
+
+# Lost lease with --kill-on-loss: CMD gets SIGTERM.
+"${RK[@]}" lock run lost --ttl 600ms --kill-on-loss -- bash -c 'touch "$0/started2"; exec sleep 60' \
+    "$TMP" 2>"$TMP/kill.err" &
+pid=$!
+wait_for 30 test -e "$TMP/started2"
+rcli set "${PREFIX}lost" someone-else >/dev/null
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 143 ] || fail "--kill-on-loss should end CMD with SIGTERM (143), got $rc"
+contains "$(cat "$TMP/kill.err")" "lost the lock on lost"
+[ "$(rcli get "${PREFIX}lost")" = someone-else ] || fail "the new owner's lock must survive"
+ok "--kill-on-loss terminates CMD, and the new owner's lock is left alone"
+
+expect 65 rk lock try ''
+ok "an empty key exits 65"
