@@ -1,6 +1,8 @@
 #include "component.h"
 
+#include <errno.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
@@ -81,6 +83,25 @@ static int ping(rk__conn *conn, void *arg, uint64_t deadline)
     return rc;
 }
 
+/* A restarted server answers -LOADING until its data set is in memory. The command did not run,
+ * so it is retried, like a lost connection, until the operation's deadline. */
+static bool loading(int rc) { return rc == RK_EREPLY && !strcmp(rk_last_error()->name, "LOADING"); }
+
+static int run(rk__pool *p, uint64_t deadline, rk__conn_fn fn, void *arg)
+{
+    int rc;
+    for (uint64_t ms = 10; loading(rc = rk__pool_run(p, deadline, fn, arg));
+         ms += ms < 100 ? 10 : 0) {
+        uint64_t left = rk__remaining_ms(deadline);
+        struct timespec ts = {0, (long)(ms < left ? ms : left) * 1000000L};
+        if (left == 0)
+            break;
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    return rc;
+}
+
 /* Resolve the settings for this open. They join the component's list even on failure. */
 static int make_settings(rk__component *c, const rk_context *ctx, rk__settings **out)
 {
@@ -108,7 +129,7 @@ int rk__component_open(rk__component *c, const rk_context *ctx)
     int rc = make_settings(c, ctx, &s);
     if (rc == RK_OK) {
         rk__pool_open(&c->pool, &s->ep, s->opts.max_connections, s->opts.retries);
-        rc = rk__pool_run(&c->pool, rk__deadline(s->opts.timeout_ms), ping, NULL);
+        rc = run(&c->pool, rk__deadline(s->opts.timeout_ms), ping, NULL);
         if (rc != RK_OK)
             rk__pool_close(&c->pool);
     }
@@ -145,7 +166,7 @@ const rk__settings *rk__component_begin(rk__component *c)
 
 int rk__component_run(rk__component *c, const rk__settings *s, rk__conn_fn fn, void *arg)
 {
-    return rk__pool_run(&c->pool, rk__deadline(s->opts.timeout_ms), fn, arg);
+    return run(&c->pool, rk__deadline(s->opts.timeout_ms), fn, arg);
 }
 
 typedef struct {
@@ -157,7 +178,15 @@ typedef struct {
 static int exec_fn(rk__conn *conn, void *arg, uint64_t deadline)
 {
     exec_arg *a = arg;
-    return rk__conn_exec(conn, a->cmds, a->n, a->replies, deadline);
+    int rc = rk__conn_exec(conn, a->cmds, a->n, a->replies, deadline);
+    for (size_t i = 0; rc == RK_OK && i < a->n; i++) /* run() retries these */
+        if (a->replies[i]->type == REDIS_REPLY_ERROR && !strncmp(a->replies[i]->str, "LOADING", 7))
+            rc = rk__reply_error(a->replies[i], "command");
+    for (size_t i = 0; rc != RK_OK && i < a->n; i++) {
+        rk__reply_free(a->replies[i]);
+        a->replies[i] = NULL;
+    }
+    return rc;
 }
 
 int rk__component_exec(rk__component *c, const rk__settings *s, const rk__cmd *cmds, size_t n,
