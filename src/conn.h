@@ -1,6 +1,6 @@
 /* One Redis connection: a transport, a hiredis reply parser, and the AUTH/SELECT handshake.
- * hiredis is used only to format commands (redisFormatCommandArgv) and to parse replies
- * (redisReader, building replies with redkit's allocator). A connection is used by one thread
+ * hiredis is used only to parse replies (redisReader, building replies with redkit's
+ * allocator); commands are encoded in conn.c. A connection is used by one thread
  * at a time; any transport or protocol failure marks it broken. */
 #ifndef RK_CONN_H
 #define RK_CONN_H

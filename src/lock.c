@@ -483,7 +483,11 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
     bool acquired = false;
     uint64_t deadline = rk__deadline(timeout_ms);
     int rc = rk__token_new(token);
-    if (rc == RK_OK)
+    /* A key contended a moment ago still has its release channel subscribed: queue at once,
+     * which spares the hot path one script. Otherwise try first and subscribe only if needed. */
+    bool hot = rc == RK_OK && timeout_ms > 0 && op_names(op) == RK_OK &&
+               rk__subscriber_active(l->sub, op->channel, op->channel_len);
+    if (rc == RK_OK && !hot)
         rc = fair_attempt(l, op, token, ttl_ms, 0, &acquired);
     if (rc == RK_OK && !acquired)
         rc = timeout_ms == 0 ? lock_timeout(op->key)

@@ -18,6 +18,10 @@
 #define MAX_BACKOFF_MS 1000u
 #define MAX_POLL_MS 1000u
 #define BATCH 512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
+/* The thread takes the reader role back after it has been free this long: waiters of a busy
+ * key come back sooner and find it free without waking the thread, and a connection nobody
+ * reads goes unwatched (a server restart unnoticed) at most this long. */
+#define TAKEOVER_MS 20u
 
 typedef enum { CH_NEW, CH_SUBSCRIBING, CH_ACTIVE, CH_UNSUBSCRIBING } ch_state;
 
@@ -37,10 +41,23 @@ struct rk__subscriber {
     bool open, running, stopping;
     bool dirty; /* some channel needs SUBSCRIBE */
     pthread_t thread;
+    pthread_cond_t thread_cv; /* the reader role came back to the thread, or stop */
     int wake_fd;
-    rk__conn *conn; /* used by the thread only */
+    /* The reader role: whoever holds it owns `conn` and does the I/O, without the lock while it
+     * blocks. The thread holds it while nobody waits; a waiting thread takes it, so that the
+     * message it waits for wakes it directly instead of waking the thread, which would then
+     * have to wake it (two scheduler hops per message on a busy machine). */
+    const void *reader;     /* NULL, THREAD_READS, or the rk__waiter reading */
+    rk__waiter *want_first; /* waiters queued for the role, FIFO */
+    rk__waiter *want_last;
+    rk__conn *conn;         /* used by the reader only */
+    uint64_t role_freed_at; /* when a waiter last gave the role up with nobody to take it */
+    unsigned failures;      /* consecutive failed connects */
     uint64_t last_traffic, ping_sent, next_sweep;
 };
+
+static const char thread_reads[1];
+#define THREAD_READS ((const void *)thread_reads)
 
 static pthread_condattr_t mono_attr;
 static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
@@ -73,6 +90,12 @@ int rk__subscriber_new(rk__subscriber **out, const char *kind)
         rk__free(s);
         return rk__err_cause(RK_ERROR, strerror(errno), "cannot create a %s subscriber", kind);
     }
+    if (pthread_cond_init(&s->thread_cv, &mono_attr) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        close(s->wake_fd);
+        rk__free(s);
+        return rk__err_cause(RK_ERROR, strerror(errno), "cannot create a %s subscriber", kind);
+    }
     *out = s;
     return RK_OK;
 }
@@ -85,6 +108,7 @@ void rk__subscriber_free(rk__subscriber *s)
         return;
     rk__subscriber_close(s);
     rk__map_clear(&s->channels, free_channel);
+    pthread_cond_destroy(&s->thread_cv);
     pthread_mutex_destroy(&s->mu);
     close(s->wake_fd);
     rk__free(s);
@@ -112,6 +136,7 @@ void rk__subscriber_close(rk__subscriber *s)
     s->open = false;
     s->stopping = true;
     wake_thread(s);
+    pthread_cond_signal(&s->thread_cv);
     pthread_mutex_unlock(&s->mu);
     if (running)
         pthread_join(s->thread, NULL);
@@ -302,41 +327,135 @@ static uint64_t poll_until(const rk__subscriber *s)
     return until;
 }
 
+/* One turn of I/O by the reader: send pending subscription changes, wait until the server
+ * sends something, the wake fd is written or `until`, and dispatch what arrived. Called and
+ * returns with the lock held; a failure drops the connection (the thread reconnects). */
+static void io_turn(rk__subscriber *s, uint64_t until)
+{
+    uint64_t drain;
+    if (send_changes(s) != RK_OK ||
+        (s->ping_sent && rk__now_ms() - s->ping_sent >= s->timeout_ms)) {
+        drop_conn(s); /* no answer to PING: the connection is dead */
+        return;
+    }
+    bool readable, woken;
+    size_t got = 0;
+    uint64_t limit = poll_until(s);
+    rk__conn *c = s->conn;
+    pthread_mutex_unlock(&s->mu);
+    /* Only the reader touches the connection, so it reads without the lock. */
+    int rc =
+        rk__transport_poll(&c->tr, s->wake_fd, until < limit ? until : limit, &readable, &woken);
+    if (woken)
+        while (read(s->wake_fd, &drain, sizeof drain) > 0)
+            ;
+    if (rc == RK_OK && readable)
+        rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, rk__deadline(s->timeout_ms));
+    pthread_mutex_lock(&s->mu);
+    if (rc != RK_OK || (got && dispatch(s, got) != RK_OK))
+        drop_conn(s);
+}
+
+static void unqueue_reader(rk__subscriber *s, rk__waiter *w)
+{
+    rk__waiter **p = &s->want_first, *prev = NULL;
+    while (*p && *p != w)
+        prev = *p, p = &(*p)->next_reader;
+    if (*p) {
+        *p = w->next_reader;
+        if (s->want_last == w)
+            s->want_last = prev;
+    }
+    w->wants_to_read = false;
+    w->next_reader = NULL;
+}
+
+/* Hand the reader role to the first queued waiter. Lock held; the role is free. */
+static bool hand_role(rk__subscriber *s)
+{
+    rk__waiter *w = s->want_first;
+    if (!w || !s->conn || !s->open)
+        return false;
+    unqueue_reader(s, w);
+    s->reader = w;
+    pthread_cond_signal(&w->cv);
+    return true;
+}
+
 static void *run(void *arg)
 {
     rk__subscriber *s = arg;
-    unsigned failures = 0;
-    uint64_t drain;
     pthread_mutex_lock(&s->mu);
     while (!s->stopping) {
+        uint64_t now = rk__now_ms(), back = s->role_freed_at + TAKEOVER_MS;
+        if (s->reader || (s->conn && now < back && !s->want_first && !s->dirty)) {
+            /* A waiter reads for everyone, or will probably be back for the role soon; pending
+             * subscriptions (after a reconnect) cannot wait. Look again soon either way: a
+             * waiter gives the role up without waking us. */
+            struct timespec ts;
+            rk__timespec_at(&ts, s->reader ? now + TAKEOVER_MS : back);
+            pthread_cond_timedwait(&s->thread_cv, &s->mu, &ts);
+            continue;
+        }
         if (!s->conn) {
-            connect_now(s, &failures);
+            connect_now(s, &s->failures);
             continue;
         }
-        if (send_changes(s) != RK_OK ||
-            (s->ping_sent && rk__now_ms() - s->ping_sent >= s->timeout_ms)) {
-            drop_conn(s); /* no answer to PING: the connection is dead */
+        if (hand_role(s))
             continue;
-        }
-        bool readable, woken;
-        size_t got = 0;
-        uint64_t until = poll_until(s);
-        pthread_mutex_unlock(&s->mu);
-        /* Only this thread touches the connection, so it reads without the lock. */
-        int rc = rk__transport_poll(&s->conn->tr, s->wake_fd, until, &readable, &woken);
-        if (woken)
-            while (read(s->wake_fd, &drain, sizeof drain) > 0)
-                ;
-        if (rc == RK_OK && readable)
-            rc = rk__transport_read(&s->conn->tr, s->conn->rbuf, sizeof s->conn->rbuf, &got,
-                                    rk__deadline(s->timeout_ms));
-        pthread_mutex_lock(&s->mu);
-        if (rc != RK_OK || (got && dispatch(s, got) != RK_OK))
-            drop_conn(s);
+        s->reader = THREAD_READS;
+        io_turn(s, UINT64_MAX);
+        s->reader = NULL;
     }
+    while (s->reader) /* a waiter in its turn gives the role back once it sees the close */
+        pthread_cond_wait(&s->thread_cv, &s->mu);
     drop_conn(s);
     pthread_mutex_unlock(&s->mu);
     return NULL;
+}
+
+/* Wait as the reader when the role is free (or ours), else queue for it, asking the thread to
+ * step aside, and sleep until a message, the role, or `until`. Lock held. */
+static void wait_turn(rk__subscriber *s, rk__waiter *w, uint64_t until, const struct timespec *ts)
+{
+    if (s->conn && (s->reader == w || !s->reader)) {
+        if (w->wants_to_read)
+            unqueue_reader(s, w);
+        s->reader = w;
+        io_turn(s, until);
+        if (!s->conn) { /* the connection failed: the thread reconnects */
+            s->reader = NULL;
+            pthread_cond_signal(&s->thread_cv);
+        }
+        return;
+    }
+    if (!w->wants_to_read && s->conn) {
+        w->wants_to_read = true;
+        w->next_reader = NULL;
+        if (s->want_last)
+            s->want_last->next_reader = w;
+        else
+            s->want_first = w;
+        s->want_last = w;
+        if (s->reader == THREAD_READS)
+            wake_thread(s); /* leave poll() and hand the role over */
+    }
+    pthread_cond_timedwait(&w->cv, &s->mu, ts);
+}
+
+/* Done waiting: leave the queue, and pass the role on if we hold it. Lock held. */
+static void release_role(rk__subscriber *s, rk__waiter *w)
+{
+    if (w->wants_to_read)
+        unqueue_reader(s, w);
+    if (s->reader != w)
+        return;
+    s->reader = NULL;
+    if (hand_role(s))
+        return;
+    s->role_freed_at = rk__now_ms();
+    if (!s->open || !s->conn)
+        pthread_cond_signal(&s->thread_cv);
 }
 
 /* ---- waiters ---- */
@@ -369,7 +488,8 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
     ch->refs++;
     if (ch->state == CH_NEW) {
         s->dirty = true;
-        wake_thread(s);
+        wake_thread(s);                     /* the reader, in poll() */
+        pthread_cond_signal(&s->thread_cv); /* the thread, if it is idle */
     }
     int rc = RK_OK;
     if (!s->running) {
@@ -382,7 +502,8 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
     struct timespec ts;
     rk__timespec_at(&ts, confirm_until);
     while (rc == RK_OK && s->open && ch->state != CH_ACTIVE && rk__now_ms() < confirm_until)
-        pthread_cond_timedwait(&w->cv, &s->mu, &ts);
+        wait_turn(s, w, confirm_until, &ts);
+    release_role(s, w);
     w->recheck = false; /* the caller checks Redis next anyway */
     if (rc == RK_OK && !s->open)
         rc = rk__err(RK_ENOTOPEN, "Connection is not opened (%s closed)", s->kind);
@@ -397,7 +518,8 @@ int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wa
     rk__timespec_at(&ts, until);
     pthread_mutex_lock(&s->mu);
     while (s->open && !w->message && !w->recheck && rk__now_ms() < until)
-        pthread_cond_timedwait(&w->cv, &s->mu, &ts);
+        wait_turn(s, w, until, &ts);
+    release_role(s, w);
     *why = w->message ? RK__WAKE_MESSAGE : w->recheck ? RK__WAKE_RECHECK : RK__WAKE_TIMER;
     if (*why == RK__WAKE_MESSAGE && payload) {
         rk_buf_free(payload);
@@ -408,6 +530,15 @@ int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wa
     bool open = s->open;
     pthread_mutex_unlock(&s->mu);
     return open ? RK_OK : rk__err(RK_ENOTOPEN, "Connection is not opened (%s closed)", s->kind);
+}
+
+bool rk__subscriber_active(rk__subscriber *s, const char *channel, size_t len)
+{
+    pthread_mutex_lock(&s->mu);
+    rk__channel *ch = s->open ? rk__map_get(&s->channels, channel, len) : NULL;
+    bool active = ch && ch->state == CH_ACTIVE;
+    pthread_mutex_unlock(&s->mu);
+    return active;
 }
 
 void rk__subscriber_leave(rk__subscriber *s, rk__waiter *w)

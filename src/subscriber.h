@@ -23,12 +23,14 @@ struct rk__channel;
 /* Lives on the waiting thread's stack between join and leave. */
 typedef struct rk__waiter {
     struct rk__waiter *next, *prev;
+    struct rk__waiter *next_reader; /* queued for the reader role */
     struct rk__channel *chan;
     pthread_cond_t cv;
     bool want_payload;
-    bool message;   /* a message arrived since the last wait */
-    bool recheck;   /* the subscription was (re)confirmed: state may have changed unseen */
-    rk_buf payload; /* last message, when want_payload; guarded by the subscriber's mutex */
+    bool message;       /* a message arrived since the last wait */
+    bool recheck;       /* the subscription was (re)confirmed: state may have changed unseen */
+    bool wants_to_read; /* in the subscriber's queue for the reader role */
+    rk_buf payload;     /* last message, when want_payload; guarded by the subscriber's mutex */
 } rk__waiter;
 
 typedef enum { RK__WAKE_TIMER, RK__WAKE_MESSAGE, RK__WAKE_RECHECK } rk__wake;
@@ -53,6 +55,10 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
  * close. */
 int rk__subscriber_wait(rk__subscriber *s, rk__waiter *w, uint64_t until, rk__wake *why,
                         rk_buf *payload);
+
+/* Whether `channel` is subscribed and confirmed now: a waiter joining it hears the next message
+ * without waiting for a SUBSCRIBE. */
+bool rk__subscriber_active(rk__subscriber *s, const char *channel, size_t len);
 
 /* Unregister; frees w->payload. Safe after a failed join. */
 void rk__subscriber_leave(rk__subscriber *s, rk__waiter *w);
