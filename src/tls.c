@@ -217,6 +217,9 @@ int rk__tls_ctx_new(rk__tls_options *o)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     /* The transport retries a timed-out write with what is left, from a moving pointer. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* One recv() per reply instead of a header then a body; rk__tls_pending() sees what was
+     * read ahead (SSL_has_pending), so poll() is never trusted with buffered bytes. */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     SSL_CTX_set_verify(ctx, o->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
     int rc = load_trust(ctx, o);
