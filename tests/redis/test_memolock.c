@@ -371,6 +371,9 @@ typedef struct {
     atomic_int calls;
 } renew_job;
 
+/* Renewed every 150 ms: a 600 ms lease leaves a loaded machine 450 ms of slack per renewal. */
+#define LEASE_MS 600
+
 static int fetch_renewing(void *ud, rk_memolock_renewer *r, rk_buf *value, uint64_t *ttl_ms)
 {
     renew_job *j = ud;
@@ -383,7 +386,7 @@ static int fetch_renewing(void *ud, rk_memolock_renewer *r, rk_buf *value, uint6
         usleep(150 * 1000);
         if (j->lose_lock)
             raw_int("DEL", name("renew", "/lock:", "lost"));
-        if ((j->renew_rc = rk_memolock_renew(r, 300)) != RK_OK)
+        if ((j->renew_rc = rk_memolock_renew(r, LEASE_MS)) != RK_OK)
             return 1;
     }
     *ttl_ms = 5000;
@@ -411,9 +414,9 @@ static void *renewable_thread(void *arg)
 
 static void renewable_runs_once(void)
 {
-    rk_memolock *a = open_memo("renew", "options.lock_timeout=300"),
-                *b = open_memo("renew", "options.lock_timeout=300;options.retry_timeout=50");
-    renew_job rj = {6, false, -1, 0}; /* 900 ms of work on a 300 ms lease */
+    rk_memolock *a = open_memo("renew", "options.lock_timeout=600"),
+                *b = open_memo("renew", "options.lock_timeout=600;options.retry_timeout=50");
+    renew_job rj = {8, false, -1, 0}; /* 1200 ms of work on a 600 ms lease */
     renewable_job winner = {a, &rj, -1, RK_BUF_INIT};
     get_job other = {b, "long", 10000, fetch_renewing_plain, &rj, -1, RK_BUF_INIT, 0};
     pthread_t t;
@@ -423,7 +426,7 @@ static void renewable_runs_once(void)
     while (!g.in_fetch)
         pthread_cond_wait(&g.cv, &g.mu);
     pthread_mutex_unlock(&g.mu);
-    get_thread(&other); /* waits behind a lease that is renewed past its 300 ms */
+    get_thread(&other); /* waits behind a lease that is renewed past its 600 ms */
     pthread_join(t, NULL);
     ASSERT_OK(winner.rc);
     rk_buf out = winner.out;

@@ -85,7 +85,7 @@ redisReply *rkt_cmd(redisContext *c, ...)
 
 /* ---- private servers ---- */
 
-static int free_port(void)
+int rkt_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -165,7 +165,7 @@ void rkt_server_start(rkt_server *s, const char *extra_args)
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     snprintf(s->extra, sizeof s->extra, "%s", extra_args ? extra_args : "");
     for (int attempt = 0; attempt < 10; attempt++) {
-        s->port = free_port();
+        s->port = rkt_free_port();
         spawn(s);
         if (ready(s))
             return;

@@ -32,6 +32,9 @@ redisReply *rkt_cmd(redisContext *c, ...);
 /* Monotonic milliseconds. */
 uint64_t rkt_now_ms(void);
 
+/* A loopback TCP port nobody listens on right now. */
+int rkt_free_port(void);
+
 /* A private redis-server on a free loopback port and a socket in a temp dir. */
 typedef struct rkt_server {
     pid_t pid;

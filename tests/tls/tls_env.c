@@ -1,11 +1,8 @@
 #include "tls_env.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -73,18 +70,6 @@ void rkt_tls_roundtrip(rk_cache *c)
 }
 
 /* ---- private TLS servers ---- */
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
-        getsockname(fd, (struct sockaddr *)&sa, &len) != 0)
-        rkt_fail(__FILE__, __LINE__, "cannot find a free port: %s", strerror(errno));
-    close(fd);
-    return ntohs(sa.sin_port);
-}
 
 static void spawn(rkt_tls_server *s)
 {
@@ -194,7 +179,7 @@ void rkt_tls_server_start(rkt_tls_server *s, const char *extra_args)
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     snprintf(s->extra, sizeof s->extra, "%s", extra_args ? extra_args : "");
     for (int attempt = 0; attempt < 10; attempt++) {
-        s->port = free_port();
+        s->port = rkt_free_port();
         spawn(s);
         if (ready(s))
             return;
