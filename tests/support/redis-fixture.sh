@@ -10,6 +10,8 @@ state=${2:?state dir}
 
 start() {
     command -v redis-server >/dev/null || { echo "redis-server not found: run scripts/setup.sh" >&2; exit 1; }
+    # A repeated start (ctest --repeat) replaces the server it started before, never orphans it.
+    if [ -f "$state/env" ]; then (stop); fi
     mkdir -p "$state"
     local dir port pid
     dir=$(mktemp -d /tmp/redkit-test.XXXXXX)

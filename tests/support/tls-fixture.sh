@@ -52,6 +52,8 @@ extendedKeyUsage=serverAuth"
 start() {
     command -v redis-server >/dev/null || { echo "redis-server not found: run scripts/setup.sh" >&2; exit 1; }
     command -v openssl >/dev/null || { echo "openssl not found: run scripts/setup.sh" >&2; exit 1; }
+    # A repeated start (ctest --repeat) replaces the server it started before, never orphans it.
+    if [ -f "$state/env" ]; then (stop); fi
     mkdir -p "$state"
     local dir port pid
     dir=$(mktemp -d /tmp/redkit-tls.XXXXXX)
