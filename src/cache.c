@@ -103,6 +103,20 @@ static int one(rk_cache *c, const rk__settings *s, int argc, const char **argv,
     return rk__component_exec(&c->base, s, &cmd, 1, reply);
 }
 
+/* "<verb> <prefix><key>" in one round trip (GET, PTTL). */
+static int key_cmd(rk_cache *c, const rk__settings *s, const char *verb, const char *key,
+                   redisReply **reply)
+{
+    char kbuf[KEYBUF], *heap;
+    const char *argv[2] = {verb};
+    size_t argvlen[2] = {strlen(verb)};
+    int rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap);
+    if (rc == RK_OK)
+        rc = one(c, s, 2, argv, argvlen, reply);
+    rk__free(heap);
+    return rc;
+}
+
 /* Redis refuses an expiry past LLONG_MAX ms from now with a bare "invalid expire time"; the
  * lock's bound (2^62 - 1 ms) turns that into RK_EINVAL naming the argument. */
 #define MAX_TTL_MS ((uint64_t)INT64_MAX / 2)
@@ -156,15 +170,8 @@ static int retrieve(rk_cache *c, const char *key, rk_buf *out)
         rc = rk__err(RK_EINVAL, "retrieve '%s': out is NULL", key);
     if (rc != RK_OK)
         return rc;
-    char kbuf[KEYBUF], *heap;
-    const char *argv[2] = {"GET"};
-    size_t argvlen[2] = {3};
-    if ((rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap)))
-        return rc;
     redisReply *r;
-    rc = one(c, s, 2, argv, argvlen, &r);
-    rk__free(heap);
-    if (rc != RK_OK)
+    if (key_cmd(c, s, "GET", key, &r) != RK_OK)
         return rk__err_prefix("retrieve '%s': ", key);
     if (r->type == REDIS_REPLY_NIL) {
         rk__reply_free(r);
@@ -193,15 +200,8 @@ static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
     if (rc != RK_OK)
         return rc;
     *ttl_ms = 0;
-    char kbuf[KEYBUF], *heap;
-    const char *argv[2] = {"PTTL"};
-    size_t argvlen[2] = {4};
-    if ((rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap)))
-        return rc;
     redisReply *r;
-    rc = one(c, s, 2, argv, argvlen, &r);
-    rk__free(heap);
-    if (rc == RK_OK) {
+    if ((rc = key_cmd(c, s, "PTTL", key, &r)) == RK_OK) {
         rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "PTTL");
         long long left = rc == RK_OK ? r->integer : 0;
         rk__reply_free(r);
