@@ -100,15 +100,7 @@ static void wait_subscribers(const rkt_server *s, long long n)
     char channel[128];
     snprintf(channel, sizeof channel, "%srestart/notif:id", rkt_prefix());
     redisContext *c = rkt_raw_port(s->port);
-    for (;;) {
-        redisReply *r = rkt_cmd(c, "PUBSUB", "NUMSUB", channel, NULL);
-        long long have = r->element[1]->integer;
-        freeReplyObject(r);
-        if (have >= n)
-            break;
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
+    rkt_wait_subscribers(c, channel, n);
     redisFree(c);
 }
 

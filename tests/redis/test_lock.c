@@ -180,14 +180,7 @@ static void wait_subscribers(const char *key, long long n)
     char channel[160];
     snprintf(channel, sizeof channel, "redkit:lock-released:%s", full(key));
     redisContext *c = rkt_raw();
-    for (;;) {
-        redisReply *r = rkt_cmd(c, "PUBSUB", "NUMSUB", channel, NULL);
-        long long have = r->element[1]->integer;
-        freeReplyObject(r);
-        if (have >= n)
-            break;
-        usleep(1000);
-    }
+    rkt_wait_subscribers(c, channel, n);
     redisFree(c);
 }
 

@@ -228,14 +228,7 @@ static void *get_thread(void *arg)
 static void wait_subscribers(const char *channel, long long n)
 {
     redisContext *c = raw();
-    for (;;) {
-        redisReply *r = rkt_cmd(c, "PUBSUB", "NUMSUB", channel, NULL);
-        long long have = r->element[1]->integer;
-        freeReplyObject(r);
-        if (have >= n)
-            break;
-        usleep(1000);
-    }
+    rkt_wait_subscribers(c, channel, n);
     redisFree(c);
 }
 

@@ -83,6 +83,18 @@ redisReply *rkt_cmd(redisContext *c, ...)
     return r;
 }
 
+void rkt_wait_subscribers(redisContext *c, const char *channel, long long n)
+{
+    for (;;) {
+        redisReply *r = rkt_cmd(c, "PUBSUB", "NUMSUB", channel, NULL);
+        long long have = r->element[1]->integer;
+        freeReplyObject(r);
+        if (have >= n)
+            break;
+        usleep(1000);
+    }
+}
+
 /* ---- private servers ---- */
 
 int rkt_free_port(void)

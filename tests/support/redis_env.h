@@ -35,6 +35,9 @@ uint64_t rkt_now_ms(void);
 /* A loopback TCP port nobody listens on right now. */
 int rkt_free_port(void);
 
+/* Block until `n` connections of the server behind `c` are subscribed to `channel`. */
+void rkt_wait_subscribers(redisContext *c, const char *channel, long long n);
+
 /* A private redis-server on a free loopback port and a socket in a temp dir. */
 typedef struct rkt_server {
     pid_t pid;
