@@ -8,12 +8,11 @@
 #include "cache_int.h"
 #include "component.h"
 #include "error_int.h"
+#include "keys.h"
 
 struct rk_cache {
     rk__component base;
 };
-
-#define KEYBUF 256
 
 int rk_cache_new(rk_cache **out)
 {
@@ -22,7 +21,7 @@ int rk_cache_new(rk_cache **out)
     rk_cache *c = rk__malloc(sizeof *c);
     if (!c)
         return *out = NULL, rk__err(RK_ENOMEM, "cannot allocate a cache");
-    int rc = rk__component_init(&c->base, "cache");
+    int rc = rk__component_init(&c->base, "cache", false);
     if (rc != RK_OK) {
         rk__free(c);
         c = NULL;
@@ -69,51 +68,62 @@ int rk_cache_close(rk_cache *c, const rk_context *ctx)
     return rk__component_close(&c->base);
 }
 
-/* Common entry checks; `*s` is the settings to run with. */
-static int begin(rk_cache *c, const rk__settings **s)
+/* Common entry checks; `*cl` is the client to run with, referenced until end(). */
+static int begin(rk_cache *c, rk__client **cl)
 {
-    *s = NULL;
+    *cl = NULL;
     if (!c)
         return rk__err(RK_EINVAL, "cache is NULL");
-    return (*s = rk__component_begin(&c->base)) ? RK_OK : RK_ENOTOPEN;
+    return (*cl = rk__component_begin(&c->base)) ? RK_OK : RK_ENOTOPEN;
 }
 
-static int begin_key(rk_cache *c, const char *key, const rk__settings **s)
+static int begin_key(rk_cache *c, const char *key, rk__client **cl)
 {
+    *cl = NULL;
     int rc = c ? rk__check_key(key, "key") : RK_OK;
-    return rc == RK_OK ? begin(c, s) : rc;
+    return rc == RK_OK ? begin(c, cl) : rc;
+}
+
+/* Give the client back and pass `rc` through. */
+static int end(rk__client *cl, int rc)
+{
+    rk__component_end(cl);
+    return rc;
 }
 
 /* "PX <ms>" arguments for a TTL; returns how many (0 for no expiry). */
-static int ttl_args(const rk__settings *s, uint64_t ttl_ms, char *buf, size_t cap,
-                    const char **argv, size_t *argvlen)
+static int ttl_args(const rk__client *cl, uint64_t ttl_ms, char *buf, size_t cap, const char **argv,
+                    size_t *argvlen)
 {
     if (ttl_ms == RK_TTL_NONE)
         return 0;
     argv[0] = "PX", argvlen[0] = 2;
     argv[1] = buf;
-    argvlen[1] = (size_t)snprintf(buf, cap, "%" PRIu64, ttl_ms ? ttl_ms : s->opts.default_ttl_ms);
+    argvlen[1] = (size_t)snprintf(buf, cap, "%" PRIu64, ttl_ms ? ttl_ms : cl->opts.default_ttl_ms);
     return 2;
 }
 
-static int one(rk_cache *c, const rk__settings *s, int argc, const char **argv,
-               const size_t *argvlen, redisReply **reply)
+/* One command routed by its first key (argv[1]). */
+static int one(rk__client *cl, int argc, const char **argv, const size_t *argvlen,
+               redisReply **reply)
 {
     rk__cmd cmd = {argc, argv, argvlen};
-    return rk__component_exec(&c->base, s, &cmd, 1, reply);
+    return rk__client_exec(cl, argv[1], argvlen[1], rk__client_deadline(cl, RK__NO_TIMEOUT), &cmd,
+                           1, reply);
 }
 
 /* "<verb> <prefix><key>" in one round trip (GET, PTTL). */
-static int key_cmd(rk_cache *c, const rk__settings *s, const char *verb, const char *key,
-                   redisReply **reply)
+static int key_cmd(rk__client *cl, const char *verb, const char *key, redisReply **reply)
 {
-    char kbuf[KEYBUF], *heap;
+    rk__name k;
     const char *argv[2] = {verb};
     size_t argvlen[2] = {strlen(verb)};
-    int rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap);
-    if (rc == RK_OK)
-        rc = one(c, s, 2, argv, argvlen, reply);
-    rk__free(heap);
+    int rc = rk__name_key(&k, &cl->opts, key);
+    if (rc == RK_OK) {
+        argv[1] = k.str, argvlen[1] = k.len;
+        rc = one(cl, 2, argv, argvlen, reply);
+    }
+    rk__name_free(&k);
     return rc;
 }
 
@@ -130,30 +140,39 @@ static int check_ttl(uint64_t ttl_ms)
                    MAX_TTL_MS);
 }
 
+static int store_with(rk__client *cl, const char *key, const void *value, size_t len,
+                      uint64_t ttl_ms)
+{
+    char ttl[24];
+    rk__name k;
+    const char *argv[5] = {"SET"};
+    size_t argvlen[5] = {3};
+    int rc = rk__name_key(&k, &cl->opts, key);
+    if (rc != RK_OK)
+        return rc;
+    argv[1] = k.str, argvlen[1] = k.len;
+    argv[2] = value ? value : "", argvlen[2] = len;
+    int argc = 3 + ttl_args(cl, ttl_ms, ttl, sizeof ttl, &argv[3], &argvlen[3]);
+    redisReply *r;
+    if ((rc = one(cl, argc, argv, argvlen, &r)) == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_STATUS, "SET");
+        rk__reply_free(r);
+    }
+    rk__name_free(&k);
+    return rc == RK_OK ? RK_OK : rk__err_prefix("store '%s': ", key);
+}
+
 static int store(rk_cache *c, const char *key, const void *value, size_t len, uint64_t ttl_ms)
 {
-    const rk__settings *s;
-    int rc = begin_key(c, key, &s);
+    rk__client *cl;
+    int rc = begin_key(c, key, &cl);
     if (rc == RK_OK && !value && len)
         rc = rk__err(RK_EINVAL, "store '%s': value is NULL but len is %zu", key, len);
     if (rc == RK_OK && check_ttl(ttl_ms) != RK_OK)
         rc = rk__err_prefix("store '%s': ", key);
-    if (rc != RK_OK)
-        return rc;
-    char kbuf[KEYBUF], ttl[24], *heap;
-    const char *argv[5] = {"SET"};
-    size_t argvlen[5] = {3};
-    if ((rc = rk__prefixed_key(s, key, kbuf, sizeof kbuf, &argv[1], &argvlen[1], &heap)))
-        return rc;
-    argv[2] = value ? value : "", argvlen[2] = len;
-    int argc = 3 + ttl_args(s, ttl_ms, ttl, sizeof ttl, &argv[3], &argvlen[3]);
-    redisReply *r;
-    if ((rc = one(c, s, argc, argv, argvlen, &r)) == RK_OK) {
-        rc = rk__reply_expect(r, REDIS_REPLY_STATUS, "SET");
-        rk__reply_free(r);
-    }
-    rk__free(heap);
-    return rc == RK_OK ? RK_OK : rk__err_prefix("store '%s': ", key);
+    if (rc == RK_OK)
+        rc = store_with(cl, key, value, len, ttl_ms);
+    return end(cl, rc);
 }
 
 int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key, const void *value,
@@ -162,22 +181,16 @@ int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key, const vo
     return rk__ret(store(c, key, value, len, ttl_ms), ctx);
 }
 
-static int retrieve(rk_cache *c, const char *key, rk_buf *out)
+static int retrieve_with(rk__client *cl, const char *key, rk_buf *out)
 {
-    const rk__settings *s;
-    int rc = begin_key(c, key, &s);
-    if (rc == RK_OK && !out)
-        rc = rk__err(RK_EINVAL, "retrieve '%s': out is NULL", key);
-    if (rc != RK_OK)
-        return rc;
     redisReply *r;
-    if (key_cmd(c, s, "GET", key, &r) != RK_OK)
+    if (key_cmd(cl, "GET", key, &r) != RK_OK)
         return rk__err_prefix("retrieve '%s': ", key);
     if (r->type == REDIS_REPLY_NIL) {
         rk__reply_free(r);
         return rk__err(RK_ENOTFOUND, "retrieve '%s': key not found", key);
     }
-    if ((rc = rk__reply_expect(r, REDIS_REPLY_STRING, "GET")) != RK_OK) {
+    if (rk__reply_expect(r, REDIS_REPLY_STRING, "GET") != RK_OK) {
         rk__reply_free(r);
         return rk__err_prefix("retrieve '%s': ", key);
     }
@@ -186,22 +199,28 @@ static int retrieve(rk_cache *c, const char *key, rk_buf *out)
     return RK_OK;
 }
 
+static int retrieve(rk_cache *c, const char *key, rk_buf *out)
+{
+    rk__client *cl;
+    int rc = begin_key(c, key, &cl);
+    if (rc == RK_OK && !out)
+        rc = rk__err(RK_EINVAL, "retrieve '%s': out is NULL", key);
+    if (rc == RK_OK)
+        rc = retrieve_with(cl, key, out);
+    return end(cl, rc);
+}
+
 int rk_cache_retrieve(rk_cache *c, const rk_context *ctx, const char *key, rk_buf *out)
 {
     return rk__ret(retrieve(c, key, out), ctx);
 }
 
-static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
+static int ttl_with(rk__client *cl, const char *key, uint64_t *ttl_ms)
 {
-    const rk__settings *s;
-    int rc = begin_key(c, key, &s);
-    if (rc == RK_OK && !ttl_ms)
-        rc = rk__err(RK_EINVAL, "ttl '%s': ttl_ms is NULL", key);
-    if (rc != RK_OK)
-        return rc;
-    *ttl_ms = 0;
     redisReply *r;
-    if ((rc = key_cmd(c, s, "PTTL", key, &r)) == RK_OK) {
+    *ttl_ms = 0;
+    int rc = key_cmd(cl, "PTTL", key, &r);
+    if (rc == RK_OK) {
         rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "PTTL");
         long long left = rc == RK_OK ? r->integer : 0;
         rk__reply_free(r);
@@ -211,6 +230,17 @@ static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
         *ttl_ms = left == -1 ? RK_TTL_NONE : (uint64_t)left;
     }
     return rc == RK_OK ? RK_OK : rk__err_prefix("ttl '%s': ", key);
+}
+
+static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
+{
+    rk__client *cl;
+    int rc = begin_key(c, key, &cl);
+    if (rc == RK_OK && !ttl_ms)
+        rc = rk__err(RK_EINVAL, "ttl '%s': ttl_ms is NULL", key);
+    if (rc == RK_OK)
+        rc = ttl_with(cl, key, ttl_ms);
+    return end(cl, rc);
 }
 
 int rk_cache_ttl(rk_cache *c, const rk_context *ctx, const char *key, uint64_t *ttl_ms)
@@ -232,10 +262,10 @@ static void key_argv_free(key_argv *k)
     rk__free(k->block);
 }
 
-static int key_argv_build(key_argv *k, const rk__settings *s, const char *verb,
+static int key_argv_build(key_argv *k, const rk__options *o, const char *verb,
                           const char *const *keys, size_t n)
 {
-    size_t total = 0, plen = s->opts.prefix_len;
+    size_t total = 0, plen = o->prefix_len;
     memset(k, 0, sizeof *k);
     if (n >= INT32_MAX)
         return rk__err(RK_EINVAL, "%s: %zu keys is too many for one command", verb, n);
@@ -243,7 +273,7 @@ static int key_argv_build(key_argv *k, const rk__settings *s, const char *verb,
         int rc = rk__check_key(keys ? keys[i] : NULL, "key");
         if (rc != RK_OK)
             return rk__err_prefix("%s: keys[%zu]: ", verb, i);
-        total += plen + strlen(keys[i]);
+        total += rk__name_key_len(o, keys[i]);
     }
     k->argv = rk__malloc((n + 1) * sizeof *k->argv);
     k->argvlen = rk__malloc((n + 1) * sizeof *k->argvlen);
@@ -255,31 +285,27 @@ static int key_argv_build(key_argv *k, const rk__settings *s, const char *verb,
     k->argv[0] = verb, k->argvlen[0] = strlen(verb);
     char *p = k->block;
     for (size_t i = 0; i < n; i++) {
-        size_t klen = strlen(keys[i]);
-        k->argvlen[i + 1] = plen + klen;
-        if (!plen) {
+        if (!plen) { /* the keys as given: no copy */
             k->argv[i + 1] = keys[i];
+            k->argvlen[i + 1] = strlen(keys[i]);
             continue;
         }
-        memcpy(p, s->opts.prefix, plen);
-        memcpy(p + plen, keys[i], klen);
+        char *end = rk__name_key_put(p, o, keys[i]);
         k->argv[i + 1] = p;
-        p += plen + klen;
+        k->argvlen[i + 1] = (size_t)(end - p);
+        p = end;
     }
     return RK_OK;
 }
 
-static int remove_many(rk_cache *c, const char *const *keys, size_t n)
+static int remove_with(rk__client *cl, const char *const *keys, size_t n)
 {
-    const rk__settings *s;
-    int rc = begin(c, &s);
-    if (rc != RK_OK || n == 0)
-        return rc;
     key_argv k;
-    if ((rc = key_argv_build(&k, s, "DEL", keys, n)) != RK_OK)
+    int rc = key_argv_build(&k, &cl->opts, "DEL", keys, n);
+    if (rc != RK_OK)
         return rc;
     redisReply *r;
-    if ((rc = one(c, s, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
+    if ((rc = one(cl, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
         rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "DEL");
         rk__reply_free(r);
     }
@@ -288,6 +314,15 @@ static int remove_many(rk_cache *c, const char *const *keys, size_t n)
         return n == 1 ? rk__err_prefix("remove '%s': ", keys[0])
                       : rk__err_prefix("remove of %zu keys: ", n);
     return RK_OK;
+}
+
+static int remove_many(rk_cache *c, const char *const *keys, size_t n)
+{
+    rk__client *cl;
+    int rc = begin(c, &cl);
+    if (rc == RK_OK && n)
+        rc = remove_with(cl, keys, n);
+    return end(cl, rc);
 }
 
 int rk_cache_remove(rk_cache *c, const rk_context *ctx, const char *key)
@@ -316,26 +351,32 @@ int rk__cache_take_values(redisReply *r, size_t n, rk_buf *outs)
     return rc;
 }
 
-static int retrieve_many(rk_cache *c, const char *const *keys, size_t n, rk_buf *outs)
+static int retrieve_many_with(rk__client *cl, const char *const *keys, size_t n, rk_buf *outs)
 {
-    const rk__settings *s;
-    int rc = begin(c, &s);
-    if (rc == RK_OK && n && !outs)
-        rc = rk__err(RK_EINVAL, "retrieve_many: outs is NULL");
-    if (rc != RK_OK || n == 0)
-        return rc;
     key_argv k;
-    if ((rc = key_argv_build(&k, s, "MGET", keys, n)) != RK_OK)
+    int rc = key_argv_build(&k, &cl->opts, "MGET", keys, n);
+    if (rc != RK_OK)
         return rc;
     for (size_t i = 0; i < n; i++)
         rk_buf_free(&outs[i]);
     redisReply *r;
-    if ((rc = one(c, s, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
+    if ((rc = one(cl, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
         rc = rk__cache_take_values(r, n, outs);
         rk__reply_free(r);
     }
     key_argv_free(&k);
     return rc == RK_OK ? RK_OK : rk__err_prefix("retrieve of %zu keys: ", n);
+}
+
+static int retrieve_many(rk_cache *c, const char *const *keys, size_t n, rk_buf *outs)
+{
+    rk__client *cl;
+    int rc = begin(c, &cl);
+    if (rc == RK_OK && n && !outs)
+        rc = rk__err(RK_EINVAL, "retrieve_many: outs is NULL");
+    if (rc == RK_OK && n)
+        rc = retrieve_many_with(cl, keys, n, outs);
+    return end(cl, rc);
 }
 
 int rk_cache_retrieve_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n,
@@ -376,11 +417,11 @@ static int check_entries(const rk_cache_entry *e, size_t n)
     return RK_OK;
 }
 
-static int set_batch_build(set_batch *b, const rk__settings *s, const rk_cache_entry *e, size_t n)
+static int set_batch_build(set_batch *b, const rk__client *cl, const rk_cache_entry *e, size_t n)
 {
-    size_t text = 0, plen = s->opts.prefix_len;
+    size_t text = 0;
     for (size_t i = 0; i < n; i++)
-        text += plen + strlen(e[i].key) + 24;
+        text += rk__name_key_len(&cl->opts, e[i].key) + 24;
     b->cmds = rk__malloc(n * sizeof *b->cmds);
     b->argv = rk__malloc(n * 5 * sizeof *b->argv);
     b->argvlen = rk__malloc(n * 5 * sizeof *b->argvlen);
@@ -390,14 +431,13 @@ static int set_batch_build(set_batch *b, const rk__settings *s, const rk_cache_e
     char *p = b->text;
     for (size_t i = 0; i < n; i++) {
         const char **argv = b->argv + 5 * i;
-        size_t *len = b->argvlen + 5 * i, klen = strlen(e[i].key);
-        memcpy(p, s->opts.prefix ? s->opts.prefix : "", plen);
-        memcpy(p + plen, e[i].key, klen);
+        size_t *len = b->argvlen + 5 * i;
+        char *end = rk__name_key_put(p, &cl->opts, e[i].key);
         argv[0] = "SET", len[0] = 3;
-        argv[1] = p, len[1] = plen + klen;
+        argv[1] = p, len[1] = (size_t)(end - p);
         argv[2] = e[i].value ? e[i].value : "", len[2] = e[i].len;
-        p += plen + klen;
-        int extra = ttl_args(s, e[i].ttl_ms, p, 24, &argv[3], &len[3]);
+        p = end;
+        int extra = ttl_args(cl, e[i].ttl_ms, p, 24, &argv[3], &len[3]);
         if (extra)
             p += len[4];
         b->cmds[i] = (rk__cmd){3 + extra, argv, len};
@@ -405,20 +445,16 @@ static int set_batch_build(set_batch *b, const rk__settings *s, const rk_cache_e
     return RK_OK;
 }
 
-static int store_many(rk_cache *c, const rk_cache_entry *e, size_t n)
+static int store_many_with(rk__client *cl, const rk_cache_entry *e, size_t n)
 {
-    const rk__settings *s;
-    int rc = begin(c, &s);
-    if (rc == RK_OK)
-        rc = check_entries(e, n);
-    if (rc != RK_OK || n == 0)
-        return rc;
     set_batch b = {0};
+    int rc;
     redisReply **r = rk__calloc(n, sizeof *r);
     if (!r)
         return rk__err(RK_ENOMEM, "store_many: cannot allocate %zu replies", n);
-    if ((rc = set_batch_build(&b, s, e, n)) == RK_OK &&
-        (rc = rk__component_exec(&c->base, s, b.cmds, n, r)) == RK_OK) {
+    if ((rc = set_batch_build(&b, cl, e, n)) == RK_OK &&
+        (rc = rk__client_exec(cl, NULL, 0, rk__client_deadline(cl, RK__NO_TIMEOUT), b.cmds, n,
+                              r)) == RK_OK) {
         for (size_t i = 0; i < n; i++)
             if (rc == RK_OK && rk__reply_expect(r[i], REDIS_REPLY_STATUS, "SET") != RK_OK)
                 rc = rk__err_prefix("store_many: '%s': ", e[i].key);
@@ -428,6 +464,17 @@ static int store_many(rk_cache *c, const rk_cache_entry *e, size_t n)
     rk__free(r);
     set_batch_free(&b);
     return rc;
+}
+
+static int store_many(rk_cache *c, const rk_cache_entry *e, size_t n)
+{
+    rk__client *cl;
+    int rc = begin(c, &cl);
+    if (rc == RK_OK)
+        rc = check_entries(e, n);
+    if (rc == RK_OK && n)
+        rc = store_many_with(cl, e, n);
+    return end(cl, rc);
 }
 
 int rk_cache_store_many(rk_cache *c, const rk_context *ctx, const rk_cache_entry *entries, size_t n)

@@ -1,24 +1,63 @@
 #include "component.h"
 
-#include <errno.h>
+#include <sched.h>
 #include <string.h>
-#include <time.h>
 
-#include "alloc.h"
 #include "clock.h"
 #include "config_int.h"
 #include "error_int.h"
 #include "references_int.h"
 
-int rk__component_init(rk__component *c, const char *kind)
+/* ---- fork: every handle notices it on its next call ---- */
+
+static atomic_uint fork_generation;
+static pthread_mutex_t fork_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+
+static void in_child(void)
 {
+    /* Only the forking thread exists now; whoever held this lock does not. */
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    fork_mu = fresh;
+    atomic_fetch_add(&fork_generation, 1);
+}
+
+static void watch_forks(void) { pthread_atfork(NULL, NULL, in_child); }
+
+/* In a forked child, the first call on the handle drops what the parent left in it. */
+static void check_fork(rk__component *c)
+{
+    unsigned g = atomic_load(&fork_generation);
+    if (atomic_load(&c->fork_gen) == g)
+        return;
+    pthread_mutex_lock(&fork_mu);
+    if (atomic_load(&c->fork_gen) != g) {
+        pthread_mutex_init(&c->mu, NULL); /* it may have been held by a parent's thread */
+        atomic_store(&c->pins, 0);
+        rk__client *cl = atomic_load(&c->active);
+        if (cl)
+            rk__client_after_fork(cl);
+        if (c->after_fork)
+            c->after_fork(c);
+        atomic_store(&c->fork_gen, g);
+    }
+    pthread_mutex_unlock(&fork_mu);
+}
+
+/* ---- lifecycle ---- */
+
+int rk__component_init(rk__component *c, const char *kind, bool pubsub)
+{
+    pthread_once(&fork_once, watch_forks);
     memset(c, 0, sizeof *c);
     c->kind = kind;
+    c->pubsub = pubsub;
     atomic_init(&c->active, NULL);
-    atomic_init(&c->open, false);
+    atomic_init(&c->pins, 0);
+    atomic_init(&c->fork_gen, atomic_load(&fork_generation));
     if (pthread_mutex_init(&c->mu, NULL) != 0)
         return rk__err(RK_ENOMEM, "cannot create a mutex");
-    int rc = rk__pool_init(&c->pool);
+    int rc = rk__options_parse(&c->opts, NULL); /* defaults until configured */
     if (rc != RK_OK)
         pthread_mutex_destroy(&c->mu);
     return rc;
@@ -27,31 +66,29 @@ int rk__component_init(rk__component *c, const char *kind)
 void rk__component_destroy(rk__component *c)
 {
     rk__component_close(c);
-    rk__pool_destroy(&c->pool);
     pthread_mutex_destroy(&c->mu);
     rk_config_free(c->cfg);
     rk_references_free(c->refs);
-    for (rk__settings *s = c->all, *next; s; s = next) {
-        next = s->older;
-        rk__options_clear(&s->opts);
-        rk__endpoint_clear(&s->ep);
-        rk__free(s);
-    }
+    rk__options_clear(&c->opts);
 }
 
 int rk__component_configure(rk__component *c, const rk_config *cfg)
 {
-    rk__options check;
+    rk__options opts;
     rk_config *copy;
-    int rc = rk__options_parse(&check, cfg); /* report bad values now, not at open */
+    int rc = rk__options_parse(&opts, cfg); /* bad values are reported now, not at open */
     if (rc != RK_OK)
         return rc;
-    rk__options_clear(&check);
-    if ((rc = rk__config_copy(&copy, cfg)) != RK_OK)
+    if ((rc = rk__config_copy(&copy, cfg)) != RK_OK) {
+        rk__options_clear(&opts);
         return rc;
+    }
+    check_fork(c);
     pthread_mutex_lock(&c->mu);
     rk_config_free(c->cfg);
+    rk__options_clear(&c->opts);
     c->cfg = copy;
+    c->opts = opts;
     pthread_mutex_unlock(&c->mu);
     return RK_OK;
 }
@@ -62,6 +99,7 @@ int rk__component_set_references(rk__component *c, const rk_references *refs)
     int rc = rk__references_copy(&copy, refs);
     if (rc != RK_OK)
         return rc;
+    check_fork(c);
     pthread_mutex_lock(&c->mu);
     rk_references_free(c->refs);
     c->refs = copy;
@@ -69,132 +107,70 @@ int rk__component_set_references(rk__component *c, const rk_references *refs)
     return RK_OK;
 }
 
-static int ping(rk__conn *conn, void *arg, uint64_t deadline)
+static int open_client(rk__component *c, const rk_context *ctx, rk__client **out)
 {
-    (void)arg;
-    const char *argv[1] = {"PING"};
-    size_t len[1] = {4};
-    redisReply *r;
-    int rc = rk__conn_exec(conn, &(rk__cmd){1, argv, len}, 1, &r, deadline);
-    if (rc == RK_OK) {
-        rc = rk__reply_expect(r, REDIS_REPLY_STATUS, "PING");
-        rk__reply_free(r);
-    }
-    return rc;
-}
-
-/* A restarted server answers -LOADING until its data set is in memory. The command did not run,
- * so it is retried, like a lost connection, until the operation's deadline. */
-static bool loading(int rc) { return rc == RK_EREPLY && !strcmp(rk_last_error()->name, "LOADING"); }
-
-static int run(rk__pool *p, uint64_t deadline, rk__conn_fn fn, void *arg)
-{
-    int rc;
-    for (uint64_t ms = 10; loading(rc = rk__pool_run(p, deadline, fn, arg));
-         ms += ms < 100 ? 10 : 0) {
-        uint64_t left = rk__remaining_ms(deadline);
-        struct timespec ts = {0, (long)(ms < left ? ms : left) * 1000000L};
-        if (left == 0)
-            break;
-        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-            ;
-    }
-    return rc;
-}
-
-/* Resolve the settings for this open. They join the component's list even on failure. */
-static int make_settings(rk__component *c, const rk_context *ctx, rk__settings **out)
-{
-    rk__settings *s = rk__calloc(1, sizeof *s);
-    *out = NULL;
-    if (!s)
-        return rk__err(RK_ENOMEM, "cannot allocate settings");
-    s->older = c->all;
-    c->all = s;
-    int rc = rk__options_parse(&s->opts, c->cfg);
+    int rc = c->validate ? c->validate(&c->opts) : RK_OK;
     if (rc == RK_OK)
-        rc = rk__resolve_endpoint(&s->ep, c->cfg, c->refs, &s->opts, ctx);
-    *out = s;
+        rc = rk__client_new(out, c->kind, &c->opts, c->cfg, c->refs, ctx, c->pubsub);
+    if (rc == RK_OK && (rc = rk__client_ping(*out, rk__client_deadline(*out, RK__NO_TIMEOUT)))) {
+        rk__client_close(*out);
+        rk__client_unref(*out); /* a failed open keeps nothing */
+        *out = NULL;
+    }
     return rc;
 }
 
 int rk__component_open(rk__component *c, const rk_context *ctx)
 {
+    check_fork(c);
     pthread_mutex_lock(&c->mu);
-    if (atomic_load(&c->open)) {
-        pthread_mutex_unlock(&c->mu);
-        return RK_OK;
-    }
-    rk__settings *s = NULL;
-    int rc = make_settings(c, ctx, &s);
-    if (rc == RK_OK) {
-        rk__pool_open(&c->pool, &s->ep, s->opts.max_connections, s->opts.retries);
-        rc = run(&c->pool, rk__deadline(s->opts.timeout_ms), ping, NULL);
-        if (rc != RK_OK)
-            rk__pool_close(&c->pool);
-    }
-    if (rc == RK_OK) {
-        atomic_store(&c->active, s);
-        atomic_store(&c->open, true);
-    } else {
+    rk__client *cl = NULL;
+    int rc = atomic_load(&c->active) ? RK_OK : open_client(c, ctx, &cl);
+    if (cl)
+        atomic_store(&c->active, cl);
+    else if (rc != RK_OK)
         rk__err_prefix("%s open: ", c->kind);
-    }
     pthread_mutex_unlock(&c->mu);
     return rc;
 }
 
 int rk__component_close(rk__component *c)
 {
+    check_fork(c);
     pthread_mutex_lock(&c->mu);
-    atomic_store(&c->open, false);
-    rk__pool_close(&c->pool);
+    rk__client *cl = atomic_exchange(&c->active, NULL);
+    while (atomic_load(&c->pins)) /* a call about to take its reference: a few instructions */
+        sched_yield();
+    if (cl) {
+        rk__client_stop_waiters(cl);
+        if (c->drain)
+            c->drain(c, cl);
+        rk__client_close(cl);
+        rk__client_unref(cl); /* calls still running hold their own references */
+    }
     pthread_mutex_unlock(&c->mu);
     return RK_OK;
 }
 
-bool rk__component_is_open(const rk__component *c) { return atomic_load(&c->open); }
-
-const rk__settings *rk__component_begin(rk__component *c)
+bool rk__component_is_open(const rk__component *c)
 {
-    rk__settings *s = atomic_load(&c->active);
-    if (!s || !atomic_load(&c->open)) {
-        rk__err(RK_ENOTOPEN, "Connection is not opened (%s)", c->kind);
-        return NULL;
-    }
-    return s;
+    return atomic_load(&((rk__component *)c)->active) != NULL;
 }
 
-int rk__component_run(rk__component *c, const rk__settings *s, rk__conn_fn fn, void *arg)
+rk__client *rk__component_begin(rk__component *c)
 {
-    return run(&c->pool, rk__deadline(s->opts.timeout_ms), fn, arg);
+    check_fork(c);
+    atomic_fetch_add(&c->pins, 1);
+    rk__client *cl = atomic_load(&c->active);
+    if (cl)
+        rk__client_ref(cl);
+    atomic_fetch_sub(&c->pins, 1);
+    if (!cl)
+        rk__client_not_open(c->kind);
+    return cl;
 }
 
-typedef struct {
-    const rk__cmd *cmds;
-    size_t n;
-    redisReply **replies;
-} exec_arg;
-
-static int exec_fn(rk__conn *conn, void *arg, uint64_t deadline)
-{
-    exec_arg *a = arg;
-    int rc = rk__conn_exec(conn, a->cmds, a->n, a->replies, deadline);
-    for (size_t i = 0; rc == RK_OK && i < a->n; i++) /* run() retries these */
-        if (a->replies[i]->type == REDIS_REPLY_ERROR && !strncmp(a->replies[i]->str, "LOADING", 7))
-            rc = rk__reply_error(a->replies[i], "command");
-    for (size_t i = 0; rc != RK_OK && i < a->n; i++) {
-        rk__reply_free(a->replies[i]);
-        a->replies[i] = NULL;
-    }
-    return rc;
-}
-
-int rk__component_exec(rk__component *c, const rk__settings *s, const rk__cmd *cmds, size_t n,
-                       redisReply **replies)
-{
-    exec_arg a = {cmds, n, replies};
-    return rk__component_run(c, s, exec_fn, &a);
-}
+void rk__component_end(rk__client *cl) { rk__client_unref(cl); }
 
 int rk__check_key(const char *key, const char *what)
 {
@@ -202,24 +178,5 @@ int rk__check_key(const char *key, const char *what)
         return rk__err(RK_EINVAL, "%s is NULL", what);
     if (!*key)
         return rk__err(RK_EINVAL, "%s is empty", what);
-    return RK_OK;
-}
-
-int rk__prefixed_key(const rk__settings *s, const char *key, char *buf, size_t cap,
-                     const char **out, size_t *len, char **heap)
-{
-    size_t klen = strlen(key), plen = s->opts.prefix_len;
-    *heap = NULL;
-    *len = plen + klen;
-    if (!plen) {
-        *out = key;
-        return RK_OK;
-    }
-    char *dst = buf;
-    if (*len >= cap && !(dst = *heap = rk__malloc(*len + 1)))
-        return rk__err(RK_ENOMEM, "cannot allocate a key of %zu bytes", *len);
-    memcpy(dst, s->opts.prefix, plen);
-    memcpy(dst + plen, key, klen + 1);
-    *out = dst;
     return RK_OK;
 }

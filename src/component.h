@@ -1,34 +1,41 @@
 /* What the cache, the lock and the memolock share: configure / set_references / open / close,
- * the pool, and the settings they run with. Settings are resolved at open into an immutable
- * block that operations read without locking; blocks live until the component is freed, so a
- * close and re-open never pulls settings from under a running operation. */
+ * and the client each open runs with. Options are parsed once, at configure. Open builds a
+ * client (client.h); every call takes a reference to it (begin/end), so that a close neither
+ * waits for calls nor frees what they use, and a failed or closed open keeps nothing.
+ *
+ * A forked child never reuses what it inherited: the first call after fork() drops the
+ * parent's connections, subscriber state and component state (lock tokens, memolock calls in
+ * flight), and opens fresh connections. */
 #ifndef RK_COMPONENT_H
 #define RK_COMPONENT_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "pool.h"
-#include "resolve.h"
+#include "client.h"
 
-typedef struct rk__settings {
-    rk__options opts;
-    rk__endpoint ep;
-    struct rk__settings *older;
-} rk__settings;
+typedef struct rk__component rk__component;
 
-typedef struct rk__component {
+struct rk__component {
     const char *kind;   /* "cache", "lock", "memolock": used in messages */
+    bool pubsub;        /* its calls wait on channels */
     pthread_mutex_t mu; /* serialises configure, set_references, open and close */
     rk_config *cfg;
     rk_references *refs;
-    rk__settings *_Atomic active; /* NULL until the first open */
-    atomic_bool open;
-    rk__settings *all;
-    rk__pool pool;
-} rk__component;
+    rk__options opts; /* parsed at configure */
+    rk__client *_Atomic active;
+    atomic_uint pins; /* calls between reading `active` and taking their reference */
+    atomic_uint fork_gen;
+    /* Optional: an extra check of the options at open (memolock: resource_tag). */
+    int (*validate)(const rk__options *o);
+    /* Optional: between stopping the waiters and closing the client (lock: let waiters leave
+     * their queue), bounded by the component. */
+    void (*drain)(rk__component *c, rk__client *cl);
+    /* Optional: drop the component's own inherited state in a forked child. */
+    void (*after_fork)(rk__component *c);
+};
 
-int rk__component_init(rk__component *c, const char *kind);
+int rk__component_init(rk__component *c, const char *kind, bool pubsub);
 void rk__component_destroy(rk__component *c);
 
 int rk__component_configure(rk__component *c, const rk_config *cfg);
@@ -39,20 +46,10 @@ int rk__component_open(rk__component *c, const rk_context *ctx);
 int rk__component_close(rk__component *c);
 bool rk__component_is_open(const rk__component *c);
 
-/* The settings of an open component, or NULL after setting RK_ENOTOPEN. */
-const rk__settings *rk__component_begin(rk__component *c);
-
-/* Run `fn` on a pooled connection with the operation deadline (options.timeout). */
-int rk__component_run(rk__component *c, const rk__settings *s, rk__conn_fn fn, void *arg);
-
-/* Run `n` commands as one pipeline; replies as rk__conn_exec. */
-int rk__component_exec(rk__component *c, const rk__settings *s, const rk__cmd *cmds, size_t n,
-                       redisReply **replies);
-
-/* Build "<prefix><key>" into `buf` (cap bytes) or a new allocation; `*out` points to the result
- * and `*heap` is what to free (NULL when `buf` or the key itself was used). */
-int rk__prefixed_key(const rk__settings *s, const char *key, char *buf, size_t cap,
-                     const char **out, size_t *len, char **heap);
+/* The client of an open component, referenced for the call (give it back with
+ * rk__component_end), or NULL after setting RK_ENOTOPEN. */
+rk__client *rk__component_begin(rk__component *c);
+void rk__component_end(rk__client *cl);
 
 /* RK_EINVAL unless `key` is a non-empty string; `what` names the argument ("key", "id"). */
 int rk__check_key(const char *key, const char *what);

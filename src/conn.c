@@ -8,110 +8,6 @@
 #include "clock.h"
 #include "error_int.h"
 
-/* ---- replies, built with redkit's allocator ---- */
-
-static void *attach(const redisReadTask *task, redisReply *r)
-{
-    if (task->parent) {
-        redisReply *parent = task->parent->obj;
-        parent->element[task->idx] = r;
-    }
-    return r;
-}
-
-static redisReply *new_reply(int type)
-{
-    redisReply *r = rk__calloc(1, sizeof *r);
-    if (r)
-        r->type = type;
-    return r;
-}
-
-static void *create_string(const redisReadTask *task, char *str, size_t len)
-{
-    redisReply *r = new_reply(task->type);
-    if (!r)
-        return NULL;
-    if (!(r->str = rk__strndup(str, len))) {
-        rk__free(r);
-        return NULL;
-    }
-    r->len = len;
-    return attach(task, r);
-}
-
-static void *create_array(const redisReadTask *task, int elements)
-{
-    redisReply *r = new_reply(REDIS_REPLY_ARRAY);
-    if (!r)
-        return NULL;
-    if (elements > 0 && !(r->element = rk__calloc((size_t)elements, sizeof *r->element))) {
-        rk__free(r);
-        return NULL;
-    }
-    r->elements = elements > 0 ? (size_t)elements : 0;
-    return attach(task, r);
-}
-
-static void *create_integer(const redisReadTask *task, long long value)
-{
-    redisReply *r = new_reply(REDIS_REPLY_INTEGER);
-    if (!r)
-        return NULL;
-    r->integer = value;
-    return attach(task, r);
-}
-
-static void *create_nil(const redisReadTask *task)
-{
-    redisReply *r = new_reply(REDIS_REPLY_NIL);
-    return r ? attach(task, r) : NULL;
-}
-
-void rk__reply_free(redisReply *r)
-{
-    if (!r)
-        return;
-    for (size_t i = 0; i < r->elements; i++)
-        rk__reply_free(r->element[i]);
-    rk__free(r->element);
-    rk__free(r->str);
-    rk__free(r);
-}
-
-static void free_object(void *r) { rk__reply_free(r); }
-
-static redisReplyObjectFunctions reply_functions = {create_string, create_array, create_integer,
-                                                    create_nil, free_object};
-
-redisReader *rk__reader_new(void) { return redisReaderCreateWithFunctions(&reply_functions); }
-
-char *rk__reply_take_str(redisReply *r, size_t *len)
-{
-    char *s = r->str;
-    *len = r->len;
-    r->str = NULL;
-    rk__reply_free(r);
-    return s;
-}
-
-int rk__reply_error(const redisReply *r, const char *what)
-{
-    if (!strncmp(r->str, "NOAUTH", 6) || !strncmp(r->str, "WRONGPASS", 9))
-        return rk__err_cause(RK_EAUTH, r->str, "%s refused: not authenticated (Unauthorized)",
-                             what);
-    return rk__err_reply(r->str, "%s failed: %s", what, r->str);
-}
-
-int rk__reply_expect(const redisReply *r, int type, const char *what)
-{
-    if (r->type == type)
-        return RK_OK;
-    if (r->type == REDIS_REPLY_ERROR)
-        return rk__reply_error(r, what);
-    return rk__err(RK_EREPLY, "%s: unexpected reply type %d", what, r->type);
-}
-
 /* ---- I/O ---- */
 
 static int broken(rk__conn *c, int rc)
@@ -187,6 +83,7 @@ int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
     char *p = buf;
     for (size_t i = 0; i < n; i++)
         p = encode(p, &cmds[i]);
+    c->cls = RK__REPLY_OK;
     int rc = rk__transport_write(&c->tr, buf, (size_t)(p - buf), deadline);
     if (buf != stack)
         rk__free(buf);
@@ -203,21 +100,34 @@ int rk__conn_buffered(rk__conn *c, redisReply **reply)
         return broken(c, rk__err_cause(RK_EIO, c->reader->errstr,
                                        "%s: cannot parse the server's reply", c->tr.peer));
     }
+    if (r && c->cls == RK__REPLY_OK)
+        c->cls = rk__reply_classify(r);
     *reply = r;
     return RK_OK;
+}
+
+int rk__conn_fill(rk__conn *c, uint64_t deadline)
+{
+    size_t got;
+    int rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, deadline);
+    if (rc != RK_OK)
+        return broken(c, rc);
+    if (redisReaderFeed(c->reader, c->rbuf, got) != REDIS_OK)
+        return broken(c, rk__err(RK_ENOMEM, "%s: cannot buffer the reply", c->tr.peer));
+    return RK_OK;
+}
+
+int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool *woken)
+{
+    return rk__transport_poll(&c->tr, wake_fd, until, readable, woken);
 }
 
 int rk__conn_recv(rk__conn *c, redisReply **reply, uint64_t deadline)
 {
     for (;;) {
         int rc = rk__conn_buffered(c, reply);
-        if (rc != RK_OK || *reply)
+        if (rc != RK_OK || *reply || (rc = rk__conn_fill(c, deadline)) != RK_OK)
             return rc;
-        size_t got;
-        if ((rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, deadline)) != RK_OK)
-            return broken(c, rc);
-        if (redisReaderFeed(c->reader, c->rbuf, got) != REDIS_OK)
-            return broken(c, rk__err(RK_ENOMEM, "%s: cannot buffer the reply", c->tr.peer));
     }
 }
 
@@ -278,7 +188,7 @@ static int handshake(rk__conn *c, const rk__endpoint *ep, uint64_t deadline)
     return rc;
 }
 
-int rk__conn_open(rk__conn **out, const rk__endpoint *ep, uint64_t deadline)
+int rk__conn_open(rk__conn **out, const rk__endpoint *ep, void *tls_ctx, uint64_t deadline)
 {
     *out = NULL;
     rk__conn *c = rk__malloc(sizeof *c);
@@ -290,12 +200,14 @@ int rk__conn_open(rk__conn **out, const rk__endpoint *ep, uint64_t deadline)
         rk__free(c);
         return rk__err(RK_ENOMEM, "cannot allocate a reply parser");
     }
+    /* connect_timeout covers the whole set-up, so a server that accepts and then stalls holds
+     * a connect (and a close waiting on it) no longer than a refused one. */
     uint64_t connect_deadline = rk__deadline(ep->connect_timeout_ms);
     if (connect_deadline > deadline)
         connect_deadline = deadline;
-    int rc = rk__transport_connect(&c->tr, ep, connect_deadline);
+    int rc = rk__transport_connect(&c->tr, ep, tls_ctx, connect_deadline);
     if (rc == RK_OK)
-        rc = handshake(c, ep, deadline);
+        rc = handshake(c, ep, connect_deadline);
     if (rc != RK_OK) {
         rk__conn_free(c);
         return rc;
@@ -312,4 +224,12 @@ void rk__conn_free(rk__conn *c)
     if (c->reader)
         redisReaderFree(c->reader);
     rk__free(c);
+}
+
+void rk__conn_shutdown(rk__conn *c) { rk__transport_shutdown(&c->tr); }
+
+void rk__conn_abandon(rk__conn *c)
+{
+    rk__transport_abandon(&c->tr);
+    rk__conn_free(c);
 }

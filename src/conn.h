@@ -1,7 +1,8 @@
 /* One Redis connection: a transport, a hiredis reply parser, and the AUTH/SELECT handshake.
- * hiredis is used only to parse replies (redisReader, building replies with redkit's
- * allocator); commands are encoded in conn.c. A connection is used by one thread
- * at a time; any transport or protocol failure marks it broken. */
+ * conn owns the wire: nothing above it touches a socket or the parser. hiredis is used only to
+ * parse replies (built by resp.c with redkit's allocator); commands are encoded here. A
+ * connection is used by one thread at a time; any transport or protocol failure marks it
+ * broken. */
 #ifndef RK_CONN_H
 #define RK_CONN_H
 
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 #include "endpoint.h"
+#include "resp.h"
 #include "transport.h"
 
 #define RK__READ_CHUNK 16384
@@ -19,9 +21,12 @@ typedef struct rk__conn {
     rk__transport tr;
     redisReader *reader;
     bool broken;
-    uint64_t idle_since; /* monotonic ms, set by the pool */
-    uint64_t gen;        /* pool generation that created it */
-    struct rk__conn *next;
+    rk__reply_class cls;   /* first error class read since the last send: the retry loop's input */
+    uint64_t idle_since;   /* monotonic ms, set by the pool */
+    uint64_t gen;          /* pool generation that created it */
+    struct rk__conn *next; /* idle list */
+    struct rk__conn *prev_all; /* every connection of the pool, for close and fork */
+    struct rk__conn *next_all;
     char rbuf[RK__READ_CHUNK];
 } rk__conn;
 
@@ -32,9 +37,10 @@ typedef struct rk__cmd {
     const size_t *argvlen;
 } rk__cmd;
 
-/* Connect, then AUTH and SELECT as the endpoint says, before `deadline` (each attempt is also
- * bounded by ep->connect_timeout_ms). RK_EAUTH when the server refuses the credentials. */
-int rk__conn_open(rk__conn **out, const rk__endpoint *ep, uint64_t deadline);
+/* Connect (TLS with `tls_ctx` when the endpoint says so), then AUTH and SELECT, before
+ * `deadline` and within ep->connect_timeout_ms. RK_EAUTH when the server refuses the
+ * credentials. */
+int rk__conn_open(rk__conn **out, const rk__endpoint *ep, void *tls_ctx, uint64_t deadline);
 void rk__conn_free(rk__conn *c);
 
 /* Send `n` commands in one write and read their `n` replies into `replies` (caller frees each
@@ -50,20 +56,16 @@ int rk__conn_recv(rk__conn *c, redisReply **reply, uint64_t deadline);
 /* A reply already buffered, without reading: `*reply` is NULL when none is complete. */
 int rk__conn_buffered(rk__conn *c, redisReply **reply);
 
-/* A reply parser building replies with redkit's allocator (free them with rk__reply_free). */
-redisReader *rk__reader_new(void);
+/* Wait until the connection or `wake_fd` (ignored if < 0) is readable, or `until` passes. */
+int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool *woken);
 
-void rk__reply_free(redisReply *r);
+/* One read from the socket into the parser (then take replies with rk__conn_buffered). */
+int rk__conn_fill(rk__conn *c, uint64_t deadline);
 
-/* Take the string out of a STRING reply (NUL-terminated, redkit-allocated) and free the reply. */
-char *rk__reply_take_str(redisReply *r, size_t *len);
+/* From another thread: make the connection's current reader or writer fail now. */
+void rk__conn_shutdown(rk__conn *c);
 
-/* Map an ERROR reply to RK_EAUTH (NOAUTH, WRONGPASS) or RK_EREPLY; `what` names the command.
- * Callers prefix the operation and key. */
-int rk__reply_error(const redisReply *r, const char *what);
-
-/* Fail with RK_EREPLY unless `r` has type `type`: an ERROR reply maps as above, any other type
- * is a protocol surprise. */
-int rk__reply_expect(const redisReply *r, int type, const char *what);
+/* Free a connection inherited across fork() without disturbing the parent's session. */
+void rk__conn_abandon(rk__conn *c);
 
 #endif

@@ -27,8 +27,7 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
                           .tls = src->tls,
                           .db = src->db,
                           .connect_timeout_ms = src->connect_timeout_ms,
-                          .tls_opts = {.insecure = t->insecure, .ctx = t->ctx}};
-    rk__tls_ctx_ref(d->ctx);
+                          .tls_opts = {.insecure = t->insecure}};
     if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||
         dup_opt(&dst->username, src->username) || dup_opt(&dst->password, src->password) ||
         dup_opt(&d->ca_file, t->ca_file) || dup_opt(&d->ca_dir, t->ca_dir) ||
@@ -61,7 +60,6 @@ void rk__endpoint_clear(rk__endpoint *ep)
     rk__free(ep->tls_opts.cert_file);
     rk__free(ep->tls_opts.key_file);
     rk__free(ep->tls_opts.server_name);
-    rk__tls_ctx_unref(ep->tls_opts.ctx);
     memset(ep, 0, sizeof *ep);
 }
 

@@ -1,5 +1,6 @@
 /* Where and how to connect: the resolved form of the connection and credential configuration,
- * shared by the transport (address, TLS) and the connection (AUTH, SELECT). */
+ * shared by the transport (address, TLS) and the connection (AUTH, SELECT). Plain data: the
+ * TLS context built from it belongs to the client that connects. */
 #ifndef RK_ENDPOINT_H
 #define RK_ENDPOINT_H
 
@@ -12,7 +13,6 @@
 typedef struct rk__tls_options {
     char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
     bool insecure; /* options.tls_verify=false */
-    void *ctx;     /* SSL_CTX built from the above at resolve time; copies share it */
 } rk__tls_options;
 
 typedef struct rk__endpoint {
@@ -27,10 +27,10 @@ typedef struct rk__endpoint {
     uint64_t connect_timeout_ms;
 } rk__endpoint;
 
-/* Deep copy into `*dst` (zeroed first; the TLS context is shared). RK_OK or RK_ENOMEM. */
+/* Deep copy into `*dst` (zeroed first). RK_OK or RK_ENOMEM. */
 int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src);
 
-/* Free the strings, drop the TLS context and zero the struct. */
+/* Free the strings (wiping the password) and zero the struct. */
 void rk__endpoint_clear(rk__endpoint *ep);
 
 /* Zero a password before freeing it, so it does not linger in freed heap memory (NULL-safe). */

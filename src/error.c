@@ -51,12 +51,14 @@ const char *rk_strerror(int code)
 typedef struct {
     rk_error pub;
     char name[32];
+    char category[32];
     char message[512];
     char cause[256];
     char trace_id[128];
 } tls_error;
 
-static _Thread_local tls_error last = {{RK_OK, "OK", "", "success", NULL, NULL}, "", "", "", ""};
+static _Thread_local tls_error last = {
+    {RK_OK, "OK", "", "success", NULL, NULL}, "", "", "", "", ""};
 
 const rk_error *rk_last_error(void) { return &last.pub; }
 
@@ -68,7 +70,9 @@ static void set_v(int code, const char *name, const char *category, const char *
     last.pub.code = code;
     snprintf(last.name, sizeof last.name, "%s", name ? name : info->name);
     last.pub.name = last.name;
-    last.pub.category = category ? category : info->category;
+    /* Copied: a caller may pass text it is about to free (a saved error). */
+    snprintf(last.category, sizeof last.category, "%s", category ? category : info->category);
+    last.pub.category = last.category;
     vsnprintf(last.message, sizeof last.message, fmt, ap);
     last.pub.message = last.message;
     if (cause) {
@@ -154,4 +158,21 @@ int rk__ret(int rc, const rk_context *ctx)
         last.pub.trace_id = last.trace_id;
     }
     return rc;
+}
+
+void rk__err_save(rk__err_saved *s)
+{
+    const rk_error *e = rk_last_error();
+    s->code = e->code;
+    snprintf(s->name, sizeof s->name, "%s", e->name);
+    snprintf(s->category, sizeof s->category, "%s", e->category);
+    snprintf(s->message, sizeof s->message, "%s", e->message);
+    s->has_cause = e->cause != NULL;
+    snprintf(s->cause, sizeof s->cause, "%s", e->cause ? e->cause : "");
+}
+
+int rk__err_restore(const rk__err_saved *s)
+{
+    return rk__err_named(s->code, s->name, s->category, s->has_cause ? s->cause : NULL, "%s",
+                         s->message);
 }

@@ -4,12 +4,25 @@
 #ifndef RK_ERROR_INT_H
 #define RK_ERROR_INT_H
 
+#include <stdbool.h>
+
 #include "redkit/error.h"
 
 #if defined(__GNUC__)
 #define RK__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define RK__PRINTF(f, a)
+/* A copy of the thread's error, to report it after calls that may overwrite it (clean-up after a
+ * failure, a memolock result shared with other threads). */
+typedef struct rk__err_saved {
+    int code;
+    char name[32], category[32], message[512], cause[256];
+    bool has_cause;
+} rk__err_saved;
+
+void rk__err_save(rk__err_saved *s);
+int rk__err_restore(const rk__err_saved *s); /* returns the saved code */
+
 #endif
 
 /* Default name and category of the code. */
@@ -32,5 +45,16 @@ int rk__ret(int rc, const rk_context *ctx);
 /* A Redis error reply: the name is its upper-case prefix ("WRONGTYPE", "NOPERM"), or
  * "REDIS_ERROR" for a plain "ERR". The reply text becomes the cause. */
 int rk__err_reply(const char *reply, const char *fmt, ...) RK__PRINTF(2, 3);
+
+/* A copy of the thread's error, to report it after calls that may overwrite it (clean-up after a
+ * failure, a memolock result shared with other threads). */
+typedef struct rk__err_saved {
+    int code;
+    char name[32], category[32], message[512], cause[256];
+    bool has_cause;
+} rk__err_saved;
+
+void rk__err_save(rk__err_saved *s);
+int rk__err_restore(const rk__err_saved *s); /* returns the saved code */
 
 #endif

@@ -3,51 +3,56 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "keys.h"
 #include "map.h"
 #include "scripts.h"
-#include "subscriber.h"
 #include "token.h"
-
-#define CHANNEL_PREFIX "redkit:lock-released:"
-#define QUEUE_PREFIX "redkit:lock-queue:"
-#define WAITERS_PREFIX "redkit:lock-waiters:"
-#define KEYBUF 256
+#include "wait.h"
 
 struct rk_lock {
-    rk__component base;
-    rk__subscriber *sub;
+    rk__component base; /* first: the component's hooks get it back as an rk_lock */
     pthread_mutex_t mu; /* guards tokens and waiting */
     rk__map tokens;     /* full key -> token (heap string) of locks this handle acquired */
-    /* Acquisitions queued in Redis: close lets them leave the queue before the pool goes, or
+    /* Acquisitions queued in Redis: close lets them leave the queue before the client goes, or
      * a release could hand the lock to a token nobody is waiting for. */
     unsigned waiting;
     pthread_cond_t none_waiting;
 };
 
+static pthread_condattr_t mono_attr;
+static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
+
+static void init_attr(void)
+{
+    pthread_condattr_init(&mono_attr);
+    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
+}
+
+static void drain(rk__component *c, rk__client *cl);
+static void after_fork(rk__component *c);
+
 int rk_lock_new(rk_lock **out)
 {
     if (!out)
         return rk__err(RK_EINVAL, "rk_lock_new: out is NULL");
+    pthread_once(&attr_once, init_attr);
     *out = NULL;
     rk_lock *l = rk__calloc(1, sizeof *l);
     if (!l)
         return rk__err(RK_ENOMEM, "cannot allocate a lock");
-    int rc = rk__component_init(&l->base, "lock");
-    if (rc == RK_OK && (rc = rk__subscriber_new(&l->sub, "lock")) != RK_OK)
-        rk__component_destroy(&l->base);
+    int rc = rk__component_init(&l->base, "lock", true);
     if (rc == RK_OK && pthread_mutex_init(&l->mu, NULL) != 0) {
-        rk__subscriber_free(l->sub);
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a mutex");
     }
-    if (rc == RK_OK && pthread_cond_init(&l->none_waiting, NULL) != 0) {
+    if (rc == RK_OK && pthread_cond_init(&l->none_waiting, &mono_attr) != 0) {
         pthread_mutex_destroy(&l->mu);
-        rk__subscriber_free(l->sub);
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
     }
@@ -55,6 +60,8 @@ int rk_lock_new(rk_lock **out)
         rk__free(l);
         return rc;
     }
+    l->base.drain = drain;
+    l->base.after_fork = after_fork;
     *out = l;
     return RK_OK;
 }
@@ -63,7 +70,6 @@ void rk_lock_free(rk_lock *l)
 {
     if (!l)
         return;
-    rk__subscriber_free(l->sub);
     rk__component_destroy(&l->base);
     rk__map_clear(&l->tokens, rk__free);
     pthread_cond_destroy(&l->none_waiting);
@@ -89,89 +95,90 @@ int rk_lock_open(rk_lock *l, const rk_context *ctx)
 {
     if (!l)
         return rk__ret(rk__err(RK_EINVAL, "rk_lock_open: lock is NULL"), ctx);
-    int rc = rk__component_open(&l->base, ctx);
-    const rk__settings *s = rc == RK_OK ? rk__component_begin(&l->base) : NULL;
-    if (s)
-        rk__subscriber_open(l->sub, &s->ep, s->opts.timeout_ms);
-    return rk__ret(rc, ctx);
+    return rk__ret(rk__component_open(&l->base, ctx), ctx);
 }
 
 bool rk_lock_is_open(const rk_lock *l) { return l && rk__component_is_open(&l->base); }
+
+/* Close has stopped the waiters; give them until the connect timeout to leave their queues
+ * (each leaves within RK__GRACE_MS on a live server). A server that does not answer holds
+ * them longer: closing the client then shuts their sockets down. */
+static void drain(rk__component *c, rk__client *cl)
+{
+    rk_lock *l = (rk_lock *)c;
+    struct timespec ts;
+    rk__timespec_at(&ts, rk__deadline(cl->opts.connect_timeout_ms));
+    pthread_mutex_lock(&l->mu);
+    while (l->waiting && pthread_cond_timedwait(&l->none_waiting, &l->mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&l->mu);
+}
+
+/* The parent's tokens are the parent's: a child releasing them would end the parent's lease. */
+static void after_fork(rk__component *c)
+{
+    rk_lock *l = (rk_lock *)c;
+    pthread_mutex_init(&l->mu, NULL);
+    pthread_cond_init(&l->none_waiting, &mono_attr);
+    rk__map_clear(&l->tokens, rk__free);
+    l->waiting = 0;
+}
 
 int rk_lock_close(rk_lock *l, const rk_context *ctx)
 {
     if (!l)
         return rk__ret(rk__err(RK_EINVAL, "rk_lock_close: lock is NULL"), ctx);
-    rk__subscriber_close(l->sub); /* wakes every waiter with RK_ENOTOPEN */
-    pthread_mutex_lock(&l->mu);
-    while (l->waiting)
-        pthread_cond_wait(&l->none_waiting, &l->mu);
-    pthread_mutex_unlock(&l->mu);
     return rk__component_close(&l->base);
 }
 
-/* ---- one operation's view: settings, full key, channel ---- */
+/* ---- one operation's view: client, deadline, names ---- */
 
 typedef struct {
-    const rk__settings *s;
-    const char *key; /* the caller's key, for messages */
-    const char *full;
-    size_t full_len;
-    char *heap;
+    rk__client *cl;
+    uint64_t deadline; /* of the whole public call */
+    const char *key;   /* the caller's key, for messages */
+    rk__name full;     /* <p><key>: the lock itself */
     /* Built on first use by op_names(): the release channel and the waiters' queue keys. */
-    const char *channel, *queue, *waiters;
-    size_t channel_len, queue_len, waiters_len;
-    char *names;
-    char buf[KEYBUF];
+    rk__name channel, queue, waiters;
+    bool named;
 } lock_op;
 
-static int op_begin(lock_op *op, rk_lock *l, const char *key)
+static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_ms)
 {
-    memset(op, 0, offsetof(lock_op, buf));
+    memset(op, 0, sizeof *op);
     if (!l)
         return rk__err(RK_EINVAL, "lock is NULL");
     int rc = rk__check_key(key, "key");
     if (rc != RK_OK)
         return rc;
     op->key = key;
-    if (!(op->s = rk__component_begin(&l->base)))
+    if (!(op->cl = rk__component_begin(&l->base)))
         return RK_ENOTOPEN;
-    return rk__prefixed_key(op->s, key, op->buf, sizeof op->buf, &op->full, &op->full_len,
-                            &op->heap);
+    op->deadline = rk__client_deadline(op->cl, timeout_ms);
+    return rk__name_key(&op->full, &op->cl->opts, key);
 }
 
-static void op_end(lock_op *op)
+static int op_end(lock_op *op, int rc)
 {
-    rk__free(op->heap);
-    rk__free(op->names);
+    rk__name_free(&op->full);
+    rk__name_free(&op->channel);
+    rk__name_free(&op->queue);
+    rk__name_free(&op->waiters);
+    rk__component_end(op->cl);
+    return rc;
 }
 
-/* "<prefix><full key>" into `dst`; returns the length. */
-static size_t join_name(char *dst, const char *prefix, const lock_op *op)
-{
-    size_t n = strlen(prefix);
-    memcpy(dst, prefix, n);
-    memcpy(dst + n, op->full, op->full_len + 1);
-    return n + op->full_len;
-}
-
-/* redkit:lock-released:<key> (Pub/Sub), redkit:lock-queue:<key> (list of waiting tokens) and
- * redkit:lock-waiters:<key> (hash of their heartbeats), in one allocation. */
 static int op_names(lock_op *op)
 {
-    if (op->names)
+    if (op->named)
         return RK_OK;
-    size_t cap = 3 * (op->full_len + 32);
-    char *p = op->names = rk__malloc(cap);
-    if (!p)
-        return rk__err(RK_ENOMEM, "lock '%s': cannot allocate its key names", op->key);
-    op->channel_len = join_name(p, CHANNEL_PREFIX, op);
-    op->channel = p, p += op->channel_len + 1;
-    op->queue_len = join_name(p, QUEUE_PREFIX, op);
-    op->queue = p, p += op->queue_len + 1;
-    op->waiters_len = join_name(p, WAITERS_PREFIX, op);
-    op->waiters = p;
-    return RK_OK;
+    int rc = rk__name_lock_channel(&op->channel, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_lock_queue(&op->queue, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_lock_waiters(&op->waiters, &op->full);
+    op->named = rc == RK_OK;
+    return rc == RK_OK ? RK_OK : rk__err_prefix("lock '%s': ", op->key);
 }
 
 /* ---- tokens remembered per key ---- */
@@ -182,7 +189,7 @@ static int remember(rk_lock *l, const lock_op *op, const char *token)
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the token of lock '%s'", op->key);
     pthread_mutex_lock(&l->mu);
-    int rc = rk__map_put(&l->tokens, op->full, op->full_len, copy, (void **)&old);
+    int rc = rk__map_put(&l->tokens, op->full.str, op->full.len, copy, (void **)&old);
     pthread_mutex_unlock(&l->mu);
     rk__free(rc == RK_OK ? old : copy);
     return rc;
@@ -192,7 +199,7 @@ static int remember(rk_lock *l, const lock_op *op, const char *token)
 static void recall(rk_lock *l, const lock_op *op, char token[RK__TOKEN_LEN + 1])
 {
     pthread_mutex_lock(&l->mu);
-    const char *t = rk__map_get(&l->tokens, op->full, op->full_len);
+    const char *t = rk__map_get(&l->tokens, op->full.str, op->full.len);
     snprintf(token, RK__TOKEN_LEN + 1, "%s", t ? t : "");
     pthread_mutex_unlock(&l->mu);
 }
@@ -201,9 +208,9 @@ static void recall(rk_lock *l, const lock_op *op, char token[RK__TOKEN_LEN + 1])
 static void forget(rk_lock *l, const lock_op *op, const char *token)
 {
     pthread_mutex_lock(&l->mu);
-    const char *t = rk__map_get(&l->tokens, op->full, op->full_len);
+    const char *t = rk__map_get(&l->tokens, op->full.str, op->full.len);
     if (t && !strcmp(t, token))
-        rk__free(rk__map_remove(&l->tokens, op->full, op->full_len));
+        rk__free(rk__map_remove(&l->tokens, op->full.str, op->full.len));
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -221,15 +228,15 @@ static int try_fn(rk__conn *c, void *arg, uint64_t deadline)
 {
     try_arg *a = arg;
     char ttl[24];
-    const char *set[6] = {"SET", a->op->full, a->token, "NX", "PX", ttl};
+    const char *set[6] = {"SET", a->op->full.str, a->token, "NX", "PX", ttl};
     size_t setlen[6] = {3,
-                        a->op->full_len,
+                        a->op->full.len,
                         RK__TOKEN_LEN,
                         2,
                         2,
                         (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, a->ttl_ms)};
-    const char *get[2] = {"GET", a->op->full};
-    size_t getlen[2] = {3, a->op->full_len};
+    const char *get[2] = {"GET", a->op->full.str};
+    size_t getlen[2] = {3, a->op->full.len};
     rk__cmd cmds[2] = {{6, set, setlen}, {2, get, getlen}};
     redisReply *r[2] = {NULL, NULL};
     size_t n = a->sent ? 2 : 1;
@@ -254,7 +261,7 @@ static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
     int rc = rk__token_new(token);
     try_arg a = {op, token, ttl_ms, false, false};
     if (rc == RK_OK)
-        rc = rk__component_run(&l->base, op->s, try_fn, &a);
+        rc = rk__client_run(op->cl, op->full.str, op->full.len, op->deadline, try_fn, &a);
     if (rc == RK_OK && a.acquired)
         rc = remember(l, op, token);
     /* Out of memory after the SET went out (reading its reply, or remembering the token): the
@@ -281,35 +288,28 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
     lock_op op;
     if (acquired)
         *acquired = false;
-    int rc = op_begin(&op, l, key);
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK && !acquired)
         rc = rk__err(RK_EINVAL, "try_acquire '%s': acquired is NULL", key);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK && (rc = try_once(l, &op, ttl_ms, acquired)) != RK_OK)
         rk__err_prefix("try_acquire '%s': ", key);
-    op_end(&op);
-    return rk__ret(rc, ctx);
+    return rk__ret(op_end(&op, rc), ctx);
 }
 
 /* ---- scripts: release, extend, and the fair queue ---- */
 
-typedef struct {
-    rk__script *script;
-    int nkeys, nargs;
-    const char *args[6];
-    size_t lens[6];
-    long long result;
-} script_arg;
-
-static int script_fn(rk__conn *c, void *arg, uint64_t deadline)
+/* Run a lock script that answers an integer, routed by the lock key. */
+static int script(const lock_op *op, const rk__script *sc, uint64_t deadline, int nkeys, int nargs,
+                  const char *const *args, const size_t *lens, long long *result)
 {
-    script_arg *a = arg;
     redisReply *r;
-    int rc = rk__script_run(c, a->script, a->nkeys, a->nargs, a->args, a->lens, &r, deadline);
+    int rc = rk__client_eval(op->cl, op->full.str, op->full.len, deadline, sc, nkeys, nargs, args,
+                             lens, &r);
     if (rc == RK_OK) {
-        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, a->script->name);
-        a->result = r->integer;
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, sc->name);
+        *result = r->integer;
         rk__reply_free(r);
     }
     return rc;
@@ -317,33 +317,47 @@ static int script_fn(rk__conn *c, void *arg, uint64_t deadline)
 
 /* Hand the lock to the first live waiter, or delete it; nothing if `token` no longer holds it.
  * `*held` (may be NULL) tells whether it did hold it. */
-static int release_token(rk_lock *l, lock_op *op, const char *token, bool *held)
+static int release_token(lock_op *op, const char *token, uint64_t deadline, bool *held)
 {
+    long long result = 0;
     int rc = op_names(op);
-    script_arg a = {&rk__script_lock_release,
-                    3,
-                    5,
-                    {op->full, op->queue, op->waiters, token, op->channel},
-                    {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN, op->channel_len},
-                    0};
-    if (rc == RK_OK)
-        rc = rk__component_run(&l->base, op->s, script_fn, &a);
+    if (rc == RK_OK) {
+        const char *args[5] = {op->full.str, op->queue.str, op->waiters.str, token,
+                               op->channel.str};
+        size_t lens[5] = {op->full.len, op->queue.len, op->waiters.len, RK__TOKEN_LEN,
+                          op->channel.len};
+        rc = script(op, &rk__script_lock_release, deadline, 3, 5, args, lens, &result);
+    }
     if (held)
-        *held = rc == RK_OK && a.result != 0;
+        *held = rc == RK_OK && result != 0;
     return rc;
 }
 
-static int leave_queue(rk_lock *l, lock_op *op, const char *token, bool *acquired);
+/* Leave the queue; the lock may have been handed to us meanwhile (`*acquired`). */
+static int leave_queue(lock_op *op, const char *token, uint64_t deadline, bool *acquired)
+{
+    long long result = 0;
+    int rc = op_names(op);
+    if (rc == RK_OK) {
+        const char *args[4] = {op->full.str, op->queue.str, op->waiters.str, token};
+        size_t lens[4] = {op->full.len, op->queue.len, op->waiters.len, RK__TOKEN_LEN};
+        rc = script(op, &rk__script_lock_leave, deadline, 3, 4, args, lens, &result);
+    }
+    *acquired = rc == RK_OK && result == 1;
+    return rc;
+}
 
 /* Give back a lock we may hold, and our place in its queue, after the handle could not record
  * the outcome (out of memory reading the reply or remembering the token); then report
  * RK_ENOMEM: the error of the failed acquisition is kept when this works, replaced when not. */
 static int give_back(rk_lock *l, lock_op *op, const char *token)
 {
+    (void)l;
     bool held;
-    int rc = release_token(l, op, token, NULL);
+    uint64_t grace = rk__client_grace(op->cl);
+    int rc = release_token(op, token, grace, NULL);
     if (rc == RK_OK)
-        rc = leave_queue(l, op, token, &held);
+        rc = leave_queue(op, token, grace, &held);
     if (rc == RK_OK)
         return RK_ENOMEM;
     char why[256];
@@ -355,42 +369,27 @@ static int give_back(rk_lock *l, lock_op *op, const char *token)
 }
 
 /* One attempt at the fair lock; `alive_ms` > 0 also queues (or refreshes) us as a waiter. */
-static int fair_attempt(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
-                        uint64_t alive_ms, bool *acquired)
+static int fair_attempt(lock_op *op, const char *token, uint64_t ttl_ms, uint64_t alive_ms,
+                        uint64_t deadline, bool *acquired)
 {
     char ttl[24], alive[24];
+    long long result = 0;
     int rc = op_names(op);
-    script_arg a = {&rk__script_lock_acquire,
-                    3,
-                    6,
-                    {op->full, op->queue, op->waiters, token, ttl, alive},
-                    {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN,
-                     (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms),
-                     (size_t)snprintf(alive, sizeof alive, "%" PRIu64, alive_ms)},
-                    0};
-    if (rc == RK_OK)
-        rc = rk__component_run(&l->base, op->s, script_fn, &a);
-    *acquired = rc == RK_OK && a.result == 1;
-    return rc;
-}
-
-/* Leave the queue at the deadline; the lock may have been handed to us meanwhile. */
-static int leave_queue(rk_lock *l, lock_op *op, const char *token, bool *acquired)
-{
-    script_arg a = {&rk__script_lock_leave,
-                    3,
-                    4,
-                    {op->full, op->queue, op->waiters, token},
-                    {op->full_len, op->queue_len, op->waiters_len, RK__TOKEN_LEN},
-                    0};
-    int rc = rk__component_run(&l->base, op->s, script_fn, &a);
-    *acquired = rc == RK_OK && a.result == 1;
+    if (rc == RK_OK) {
+        const char *args[6] = {op->full.str, op->queue.str, op->waiters.str, token, ttl, alive};
+        size_t lens[6] = {op->full.len,
+                          op->queue.len,
+                          op->waiters.len,
+                          RK__TOKEN_LEN,
+                          (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms),
+                          (size_t)snprintf(alive, sizeof alive, "%" PRIu64, alive_ms)};
+        rc = script(op, &rk__script_lock_acquire, deadline, 3, 6, args, lens, &result);
+    }
+    *acquired = rc == RK_OK && result == 1;
     return rc;
 }
 
 /* ---- acquire: queue up, then wait to be handed the lock ---- */
-
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static int lock_timeout(const char *key)
 {
@@ -398,82 +397,84 @@ static int lock_timeout(const char *key)
                          "Acquiring lock %s failed on timeout", key);
 }
 
-/* A release publishes the token it handed the lock to, or "" when it freed it. */
-typedef enum { TURN_POLL, TURN_OURS } turn;
+/* Waiters poll every retry_timeout; three missed polls (plus scheduling slack) and the others
+ * consider them gone, so a crashed waiter cannot stall the queue for long. */
+static uint64_t alive_ms(const rk__client *cl) { return 3 * cl->opts.retry_timeout_ms + 500; }
 
-static int wait_turn(rk_lock *l, rk__waiter *w, const char *token, uint64_t until, turn *t)
+/* A queued acquisition, as the shared wait loop sees it. */
+typedef struct {
+    lock_op *op;
+    const char *token;
+    uint64_t ttl_ms;
+    bool acquired;
+} queued;
+
+/* Re-check: the acquire script with queueing doubles as our heartbeat. */
+static int queued_check(void *arg, bool *done)
 {
-    rk_buf msg = RK_BUF_INIT;
-    int rc;
-    *t = TURN_POLL;
-    for (;;) {
-        rk__wake why;
-        rc = rk__subscriber_wait(l->sub, w, until, &why, &msg);
-        if (rc != RK_OK || why != RK__WAKE_MESSAGE)
-            break; /* our poll is due, or the subscription was re-made: look again */
-        bool token_sized = msg.len == RK__TOKEN_LEN;
-        if (token_sized && !memcmp(msg.data, token, RK__TOKEN_LEN)) {
-            *t = TURN_OURS;
-            break;
-        }
-        if (!token_sized)
-            break; /* freed with nobody queued: try at once */
-        /* handed to another waiter: keep our place until our next poll */
-    }
-    rk_buf_free(&msg);
+    queued *q = arg;
+    int rc = fair_attempt(q->op, q->token, q->ttl_ms, alive_ms(q->op->cl), q->op->deadline,
+                          &q->acquired);
+    *done = q->acquired;
     return rc;
 }
 
-/* Waiters poll every retry_timeout; three missed polls (plus scheduling slack) and the others
- * consider them gone, so a crashed waiter cannot stall the queue for long. */
-static uint64_t alive_ms(const rk__settings *s) { return 3 * s->opts.retry_timeout_ms + 500; }
-
-/* Leave the queue; the lock may have been handed to us meanwhile, and nobody would release it. */
-static void closed_while_waiting(rk_lock *l, lock_op *op, const char *token, bool *acquired)
+/* A release publishes the token it handed the lock to, or "" when it freed it. */
+static rk__seen queued_message(void *arg, rk_buf *msg)
 {
-    if (!*acquired)
-        leave_queue(l, op, token, acquired);
-    if (*acquired)
-        release_token(l, op, token, NULL);
-    *acquired = false;
+    queued *q = arg;
+    if (msg->len != RK__TOKEN_LEN)
+        return RK__SEEN_RECHECK; /* freed with nobody queued: try at once */
+    if (memcmp(msg->data, q->token, RK__TOKEN_LEN))
+        return RK__SEEN_IGNORE; /* handed to another waiter: keep our place */
+    q->acquired = true;         /* the release script set the lock to our token */
+    return RK__SEEN_DONE;
 }
 
-static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
-                        uint64_t deadline, bool *acquired)
+/* Out of time: leave the queue, unless the lock was handed to us just now. */
+static int queued_expired(void *arg)
 {
-    uint64_t retry = op->s->opts.retry_timeout_ms;
-    rk__waiter w;
+    queued *q = arg;
+    int rc = leave_queue(q->op, q->token, rk__client_grace(q->op->cl), &q->acquired);
+    return rc == RK_OK && !q->acquired ? lock_timeout(q->op->key) : rc;
+}
+
+static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired};
+
+/* The call ended without the lock (closed, failed, timed out mid-command): leave the queue, and
+ * pass on a lock handed to us meanwhile, which nobody would release. */
+static void give_up_place(lock_op *op, const char *token)
+{
+    bool handed = false;
+    uint64_t grace = rk__client_grace(op->cl);
+    if (leave_queue(op, token, grace, &handed) == RK_OK && handed)
+        release_token(op, token, grace, NULL);
+}
+
+static void count_waiting(rk_lock *l, int delta)
+{
     pthread_mutex_lock(&l->mu);
-    l->waiting++;
-    pthread_mutex_unlock(&l->mu);
-    int rc = op_names(op);
-    if (rc == RK_OK)
-        rc = rk__subscriber_join(l->sub, &w, op->channel, op->channel_len, true,
-                                 min_u64(deadline, rk__deadline(retry)));
-    if (rc != RK_ENOTOPEN && rc != RK_ENOMEM)
-        rc = RK_OK; /* without a subscription the polls below still find our turn */
-    while (rc == RK_OK) {
-        if ((rc = fair_attempt(l, op, token, ttl_ms, alive_ms(op->s), acquired)) || *acquired)
-            break;
-        if (rk__now_ms() >= deadline) {
-            if ((rc = leave_queue(l, op, token, acquired)) == RK_OK && !*acquired)
-                rc = lock_timeout(op->key);
-            break;
-        }
-        turn t;
-        rc = wait_turn(l, &w, token, min_u64(deadline, rk__deadline(retry)), &t);
-        if (rc == RK_OK && t == TURN_OURS) {
-            *acquired = true; /* the release script set the lock to our token */
-            break;
-        }
-    }
-    rk__subscriber_leave(l->sub, &w);
-    if (rc == RK_ENOTOPEN) /* closed while waiting: best effort, do not hold up the queue */
-        closed_while_waiting(l, op, token, acquired);
-    pthread_mutex_lock(&l->mu);
-    if (--l->waiting == 0)
+    l->waiting += (unsigned)delta;
+    if (l->waiting == 0)
         pthread_cond_broadcast(&l->none_waiting);
     pthread_mutex_unlock(&l->mu);
+}
+
+static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms, bool *acquired)
+{
+    queued q = {op, token, ttl_ms, false};
+    count_waiting(l, +1);
+    int rc = op_names(op);
+    if (rc == RK_OK)
+        rc = rk__wait(op->cl, &op->channel, op->deadline, &queued_ops, &q);
+    if (rc != RK_OK && rc != RK_ENOMEM) { /* ENOMEM: give_back() does it, and reports it */
+        rk__err_saved why;
+        rk__err_save(&why);
+        give_up_place(op, token);
+        rk__err_restore(&why);
+    }
+    count_waiting(l, -1);
+    *acquired = rc == RK_OK && q.acquired;
     return rc;
 }
 
@@ -481,17 +482,18 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
 {
     char token[RK__TOKEN_LEN + 1];
     bool acquired = false;
-    uint64_t deadline = rk__deadline(timeout_ms);
     int rc = rk__token_new(token);
     /* A key contended a moment ago still has its release channel subscribed: queue at once,
      * which spares the hot path one script. Otherwise try first and subscribe only if needed. */
     bool hot = rc == RK_OK && timeout_ms > 0 && op_names(op) == RK_OK &&
-               rk__subscriber_active(l->sub, op->channel, op->channel_len);
+               rk__subscriber_active(op->cl->sub, op->channel.str, op->channel.len);
+    /* A single attempt (timeout 0) still gets a whole operation's time for its round trip. */
+    uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
     if (rc == RK_OK && !hot)
-        rc = fair_attempt(l, op, token, ttl_ms, 0, &acquired);
+        rc = fair_attempt(op, token, ttl_ms, 0, first, &acquired);
     if (rc == RK_OK && !acquired)
-        rc = timeout_ms == 0 ? lock_timeout(op->key)
-                             : wait_in_line(l, op, token, ttl_ms, deadline, &acquired);
+        rc =
+            timeout_ms == 0 ? lock_timeout(op->key) : wait_in_line(l, op, token, ttl_ms, &acquired);
     if (acquired)
         rc = remember(l, op, token);
     if (rc == RK_ENOMEM) /* the script may have run: the lock or a queue place may be ours */
@@ -503,13 +505,12 @@ int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t
                     uint64_t timeout_ms)
 {
     lock_op op;
-    int rc = op_begin(&op, l, key);
+    int rc = op_begin(&op, l, key, timeout_ms);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
         rc = acquire(l, &op, ttl_ms, timeout_ms);
-    op_end(&op);
-    return rk__ret(rc, ctx);
+    return rk__ret(op_end(&op, rc), ctx);
 }
 
 /* ---- release and extend ---- */
@@ -518,24 +519,24 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
 {
     lock_op op;
     char token[RK__TOKEN_LEN + 1];
-    int rc = op_begin(&op, l, key);
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
         recall(l, &op, token);
     if (rc == RK_OK && *token) {
-        if ((rc = release_token(l, &op, token, NULL)) == RK_OK)
+        if ((rc = release_token(&op, token, op.deadline, NULL)) == RK_OK)
             forget(l, &op, token); /* released, handed over, or expired: ours no more */
         else
             rk__err_prefix("release '%s': ", key);
     }
-    op_end(&op);
-    return rk__ret(rc, ctx);
+    return rk__ret(op_end(&op, rc), ctx);
 }
 
 int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms)
 {
     lock_op op;
     char token[RK__TOKEN_LEN + 1], ttl[24];
-    int rc = op_begin(&op, l, key);
+    long long result = 0;
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
@@ -543,27 +544,22 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
     if (rc == RK_OK && !*token)
         rc = rk__err(RK_ENOTOWNER, "extend '%s': this handle does not hold the lock", key);
     if (rc == RK_OK) {
-        script_arg a = {
-            &rk__script_extend,
-            1,
-            3,
-            {op.full, token, ttl},
-            {op.full_len, RK__TOKEN_LEN, (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)},
-            0};
-        if ((rc = rk__component_run(&l->base, op.s, script_fn, &a)) != RK_OK)
+        const char *args[3] = {op.full.str, token, ttl};
+        size_t lens[3] = {op.full.len, RK__TOKEN_LEN,
+                          (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
+        if ((rc = script(&op, &rk__script_extend, op.deadline, 1, 3, args, lens, &result)))
             rk__err_prefix("extend '%s': ", key);
-        else if (a.result != 1)
+        else if (result != 1)
             rc = rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
                          key);
     }
-    op_end(&op);
-    return rk__ret(rc, ctx);
+    return rk__ret(op_end(&op, rc), ctx);
 }
 
 int rk_lock_token(rk_lock *l, const char *key, char token[RK_LOCK_TOKEN_SIZE])
 {
     lock_op op;
-    int rc = op_begin(&op, l, key);
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK && !token)
         rc = rk__err(RK_EINVAL, "token '%s': token is NULL", key);
     if (rc == RK_OK) {
@@ -571,8 +567,7 @@ int rk_lock_token(rk_lock *l, const char *key, char token[RK_LOCK_TOKEN_SIZE])
         if (!*token)
             rc = rk__err(RK_ENOTOWNER, "token '%s': this handle does not hold the lock", key);
     }
-    op_end(&op);
-    return rk__ret(rc, NULL);
+    return rk__ret(op_end(&op, rc), NULL);
 }
 
 static bool is_token(const char *s)
@@ -587,16 +582,15 @@ int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, co
 {
     lock_op op;
     bool held = false;
-    int rc = op_begin(&op, l, key);
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK && (!token || !is_token(token)))
         rc = rk__err(RK_EINVAL, "release '%s': token is not 32 lowercase hex characters", key);
-    if (rc == RK_OK && (rc = release_token(l, &op, token, &held)) != RK_OK)
+    if (rc == RK_OK && (rc = release_token(&op, token, op.deadline, &held)) != RK_OK)
         rk__err_prefix("release '%s': ", key);
     if (rc == RK_OK) {
         forget(l, &op, token); /* in case this handle acquired it */
         if (!held)
             rc = rk__err(RK_ENOTOWNER, "release '%s': the token does not hold the lock", key);
     }
-    op_end(&op);
-    return rk__ret(rc, ctx);
+    return rk__ret(op_end(&op, rc), ctx);
 }

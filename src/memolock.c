@@ -8,14 +8,14 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "keys.h"
 #include "map.h"
 #include "scripts.h"
-#include "subscriber.h"
 #include "token.h"
+#include "wait.h"
 
 struct rk_memolock {
-    rk__component base;
-    rk__subscriber *sub;
+    rk__component base; /* first: the component's hooks get it back as an rk_memolock */
     pthread_mutex_t mu; /* guards flights and closed */
     rk__map flights;    /* id -> flight: the calls in progress in this process */
     bool closed;
@@ -28,8 +28,7 @@ typedef struct flight {
     bool done;
     int rc;
     rk_buf value;
-    char name[32], category[32], message[512], cause[256];
-    bool has_cause;
+    rk__err_saved err;
 } flight;
 
 typedef enum { FETCH_PLAIN, FETCH_RENEWABLE, FETCH_EXTERNAL } fetch_kind;
@@ -42,17 +41,15 @@ typedef struct fetcher {
     void *ud;
 } fetcher;
 
-/* The wire names of one id: "<p><tag>:<id>", "<p><tag>/lock:<id>", "<p><tag>/notif:<id>". */
+/* One call's view: its client and deadline, and the wire names of its id. */
 typedef struct names {
-    const rk__settings *s;
+    rk__client *cl;
+    uint64_t deadline;
     const char *id;
-    char *block;
-    const char *value, *lock, *channel;
-    size_t value_len, lock_len, channel_len;
+    rk__name value, lock, channel;
 } names;
 
 struct rk_memolock_renewer {
-    rk_memolock *m;
     const names *n;
     const char *token;
 };
@@ -71,6 +68,22 @@ static void init_attr(void)
 
 /* ---- lifecycle ---- */
 
+static int validate(const rk__options *o)
+{
+    if (o->resource_tag)
+        return RK_OK;
+    return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                         "options.resource_tag is required");
+}
+
+/* Calls in flight were the parent's threads': a child joining one would wait for nobody. */
+static void after_fork(rk__component *c)
+{
+    rk_memolock *m = (rk_memolock *)c;
+    pthread_mutex_init(&m->mu, NULL);
+    rk__map_clear(&m->flights, rk__free);
+}
+
 int rk_memolock_new(rk_memolock **out)
 {
     if (!out)
@@ -80,11 +93,8 @@ int rk_memolock_new(rk_memolock **out)
     rk_memolock *m = rk__calloc(1, sizeof *m);
     if (!m)
         return rk__err(RK_ENOMEM, "cannot allocate a memolock");
-    int rc = rk__component_init(&m->base, "memolock");
-    if (rc == RK_OK && (rc = rk__subscriber_new(&m->sub, "memolock")) != RK_OK)
-        rk__component_destroy(&m->base);
+    int rc = rk__component_init(&m->base, "memolock", true);
     if (rc == RK_OK && pthread_mutex_init(&m->mu, NULL) != 0) {
-        rk__subscriber_free(m->sub);
         rk__component_destroy(&m->base);
         rc = rk__err(RK_ENOMEM, "cannot create a mutex");
     }
@@ -92,6 +102,8 @@ int rk_memolock_new(rk_memolock **out)
         rk__free(m);
         return rc;
     }
+    m->base.validate = validate;
+    m->base.after_fork = after_fork;
     *out = m;
     return RK_OK;
 }
@@ -101,7 +113,6 @@ void rk_memolock_free(rk_memolock *m)
     if (!m)
         return;
     rk_memolock_close(m, NULL);
-    rk__subscriber_free(m->sub);
     rk__component_destroy(&m->base);
     rk__map_clear(&m->flights, NULL); /* empty: every call ended before free */
     pthread_mutex_destroy(&m->mu);
@@ -131,17 +142,10 @@ int rk_memolock_open(rk_memolock *m, const rk_context *ctx)
     if (!m)
         return rk__ret(rk__err(RK_EINVAL, "rk_memolock_open: memolock is NULL"), ctx);
     int rc = rk__component_open(&m->base, ctx);
-    const rk__settings *s = rc == RK_OK ? rk__component_begin(&m->base) : NULL;
-    if (s && !s->opts.resource_tag)
-        rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
-                           "memolock open: options.resource_tag is required");
     if (rc == RK_OK) {
-        rk__subscriber_open(m->sub, &s->ep, s->opts.timeout_ms);
         pthread_mutex_lock(&m->mu);
         m->closed = false;
         pthread_mutex_unlock(&m->mu);
-    } else if (s) {
-        rk__component_close(&m->base);
     }
     return rk__ret(rc, ctx);
 }
@@ -157,63 +161,40 @@ int rk_memolock_close(rk_memolock *m, const rk_context *ctx)
     for (rk__map_entry *e = rk__map_next(&m->flights, NULL); e; e = rk__map_next(&m->flights, e))
         pthread_cond_broadcast(&((flight *)e->value)->cv);
     pthread_mutex_unlock(&m->mu);
-    rk__subscriber_close(m->sub);
     return rk__component_close(&m->base);
 }
 
 /* ---- names ---- */
 
-static int names_build(names *n, const rk__settings *s, const char *id)
+static int names_build(names *n, rk__client *cl, uint64_t deadline, const char *id)
 {
-    const char *p = s->opts.prefix ? s->opts.prefix : "", *tag = s->opts.resource_tag;
-    size_t base = strlen(p) + strlen(tag) + strlen(id), cap = 3 * base + 32;
-    memset(n, 0, sizeof *n);
-    n->s = s;
-    n->id = id;
-    if (!(n->block = rk__malloc(cap)))
-        return rk__err(RK_ENOMEM, "memolock '%s': cannot allocate its key names", id);
-    char *value = n->block, *lock, *channel;
-    n->value_len = (size_t)snprintf(value, cap, "%s%s:%s", p, tag, id);
-    lock = value + n->value_len + 1;
-    n->lock_len = (size_t)snprintf(lock, cap - n->value_len - 1, "%s%s/lock:%s", p, tag, id);
-    channel = lock + n->lock_len + 1;
-    n->channel_len = (size_t)snprintf(channel, cap - n->value_len - n->lock_len - 2,
-                                      "%s%s/notif:%s", p, tag, id);
-    n->value = value, n->lock = lock, n->channel = channel;
-    return RK_OK;
+    const rk__options *o = &cl->opts;
+    *n = (names){cl, deadline, id, RK__NAME_INIT, RK__NAME_INIT, RK__NAME_INIT};
+    int rc = rk__name_memo_value(&n->value, o, id);
+    if (rc == RK_OK)
+        rc = rk__name_memo_lock(&n->lock, o, id);
+    if (rc == RK_OK)
+        rc = rk__name_memo_channel(&n->channel, o, id);
+    return rc == RK_OK ? RK_OK : rk__err_prefix("memolock '%s': ", id);
+}
+
+static void names_free(names *n)
+{
+    rk__name_free(&n->value);
+    rk__name_free(&n->lock);
+    rk__name_free(&n->channel);
 }
 
 /* ---- the Redis steps: check, store, release, renew ---- */
 
-typedef struct {
-    const names *n;
-    rk__script *script;
-    int nkeys, nargs;
-    const char *args[6];
-    size_t lens[6];
-    redisReply *reply;
-} script_call;
-
-static int script_fn(rk__conn *c, void *arg, uint64_t deadline)
+/* Run a script routed by the value key (its lock and channel go with it). */
+static int run_script(const names *n, const rk__script *sc, uint64_t deadline, int nkeys, int nargs,
+                      const char *const *args, const size_t *lens, redisReply **reply)
 {
-    script_call *sc = arg;
-    rk__reply_free(sc->reply);
-    sc->reply = NULL;
-    int rc = rk__script_run(c, sc->script, sc->nkeys, sc->nargs, sc->args, sc->lens, &sc->reply,
-                            deadline);
-    if (rc == RK_OK && sc->reply->type == REDIS_REPLY_ERROR) {
-        rc = rk__reply_error(sc->reply, sc->script->name);
-        rk__reply_free(sc->reply);
-        sc->reply = NULL;
-    }
-    return rc;
-}
-
-static int run_script(rk_memolock *m, script_call *sc)
-{
-    int rc = rk__component_run(&m->base, sc->n->s, script_fn, sc);
+    int rc = rk__client_eval(n->cl, n->value.str, n->value.len, deadline, sc, nkeys, nargs, args,
+                             lens, reply);
     if (rc != RK_OK)
-        rk__err_prefix("memolock '%s': ", sc->n->value);
+        rk__err_prefix("memolock '%s': ", n->value.str);
     return rc;
 }
 
@@ -223,26 +204,23 @@ static char *ttl_text(char *buf, size_t cap, uint64_t ms)
     return buf;
 }
 
-/* One atomic look: the value if it exists, else the lock if it is free. */
-static int check(rk_memolock *m, const names *n, const char *token, check_state *state, rk_buf *out)
+/* One atomic look: the value if it exists, else the lock if it is free and `may_take`. */
+static int check(const names *n, const char *token, bool may_take, check_state *state, rk_buf *out)
 {
-    char ttl[24];
-    script_call sc = {
-        n,
-        &rk__script_memo_check,
-        2,
-        4,
-        {n->value, n->lock, token, ttl_text(ttl, sizeof ttl, n->s->opts.lock_timeout_ms)},
-        {n->value_len, n->lock_len, RK__TOKEN_LEN, strlen(ttl)},
-        NULL};
-    int rc = run_script(m, &sc);
+    char ttl[24] = "0"; /* 0: look for the value only */
+    if (may_take)
+        ttl_text(ttl, sizeof ttl, n->cl->opts.lock_timeout_ms);
+    const char *args[4] = {n->value.str, n->lock.str, token, ttl};
+    size_t lens[4] = {n->value.len, n->lock.len, RK__TOKEN_LEN, strlen(ttl)};
+    redisReply *r;
+    int rc = run_script(n, &rk__script_memo_check, n->deadline, 2, 4, args, lens, &r);
     if (rc != RK_OK)
         return rc;
-    redisReply *r = sc.reply;
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
         r->element[0]->type != REDIS_REPLY_INTEGER ||
         (r->element[0]->integer == CHECK_HIT && r->elements < 2))
-        rc = rk__err(RK_EREPLY, "memolock '%s': unexpected reply to the check script", n->value);
+        rc =
+            rk__err(RK_EREPLY, "memolock '%s': unexpected reply to the check script", n->value.str);
     else if ((*state = (check_state)r->element[0]->integer) == CHECK_HIT) {
         redisReply *v = r->element[1];
         rk_buf_free(out);
@@ -253,32 +231,33 @@ static int check(rk_memolock *m, const names *n, const char *token, check_state 
     return rc;
 }
 
+/* A step that must run even when the call's deadline passed (the fetch may have taken it):
+ * storing a computed value, releasing our lock. It gets a whole operation's time. */
+static uint64_t late_deadline(const names *n) { return rk__client_deadline(n->cl, RK__NO_TIMEOUT); }
+
 /* Store, publish and release in one script; the value is stored even if the lease was lost. */
-static int store(rk_memolock *m, const names *n, const char *token, const rk_buf *v,
-                 uint64_t ttl_ms)
+static int store(const names *n, const char *token, const rk_buf *v, uint64_t ttl_ms)
 {
     char ttl[24] = "";
     if (ttl_ms != RK_TTL_NONE)
-        ttl_text(ttl, sizeof ttl, ttl_ms ? ttl_ms : n->s->opts.default_ttl_ms);
-    script_call sc = {
-        n,
-        &rk__script_memo_store,
-        2,
-        6,
-        {n->value, n->lock, v->data ? v->data : "", ttl, n->channel, token},
-        {n->value_len, n->lock_len, v->len, strlen(ttl), n->channel_len, RK__TOKEN_LEN},
-        NULL};
-    int rc = run_script(m, &sc);
-    rk__reply_free(sc.reply);
+        ttl_text(ttl, sizeof ttl, ttl_ms ? ttl_ms : n->cl->opts.default_ttl_ms);
+    const char *args[6] = {n->value.str, n->lock.str,    v->data ? v->data : "",
+                           ttl,          n->channel.str, token};
+    size_t lens[6] = {n->value.len, n->lock.len,    v->len,
+                      strlen(ttl),  n->channel.len, RK__TOKEN_LEN};
+    redisReply *r = NULL;
+    int rc = run_script(n, &rk__script_memo_store, late_deadline(n), 2, 6, args, lens, &r);
+    rk__reply_free(r);
     return rc;
 }
 
-static int release(rk_memolock *m, const names *n, const char *token)
+static int release(const names *n, const char *token)
 {
-    script_call sc = {
-        n, &rk__script_release, 1, 3, {n->lock, token, ""}, {n->lock_len, RK__TOKEN_LEN, 0}, NULL};
-    int rc = run_script(m, &sc);
-    rk__reply_free(sc.reply);
+    const char *args[3] = {n->lock.str, token, ""};
+    size_t lens[3] = {n->lock.len, RK__TOKEN_LEN, 0};
+    redisReply *r = NULL;
+    int rc = run_script(n, &rk__script_release, late_deadline(n), 1, 3, args, lens, &r);
+    rk__reply_free(r);
     return rc;
 }
 
@@ -288,30 +267,26 @@ int rk_memolock_renew(rk_memolock_renewer *r, uint64_t extension_ms)
         return rk__err(RK_EINVAL, "rk_memolock_renew: renewer is NULL");
     if (extension_ms == 0 || extension_ms > INT64_MAX / 2)
         return rk__err(RK_EINVAL, "memolock '%s': renew extension_ms %" PRIu64 " is out of range",
-                       r->n->value, extension_ms);
+                       r->n->value.str, extension_ms);
     char ttl[24];
-    script_call sc = {r->n,
-                      &rk__script_extend,
-                      1,
-                      3,
-                      {r->n->lock, r->token, ttl_text(ttl, sizeof ttl, extension_ms)},
-                      {r->n->lock_len, RK__TOKEN_LEN, strlen(ttl)},
-                      NULL};
-    int rc = run_script(r->m, &sc);
-    if (rc == RK_OK && (sc.reply->type != REDIS_REPLY_INTEGER || sc.reply->integer != 1))
+    const char *args[3] = {r->n->lock.str, r->token, ttl_text(ttl, sizeof ttl, extension_ms)};
+    size_t lens[3] = {r->n->lock.len, RK__TOKEN_LEN, strlen(ttl)};
+    redisReply *reply = NULL;
+    int rc = run_script(r->n, &rk__script_extend, late_deadline(r->n), 1, 3, args, lens, &reply);
+    if (rc == RK_OK && (reply->type != REDIS_REPLY_INTEGER || reply->integer != 1))
         rc = rk__err(RK_ENOTOWNER, "memolock '%s': the lease expired or was taken over",
-                     r->n->value);
-    rk__reply_free(sc.reply);
+                     r->n->value.str);
+    rk__reply_free(reply);
     return rc;
 }
 
 /* ---- the winner ---- */
 
 /* Call the user's function; returns what it returned (0: value filled, or external started). */
-static int call_fetch(rk_memolock *m, const names *n, const fetcher *f, const char *token,
-                      rk_buf *value, uint64_t *ttl_ms)
+static int call_fetch(const names *n, const fetcher *f, const char *token, rk_buf *value,
+                      uint64_t *ttl_ms)
 {
-    rk_memolock_renewer renewer = {m, n, token};
+    rk_memolock_renewer renewer = {n, token};
     if (f->kind == FETCH_PLAIN)
         return f->plain(f->ud, value, ttl_ms);
     if (f->kind == FETCH_RENEWABLE)
@@ -320,21 +295,21 @@ static int call_fetch(rk_memolock *m, const names *n, const fetcher *f, const ch
 }
 
 /* We hold the lock: compute, then store + publish + unlock. An external fetch only starts. */
-static int produce(rk_memolock *m, const names *n, const fetcher *f, const char *token, rk_buf *out)
+static int produce(const names *n, const fetcher *f, const char *token, rk_buf *out)
 {
     rk_buf value = RK_BUF_INIT;
     uint64_t ttl_ms = 0;
-    int r = call_fetch(m, n, f, token, &value, &ttl_ms);
+    int r = call_fetch(n, f, token, &value, &ttl_ms);
     if (r != 0) {
         rk_buf_free(&value);
-        release(m, n, token); /* let a waiter take over now rather than at lease expiry */
+        release(n, token); /* let a waiter take over now rather than at lease expiry */
         return rk__err(RK_EFETCH, "memolock '%s': the fetch callback failed (returned %d)",
-                       n->value, r);
+                       n->value.str, r);
     }
     if (f->kind == FETCH_EXTERNAL)
         return RK_OK;
     /* The value is good even if Redis fails now: the caller gets it, waiters re-check. */
-    store(m, n, token, &value, ttl_ms);
+    store(n, token, &value, ttl_ms);
     rk_buf_free(out);
     *out = value;
     return out->data ? RK_OK : rk_buf_set(out, "", 0);
@@ -343,87 +318,86 @@ static int produce(rk_memolock *m, const names *n, const fetcher *f, const char 
 /* ---- waiting for someone else's value ---- */
 
 typedef struct {
+    const names *n;
+    const fetcher *f;
+    uint64_t timeout_ms;
+    rk_buf *out;
     char own[RK__TOKEN_LEN + 1]; /* the lock we took for an external producer, or "" */
     bool done;
 } wait_state;
 
-static int step(rk_memolock *m, const names *n, const fetcher *f, wait_state *w, rk_buf *out)
+/* Look at Redis: a hit ends the call; a free lock makes us the producer when `may_take`. */
+static int step(wait_state *w, bool may_take)
 {
     char token[RK__TOKEN_LEN + 1];
     check_state state = CHECK_BUSY;
     int rc = rk__token_new(token);
     if (rc == RK_OK)
-        rc = check(m, n, token, &state, out);
+        rc = check(w->n, token, may_take, &state, w->out);
     if (rc != RK_OK || state == CHECK_BUSY)
         return rc;
     if (state == CHECK_HIT)
         return w->done = true, RK_OK;
-    rc = produce(m, n, f, token, out); /* the lock was free: take over */
-    if (rc == RK_OK && f->kind == FETCH_EXTERNAL)
+    rc = produce(w->n, w->f, token, w->out);
+    if (rc == RK_OK && w->f->kind == FETCH_EXTERNAL)
         memcpy(w->own, token, sizeof token);
     else
         w->done = true;
     return rc;
 }
 
-static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+/* A waiter takes over a vanished winner's work only when its deadline leaves a whole lease
+ * (options.lock_timeout) for the fetch, which is what a fetch is expected to fit in; with less
+ * time it returns RK_ETIMEDOUT at its deadline and leaves the lock to the next caller, rather
+ * than start a fetch it cannot finish in time. */
+static int waiting_check(void *arg, bool *done)
+{
+    wait_state *w = arg;
+    bool may_take = rk__remaining_ms(w->n->deadline) >= w->n->cl->opts.lock_timeout_ms;
+    int rc = step(w, may_take && !w->own[0]);
+    *done = w->done;
+    return rc;
+}
+
+static rk__seen waiting_message(void *arg, rk_buf *msg)
+{
+    wait_state *w = arg; /* the payload is the value itself */
+    rk_buf_free(w->out);
+    *w->out = *msg;
+    *msg = (rk_buf)RK_BUF_INIT;
+    if (!w->out->data && rk_buf_set(w->out, "", 0) != RK_OK)
+        return RK__SEEN_RECHECK;
+    w->done = true;
+    return RK__SEEN_DONE;
+}
 
 static int timed_out(const char *what, uint64_t timeout_ms)
 {
     return rk__err(RK_ETIMEDOUT, "memolock '%s': no value within %" PRIu64 " ms", what, timeout_ms);
 }
 
-static int await(rk_memolock *m, const names *n, const fetcher *f, uint64_t deadline,
-                 uint64_t timeout_ms, wait_state *w, rk_buf *out)
+static int waiting_expired(void *arg)
 {
-    rk__waiter waiter;
-    uint64_t retry = n->s->opts.retry_timeout_ms;
-    int rc = rk__subscriber_join(m->sub, &waiter, n->channel, n->channel_len, true,
-                                 min_u64(deadline, rk__deadline(retry)));
-    if (rc != RK_ENOTOPEN)
-        rc = RK_OK; /* without a subscription the re-check timer still finds the value */
-    while (rc == RK_OK) {
-        /* Re-check after joining: a value published before we subscribed is in Redis. */
-        if ((rc = step(m, n, f, w, out)) != RK_OK || w->done)
-            break;
-        if (rk__now_ms() >= deadline) {
-            rc = timed_out(n->value, timeout_ms);
-            break;
-        }
-        rk__wake why;
-        rc = rk__subscriber_wait(m->sub, &waiter, min_u64(deadline, rk__deadline(retry)), &why,
-                                 out); /* a message's payload is the value itself */
-        if (rc == RK_OK && why == RK__WAKE_MESSAGE)
-            break;
-    }
-    rk__subscriber_leave(m->sub, &waiter);
-    return rc;
+    wait_state *w = arg;
+    return timed_out(w->n->value.str, w->timeout_ms);
 }
 
+static const rk__wait_ops waiting_ops = {waiting_check, waiting_message, waiting_expired};
+
 /* The Redis side of a call: hit, produce, or wait for the producer. */
-static int lead(rk_memolock *m, const names *n, const fetcher *f, uint64_t deadline,
-                uint64_t timeout_ms, rk_buf *out)
+static int lead(const names *n, const fetcher *f, uint64_t timeout_ms, rk_buf *out)
 {
-    wait_state w = {"", false};
-    int rc = step(m, n, f, &w, out);
+    wait_state w = {n, f, timeout_ms, out, "", false};
+    int rc = step(&w, true); /* the first look may always produce */
     if (rc == RK_OK && !w.done)
-        rc = await(m, n, f, deadline, timeout_ms, &w, out);
+        rc = timeout_ms ? rk__wait(n->cl, &n->channel, n->deadline, &waiting_ops, &w)
+                        : timed_out(n->value.str, timeout_ms);
     if (w.own[0])
-        release(m, n, w.own); /* our external producer is done with it: no cooldown */
+        release(n, w.own); /* our external producer is done with it: no cooldown */
     return rc;
 }
 
 /* ---- singleflight ---- */
-
-static void flight_keep_error(flight *fl)
-{
-    const rk_error *e = rk_last_error();
-    snprintf(fl->name, sizeof fl->name, "%s", e->name);
-    snprintf(fl->category, sizeof fl->category, "%s", e->category);
-    snprintf(fl->message, sizeof fl->message, "%s", e->message);
-    fl->has_cause = e->cause != NULL;
-    snprintf(fl->cause, sizeof fl->cause, "%s", e->cause ? e->cause : "");
-}
 
 static void flight_unref(flight *fl)
 {
@@ -443,7 +417,7 @@ static void flight_finish(rk_memolock *m, flight *fl, const char *id, int rc, co
     if (rc == RK_OK && fl->refs > 1 && rk_buf_set(&fl->value, v->data, v->len) != RK_OK)
         fl->rc = RK_ENOMEM;
     if (fl->rc != RK_OK)
-        flight_keep_error(fl);
+        rk__err_save(&fl->err);
     rk__map_remove(&m->flights, id, strlen(id));
     pthread_cond_broadcast(&fl->cv);
     flight_unref(fl);
@@ -462,8 +436,7 @@ static int flight_follow(rk_memolock *m, flight *fl, uint64_t deadline, rk_buf *
                          : RK_ETIMEDOUT;
     if (fl->rc == RK_OK)
         return rk_buf_set(out, fl->value.data, fl->value.len);
-    return rk__err_named(fl->rc, fl->name, fl->category, fl->has_cause ? fl->cause : NULL, "%s",
-                         fl->message);
+    return rk__err_restore(&fl->err);
 }
 
 /* Join the id's flight as a follower (returns its result), or become its leader. */
@@ -491,8 +464,6 @@ static int flight_join(rk_memolock *m, const char *id, uint64_t deadline, flight
     return rc;
 }
 
-/* ---- entry points ---- */
-
 static int check_args(rk_memolock *m, const char *id, bool have_fn, rk_buf *out)
 {
     if (!m)
@@ -507,26 +478,31 @@ static int check_args(rk_memolock *m, const char *id, bool have_fn, rk_buf *out)
 
 static int get(rk_memolock *m, const char *id, uint64_t timeout_ms, const fetcher *f, rk_buf *out)
 {
-    uint64_t deadline = rk__deadline(timeout_ms);
+    rk__client *cl = rk__component_begin(&m->base);
+    if (!cl)
+        return RK_ENOTOPEN;
+    /* A call that does not wait (timeout 0) still gets an operation's time for its one look. */
+    uint64_t deadline = rk__client_deadline(cl, timeout_ms ? timeout_ms : RK__NO_TIMEOUT);
+    int rc;
     for (;;) {
-        const rk__settings *s = rk__component_begin(&m->base);
-        if (!s)
-            return RK_ENOTOPEN;
         flight *fl;
-        int rc = flight_join(m, id, deadline, &fl, out);
+        rc = flight_join(m, id, deadline, &fl, out);
         if (!fl) {
             /* A leader that gave up earlier than us leaves us time to try ourselves. */
             if (rc == RK_ETIMEDOUT && rk__now_ms() < deadline)
                 continue;
-            return rc == RK_ETIMEDOUT ? timed_out(id, timeout_ms) : rc;
+            rc = rc == RK_ETIMEDOUT ? timed_out(id, timeout_ms) : rc;
+            break;
         }
         names n;
-        if ((rc = names_build(&n, s, id)) == RK_OK)
-            rc = lead(m, &n, f, deadline, timeout_ms, out);
-        rk__free(n.block);
+        if ((rc = names_build(&n, cl, deadline, id)) == RK_OK)
+            rc = lead(&n, f, timeout_ms, out);
+        names_free(&n);
         flight_finish(m, fl, id, rc, out);
-        return rc;
+        break;
     }
+    rk__component_end(cl);
+    return rc;
 }
 
 int rk_memolock_get(rk_memolock *m, const rk_context *ctx, const char *id, uint64_t timeout_ms,

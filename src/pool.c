@@ -11,13 +11,9 @@
  * check (a system call) since a failure there is retried anyway. */
 #define IDLE_CHECK_MS 1000u
 
-/* Pause between reconnect attempts grows by this much per attempt, bounded by the deadline. */
-#define RECONNECT_BACKOFF_MS 50u
-
-int rk__pool_init(rk__pool *p)
+static int init_locks(rk__pool *p)
 {
     pthread_condattr_t attr;
-    *p = (rk__pool){.max = 1};
     if (pthread_mutex_init(&p->mu, NULL) != 0)
         return rk__err(RK_ENOMEM, "cannot create a mutex");
     if (pthread_condattr_init(&attr) != 0 ||
@@ -30,13 +26,45 @@ int rk__pool_init(rk__pool *p)
     return RK_OK;
 }
 
+int rk__pool_init(rk__pool *p)
+{
+    *p = (rk__pool){.max = 1};
+    return init_locks(p);
+}
+
+static void link_all(rk__pool *p, rk__conn *c)
+{
+    c->prev_all = NULL;
+    c->next_all = p->all;
+    if (p->all)
+        p->all->prev_all = c;
+    p->all = c;
+}
+
+static void unlink_all(rk__pool *p, rk__conn *c)
+{
+    if (c->prev_all)
+        c->prev_all->next_all = c->next_all;
+    else
+        p->all = c->next_all;
+    if (c->next_all)
+        c->next_all->prev_all = c->prev_all;
+}
+
+/* Drop a connection that is neither idle nor borrowed any more. Lock held. */
+static void drop(rk__pool *p, rk__conn *c)
+{
+    unlink_all(p, c);
+    p->total--;
+    rk__conn_free(c);
+}
+
 static void close_idle(rk__pool *p)
 {
     while (p->idle) {
         rk__conn *c = p->idle;
         p->idle = c->next;
-        rk__conn_free(c);
-        p->total--;
+        drop(p, c);
     }
 }
 
@@ -47,12 +75,12 @@ void rk__pool_destroy(rk__pool *p)
     pthread_mutex_destroy(&p->mu);
 }
 
-void rk__pool_open(rk__pool *p, const rk__endpoint *ep, size_t max, uint64_t retries)
+void rk__pool_open(rk__pool *p, const rk__endpoint *ep, void *tls_ctx, size_t max)
 {
     pthread_mutex_lock(&p->mu);
     p->ep = ep;
+    p->tls_ctx = tls_ctx;
     p->max = max ? max : 1;
-    p->retries = retries;
     p->open = true;
     pthread_mutex_unlock(&p->mu);
 }
@@ -63,16 +91,22 @@ void rk__pool_close(rk__pool *p)
     p->open = false;
     p->gen++;
     close_idle(p);
+    for (rk__conn *c = p->all; c; c = c->next_all)
+        rk__conn_shutdown(c); /* borrowed: its user fails now and gives it back */
     pthread_cond_broadcast(&p->cv);
     pthread_mutex_unlock(&p->mu);
 }
 
-bool rk__pool_is_open(rk__pool *p)
+void rk__pool_after_fork(rk__pool *p)
 {
-    pthread_mutex_lock(&p->mu);
-    bool open = p->open;
-    pthread_mutex_unlock(&p->mu);
-    return open;
+    init_locks(p); /* the parent's lock state means nothing here */
+    for (rk__conn *c = p->all, *next; c; c = next) {
+        next = c->next_all;
+        rk__conn_abandon(c);
+    }
+    p->all = p->idle = NULL;
+    p->total = 0;
+    p->gen++;
 }
 
 static rk__conn *pop_idle(rk__pool *p)
@@ -94,6 +128,39 @@ static int wait_slot(rk__pool *p, uint64_t deadline)
     return RK_OK;
 }
 
+/* A connection that sat idle for a while may have died with a server restart. */
+static bool fresh(rk__conn *c)
+{
+    return rk__now_ms() - c->idle_since < IDLE_CHECK_MS || rk__transport_alive(&c->tr);
+}
+
+static int connect_slot(rk__pool *p, rk__conn **out, uint64_t deadline)
+{
+    /* The slot is reserved; connect without holding the lock. */
+    p->total++;
+    const rk__endpoint *ep = p->ep;
+    void *tls_ctx = p->tls_ctx;
+    uint64_t gen = p->gen;
+    pthread_mutex_unlock(&p->mu);
+    rk__conn *c;
+    int rc = rk__conn_open(&c, ep, tls_ctx, deadline);
+    pthread_mutex_lock(&p->mu);
+    if (rc != RK_OK) {
+        p->total--;
+        pthread_cond_signal(&p->cv);
+    } else if (!p->open || gen != p->gen) { /* closed meanwhile: nobody would shut it down */
+        p->total--;
+        rk__conn_free(c);
+        rc = rk__err(RK_ENOTOPEN, "Connection is not opened");
+    } else {
+        c->gen = gen;
+        link_all(p, c);
+        *out = c;
+    }
+    pthread_mutex_unlock(&p->mu);
+    return rc;
+}
+
 int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
 {
     *out = NULL;
@@ -104,42 +171,23 @@ int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
             return rk__err(RK_ENOTOPEN, "Connection is not opened");
         }
         rk__conn *c = pop_idle(p);
-        if (c) {
+        if (c && fresh(c)) {
             pthread_mutex_unlock(&p->mu);
-            if (rk__now_ms() - c->idle_since < IDLE_CHECK_MS || rk__transport_alive(&c->tr)) {
-                *out = c;
-                return RK_OK;
-            }
-            rk__conn_free(c);
-            pthread_mutex_lock(&p->mu);
-            p->total--;
+            *out = c;
+            return RK_OK;
+        }
+        if (c) {
+            drop(p, c);
             continue;
         }
         if (p->total < p->max)
-            break;
+            return connect_slot(p, out, deadline);
         int rc = wait_slot(p, deadline);
         if (rc != RK_OK) {
             pthread_mutex_unlock(&p->mu);
             return rc;
         }
     }
-    /* Reserve the slot, then connect without holding the lock. */
-    p->total++;
-    const rk__endpoint *ep = p->ep;
-    uint64_t gen = p->gen;
-    pthread_mutex_unlock(&p->mu);
-    rk__conn *c;
-    int rc = rk__conn_open(&c, ep, deadline);
-    if (rc != RK_OK) {
-        pthread_mutex_lock(&p->mu);
-        p->total--;
-        pthread_cond_signal(&p->cv);
-        pthread_mutex_unlock(&p->mu);
-        return rc;
-    }
-    c->gen = gen;
-    *out = c;
-    return RK_OK;
 }
 
 void rk__pool_put(rk__pool *p, rk__conn *c)
@@ -148,10 +196,7 @@ void rk__pool_put(rk__pool *p, rk__conn *c)
         return;
     pthread_mutex_lock(&p->mu);
     if (c->broken || !p->open || c->gen != p->gen) {
-        p->total--;
-        pthread_mutex_unlock(&p->mu);
-        rk__conn_free(c);
-        pthread_mutex_lock(&p->mu);
+        drop(p, c);
     } else {
         c->idle_since = rk__now_ms();
         c->next = p->idle;
@@ -159,38 +204,4 @@ void rk__pool_put(rk__pool *p, rk__conn *c)
     }
     pthread_cond_signal(&p->cv);
     pthread_mutex_unlock(&p->mu);
-}
-
-static bool retryable(int rc) { return rc == RK_EIO; }
-
-static void backoff(unsigned attempt, uint64_t deadline)
-{
-    uint64_t ms = RECONNECT_BACKOFF_MS * attempt, left = rk__remaining_ms(deadline);
-    if (ms > left)
-        ms = left;
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
-int rk__pool_run(rk__pool *p, uint64_t deadline, rk__conn_fn fn, void *arg)
-{
-    pthread_mutex_lock(&p->mu);
-    uint64_t retries = p->retries;
-    pthread_mutex_unlock(&p->mu);
-    for (unsigned attempt = 0;; attempt++) {
-        rk__conn *c;
-        int rc = rk__pool_get(p, &c, deadline);
-        bool conn_failed = rc != RK_OK;
-        if (rc == RK_OK) {
-            rc = fn(c, arg, deadline);
-            conn_failed = c->broken;
-            rk__pool_put(p, c);
-        }
-        if (rc == RK_OK || !conn_failed || !retryable(rc) || attempt >= retries ||
-            rk__remaining_ms(deadline) == 0)
-            return rc;
-        if (attempt > 0)
-            backoff(attempt, deadline);
-    }
 }

@@ -8,7 +8,6 @@
 #include "config_int.h"
 #include "error_int.h"
 #include "references_int.h"
-#include "tls.h"
 
 #define DAY_MS 86400000u
 
@@ -60,13 +59,11 @@ static int tls_options_check(const rk_config *cfg)
     return RK_OK;
 }
 
-/* Copy the TLS options into the endpoint and build its TLS context, so that unreadable
- * certificates fail the open before any connection is tried. */
+/* Copy the TLS options into the endpoint; the client builds the TLS context from them. */
 static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
 {
     rk__tls_options *t = &ep->tls_opts;
     bool on, verify;
-    char peer[80];
     /* Values were checked by rk__options_parse; options.tls=false never turns rediss:// off. */
     int rc = rk__config_bool(cfg, "options.tls", false, &on);
     if (rc == RK_OK)
@@ -76,24 +73,18 @@ static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
     ep->tls = ep->tls || on;
     if (!ep->tls)
         return RK_OK;
-    rk__endpoint_name(ep, peer, sizeof peer);
-    if (ep->path)
+    if (ep->path) {
+        char peer[80];
         return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
                              "TLS (rediss://, connection.protocol=rediss or options.tls) cannot "
                              "be used with the Unix socket %s",
-                             peer);
+                             rk__endpoint_name(ep, peer, sizeof peer));
+    }
     char **dst[] = {/* as tls_paths */ &t->ca_file, &t->ca_dir, &t->cert_file, &t->key_file,
                     &t->server_name};
     for (size_t i = 0; rc == RK_OK && i < sizeof dst / sizeof dst[0]; i++)
         rc = dup_value(dst[i], rk_config_get(cfg, tls_paths[i]));
     t->insecure = !verify;
-    if (rc == RK_OK)
-        rc = rk__tls_ctx_new(t);
-    if (rc == RK_OK && t->insecure) /* redkit has no logging hook: stderr, once per open */
-        fprintf(stderr,
-                "redkit: warning: options.tls_verify=false: the TLS certificate of %s is not "
-                "verified, so anyone on the network path can impersonate the server (insecure)\n",
-                peer);
     return rc;
 }
 
@@ -118,6 +109,17 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         return rc;
     }
     o->prefix_len = o->prefix ? strlen(o->prefix) : 0;
+    return RK_OK;
+}
+
+int rk__options_copy(rk__options *dst, const rk__options *src)
+{
+    *dst = *src;
+    dst->prefix = dst->resource_tag = NULL;
+    if (dup_value(&dst->prefix, src->prefix) || dup_value(&dst->resource_tag, src->resource_tag)) {
+        rk__options_clear(dst);
+        return RK_ENOMEM;
+    }
     return RK_OK;
 }
 

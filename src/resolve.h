@@ -24,6 +24,7 @@ typedef struct rk__options {
 /* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. */
 int rk__options_parse(rk__options *o, const rk_config *cfg);
 void rk__options_clear(rk__options *o);
+int rk__options_copy(rk__options *dst, const rk__options *src); /* RK_OK or RK_ENOMEM */
 
 /* Resolve the connection (connections.<name>.* or connection.*; the first entry without
  * discovery_key wins, else discovery) and the credential (likewise, with store_key).

@@ -46,6 +46,7 @@ rk__script rk__script_memo_check = {
     .name = "memolock check",
     .source = "local v = redis.call('GET', KEYS[1])\n"
               "if v then return {1, v} end\n"
+              "if ARGV[2] == '0' then return {0} end\n"
               "if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2])\n"
               "   or redis.call('GET', KEYS[2]) == ARGV[1] then\n"
               "  return {2}\n"

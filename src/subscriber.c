@@ -37,6 +37,7 @@ struct rk__subscriber {
     pthread_mutex_t mu;
     rk__map channels; /* name -> rk__channel; only the thread removes entries */
     const rk__endpoint *ep;
+    void *tls_ctx;
     uint64_t timeout_ms;
     bool open, running, stopping;
     bool dirty; /* some channel needs SUBSCRIBE */
@@ -114,10 +115,12 @@ void rk__subscriber_free(rk__subscriber *s)
     rk__free(s);
 }
 
-void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, uint64_t timeout_ms)
+void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, void *tls_ctx,
+                         uint64_t timeout_ms)
 {
     pthread_mutex_lock(&s->mu);
     s->ep = ep;
+    s->tls_ctx = tls_ctx;
     s->timeout_ms = timeout_ms;
     s->open = true;
     pthread_mutex_unlock(&s->mu);
@@ -145,6 +148,27 @@ void rk__subscriber_close(rk__subscriber *s)
     for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
         wake_waiters(e->value);
     pthread_mutex_unlock(&s->mu);
+}
+
+void rk__subscriber_after_fork(rk__subscriber *s)
+{
+    /* The dispatch thread and every waiter were the parent's: none exists here, and the lock
+     * may have been held by one of them. Channels go (their waiters live on the parent's
+     * stacks); the connection is the parent's session, the wake fd is shared with it. */
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->thread_cv, &mono_attr);
+    for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
+        ((rk__channel *)e->value)->waiters = NULL;
+    rk__map_clear(&s->channels, free_channel);
+    if (s->conn)
+        rk__conn_abandon(s->conn);
+    s->conn = NULL;
+    close(s->wake_fd);
+    s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    s->running = s->stopping = s->dirty = false;
+    s->reader = NULL;
+    s->want_first = s->want_last = NULL;
+    s->failures = 0;
 }
 
 /* ---- the dispatch thread ---- */
@@ -278,11 +302,9 @@ static int send_changes(rk__subscriber *s)
 }
 
 /* Dispatch every complete reply buffered in the parser. Called with the lock held. */
-static int dispatch(rk__subscriber *s, size_t got)
+static int dispatch(rk__subscriber *s)
 {
     int rc = RK_OK;
-    if (redisReaderFeed(s->conn->reader, s->conn->rbuf, got) != REDIS_OK)
-        return RK_ENOMEM;
     for (redisReply *r; (rc = rk__conn_buffered(s->conn, &r)) == RK_OK && r;) {
         s->last_traffic = rk__now_ms();
         s->ping_sent = 0;
@@ -296,8 +318,10 @@ static void connect_now(rk__subscriber *s, unsigned *failures)
 {
     rk__conn *c;
     const rk__endpoint *ep = s->ep;
+    void *tls_ctx = s->tls_ctx;
     pthread_mutex_unlock(&s->mu);
-    int rc = rk__conn_open(&c, ep, rk__deadline(s->timeout_ms));
+    /* Bounded by connect_timeout (conn_open), which is how long a close can wait for it. */
+    int rc = rk__conn_open(&c, ep, tls_ctx, UINT64_MAX);
     pthread_mutex_lock(&s->mu);
     if (rc == RK_OK) {
         *failures = 0;
@@ -339,20 +363,18 @@ static void io_turn(rk__subscriber *s, uint64_t until)
         return;
     }
     bool readable, woken;
-    size_t got = 0;
     uint64_t limit = poll_until(s);
     rk__conn *c = s->conn;
     pthread_mutex_unlock(&s->mu);
     /* Only the reader touches the connection, so it reads without the lock. */
-    int rc =
-        rk__transport_poll(&c->tr, s->wake_fd, until < limit ? until : limit, &readable, &woken);
+    int rc = rk__conn_wait(c, s->wake_fd, until < limit ? until : limit, &readable, &woken);
     if (woken)
         while (read(s->wake_fd, &drain, sizeof drain) > 0)
             ;
     if (rc == RK_OK && readable)
-        rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, rk__deadline(s->timeout_ms));
+        rc = rk__conn_fill(c, rk__deadline(s->timeout_ms));
     pthread_mutex_lock(&s->mu);
-    if (rc != RK_OK || (got && dispatch(s, got) != RK_OK))
+    if (rc != RK_OK || (readable && dispatch(s) != RK_OK))
         drop_conn(s);
 }
 

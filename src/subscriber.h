@@ -38,11 +38,18 @@ typedef enum { RK__WAKE_TIMER, RK__WAKE_MESSAGE, RK__WAKE_RECHECK } rk__wake;
 int rk__subscriber_new(rk__subscriber **out, const char *kind);
 void rk__subscriber_free(rk__subscriber *s);
 
-/* Serve `ep` (valid until the next open or free). */
-void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, uint64_t timeout_ms);
+/* Serve `ep` with `tls_ctx` (both valid until free). `timeout_ms` bounds a read once data is
+ * announced and how long an unanswered PING is tolerated. */
+void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, void *tls_ctx,
+                         uint64_t timeout_ms);
 
-/* Stop the thread and drop the connection; waiters return RK_ENOTOPEN. */
+/* Stop the thread and drop the connection; waiters return RK_ENOTOPEN. Returns within about
+ * one connect timeout (the longest the thread can be inside a connect). */
 void rk__subscriber_close(rk__subscriber *s);
+
+/* In a forked child: forget the parent's thread, waiters and connection; the next join starts
+ * afresh. */
+void rk__subscriber_after_fork(rk__subscriber *s);
 
 /* Register `w` on `channel` and wait until the subscription is confirmed or `confirm_until`
  * passes (the waiter then relies on its timer until it is). RK_ENOTOPEN after close. */

@@ -203,9 +203,9 @@ static int load_identity(SSL_CTX *ctx, const rk__tls_options *o)
     return rc;
 }
 
-int rk__tls_ctx_new(rk__tls_options *o)
+int rk__tls_ctx_new(void **out, const rk__tls_options *o)
 {
-    o->ctx = NULL;
+    *out = NULL;
     pthread_once(&bio_once, bio_method_init);
     ERR_clear_error();
     SSL_CTX *ctx = bio_method ? SSL_CTX_new(TLS_client_method()) : NULL;
@@ -229,17 +229,11 @@ int rk__tls_ctx_new(rk__tls_options *o)
         SSL_CTX_free(ctx);
         return rc;
     }
-    o->ctx = ctx;
+    *out = ctx;
     return RK_OK;
 }
 
-void rk__tls_ctx_ref(void *ctx)
-{
-    if (ctx)
-        SSL_CTX_up_ref(ctx);
-}
-
-void rk__tls_ctx_unref(void *ctx) { SSL_CTX_free(ctx); }
+void rk__tls_ctx_free(void *ctx) { SSL_CTX_free(ctx); }
 
 /* ---- sessions ---- */
 
@@ -266,13 +260,13 @@ static int set_peer_name(SSL *s, const char *name, bool verify)
                       name);
 }
 
-static int new_session(SSL **out, const rk__tls_options *o, int fd, const char *name)
+static int new_session(SSL **out, void *ctx, const rk__tls_options *o, int fd, const char *name)
 {
-    rk__tls_options own = *o; /* an endpoint that was not resolved has no context yet */
-    int rc = own.ctx ? RK_OK : rk__tls_ctx_new(&own);
+    void *own = ctx; /* a connection made outside a client builds a context of its own */
+    int rc = own ? RK_OK : rk__tls_ctx_new(&own, o);
     if (rc != RK_OK)
         return rc;
-    SSL *s = SSL_new(own.ctx);
+    SSL *s = SSL_new(own);
     BIO *b = s ? BIO_new(bio_method) : NULL;
     if (!b) {
         SSL_free(s);
@@ -284,8 +278,8 @@ static int new_session(SSL **out, const rk__tls_options *o, int fd, const char *
         if ((rc = set_peer_name(s, name, !o->insecure)) != RK_OK)
             SSL_free(s);
     }
-    if (!o->ctx)
-        rk__tls_ctx_unref(own.ctx); /* the session holds its own reference */
+    if (!ctx)
+        rk__tls_ctx_free(own); /* the session holds its own reference */
     ERR_clear_error();
     *out = rc == RK_OK ? s : NULL;
     return rc;
@@ -399,13 +393,14 @@ static int handshake(SSL *s, int fd, const char *peer, const char *name, uint64_
     return rc;
 }
 
-int rk__tls_connect(void **ssl, int fd, const rk__endpoint *ep, const char *peer, uint64_t deadline)
+int rk__tls_connect(void **ssl, int fd, void *ctx, const rk__endpoint *ep, const char *peer,
+                    uint64_t deadline)
 {
     const rk__tls_options *o = &ep->tls_opts;
     const char *name = o->server_name ? o->server_name : ep->host ? ep->host : "";
     SSL *s;
     *ssl = NULL;
-    int rc = new_session(&s, o, fd, name);
+    int rc = new_session(&s, ctx, o, fd, name);
     if (rc == RK_OK && (rc = handshake(s, fd, peer, name, deadline)) != RK_OK)
         SSL_free(s);
     if (rc == RK_OK)
@@ -514,5 +509,12 @@ void rk__tls_free(void *ssl)
         fcntl(fd, F_SETFL, flags);
     }
     ERR_clear_error();
+    SSL_free(ssl);
+}
+
+void rk__tls_abandon(void *ssl)
+{
+    /* No close_notify: after a fork the session is the parent's, which still uses it. */
+    SSL_set_quiet_shutdown(ssl, 1);
     SSL_free(ssl);
 }

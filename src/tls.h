@@ -10,19 +10,16 @@
 
 #include "endpoint.h"
 
-/* Build `o->ctx` from the other fields: trust store (system default when neither CA option is
+/* Build an SSL_CTX from the options: trust store (system default when neither CA option is
  * set), client certificate and key, verification. RK_EINVAL names the option and the path at
- * fault; RK_ENOMEM. */
-int rk__tls_ctx_new(rk__tls_options *o);
-
-/* Endpoint copies share the context: take and drop references (NULL-safe). */
-void rk__tls_ctx_ref(void *ctx);
-void rk__tls_ctx_unref(void *ctx);
+ * fault; RK_ENOMEM. The client owns it (one per open) and frees it with rk__tls_ctx_free. */
+int rk__tls_ctx_new(void **out, const rk__tls_options *o);
+void rk__tls_ctx_free(void *ctx); /* NULL-safe */
 
 /* Handshake on the connected blocking socket `fd` before `deadline`, verifying the server as
  * `ep->tls_opts` says. On success `*ssl` is the session. RK_EIO (the OpenSSL reason as the
  * cause) or RK_ETIMEDOUT; messages name the peer and never a secret. */
-int rk__tls_connect(void **ssl, int fd, const rk__endpoint *ep, const char *peer,
+int rk__tls_connect(void **ssl, int fd, void *ctx, const rk__endpoint *ep, const char *peer,
                     uint64_t deadline);
 
 /* As recv/send on the socket: > 0 bytes done; 0 with `*rc` set on failure (RK_EIO naming
@@ -39,5 +36,8 @@ bool rk__tls_pending(void *ssl);
 bool rk__tls_readable(void *ssl, int fd);
 
 void rk__tls_free(void *ssl);
+
+/* Free without sending close_notify (a forked child dropping its parent's session). */
+void rk__tls_abandon(void *ssl);
 
 #endif

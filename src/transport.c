@@ -118,7 +118,8 @@ static int connect_tcp(rk__transport *t, const char *host, uint16_t port, uint64
     return RK_OK;
 }
 
-int rk__transport_connect(rk__transport *t, const rk__endpoint *ep, uint64_t deadline)
+int rk__transport_connect(rk__transport *t, const rk__endpoint *ep, void *tls_ctx,
+                          uint64_t deadline)
 {
     memset(t, 0, sizeof *t);
     t->fd = -1;
@@ -129,7 +130,7 @@ int rk__transport_connect(rk__transport *t, const rk__endpoint *ep, uint64_t dea
     int rc = ep->path ? connect_unix(t, ep->path, deadline)
                       : connect_tcp(t, ep->host, ep->port, deadline);
     if (rc == RK_OK && ep->tls)
-        rc = rk__tls_connect(&t->ssl, t->fd, ep, t->peer, deadline);
+        rc = rk__tls_connect(&t->ssl, t->fd, tls_ctx, ep, t->peer, deadline);
     if (rc != RK_OK)
         rk__transport_close(t);
     return rc;
@@ -229,6 +230,22 @@ void rk__transport_close(rk__transport *t)
 {
     if (t->ssl)
         rk__tls_free(t->ssl);
+    t->ssl = NULL;
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
+void rk__transport_shutdown(rk__transport *t)
+{
+    if (t->fd >= 0)
+        shutdown(t->fd, SHUT_RDWR);
+}
+
+void rk__transport_abandon(rk__transport *t)
+{
+    if (t->ssl)
+        rk__tls_abandon(t->ssl);
     t->ssl = NULL;
     if (t->fd >= 0)
         close(t->fd);

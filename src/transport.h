@@ -18,9 +18,10 @@ typedef struct rk__transport {
     char peer[80];   /* endpoint name, for messages */
 } rk__transport;
 
-/* Connect (and handshake, for TLS) before `deadline`. On failure the transport is closed and
- * the error names the endpoint: RK_EIO, RK_ETIMEDOUT, RK_EINVAL (unresolvable host). */
-int rk__transport_connect(rk__transport *t, const rk__endpoint *ep, uint64_t deadline);
+/* Connect (and handshake with `tls_ctx`, for TLS) before `deadline`. On failure the transport is
+ * closed and the error names the endpoint: RK_EIO, RK_ETIMEDOUT, RK_EINVAL (unresolvable host). */
+int rk__transport_connect(rk__transport *t, const rk__endpoint *ep, void *tls_ctx,
+                          uint64_t deadline);
 
 /* Read at least one byte: `*got` receives the count. RK_EIO on EOF or error, RK_ETIMEDOUT. */
 int rk__transport_read(rk__transport *t, void *buf, size_t cap, size_t *got, uint64_t deadline);
@@ -36,5 +37,13 @@ int rk__transport_poll(rk__transport *t, int wake_fd, uint64_t until, bool *read
 bool rk__transport_alive(rk__transport *t);
 
 void rk__transport_close(rk__transport *t);
+
+/* Wake whoever is blocked reading or writing this transport in another thread (they fail with
+ * RK_EIO): how close interrupts calls to a stalled server. The descriptor stays open. */
+void rk__transport_shutdown(rk__transport *t);
+
+/* Close without a TLS close_notify: a forked child dropping the parent's connection, which the
+ * parent still uses. */
+void rk__transport_abandon(rk__transport *t);
 
 #endif

@@ -3,6 +3,7 @@
 #include "endpoint.h"
 #include "harness.h"
 #include "resolve.h"
+#include "tls.h"
 
 static rk__endpoint ep;
 
@@ -189,15 +190,26 @@ static void tls_option_values(void)
     ASSERT_OK(options_rc("options.tlsx=1;options.timeout=5")); /* not a TLS option: ignored */
 }
 
+/* The endpoint is plain data; the client builds the TLS context from its options. */
+static int tls_ctx_rc(const rk__endpoint *e)
+{
+    void *ctx;
+    int rc = rk__tls_ctx_new(&ctx, &e->tls_opts);
+    rk__tls_ctx_free(ctx);
+    return rc;
+}
+
 static void tls_endpoints(void)
 {
     rk__endpoint a, b;
     /* verification is on unless turned off, with the system's CAs when none is named */
     ASSERT_OK(resolve(&a, "connection.uri=rediss://h:1"));
-    ASSERT_TRUE(a.tls && !a.tls_opts.insecure && a.tls_opts.ctx && !a.tls_opts.ca_file);
-    /* a copy shares the context; each drops its own reference */
+    ASSERT_TRUE(a.tls && !a.tls_opts.insecure && !a.tls_opts.ca_file);
+    ASSERT_OK(tls_ctx_rc(&a));
+    /* a copy is a deep copy of plain data */
     ASSERT_OK(rk__endpoint_copy(&b, &a));
-    ASSERT_TRUE(b.tls && b.tls_opts.ctx == a.tls_opts.ctx);
+    ASSERT_TRUE(b.tls && !b.tls_opts.insecure && b.host != a.host);
+    ASSERT_STR_EQ(b.host, a.host);
     rk__endpoint_clear(&a);
     rk__endpoint_clear(&b);
     ASSERT_OK(resolve(&a, "connection.host=h;connection.protocol=rediss;options.tls=false;"
@@ -206,19 +218,21 @@ static void tls_endpoints(void)
     ASSERT_STR_EQ(a.tls_opts.server_name, "redis.internal");
     rk__endpoint_clear(&a);
     ASSERT_OK(resolve(&a, "connection.uri=redis://h:1;options.tls=on;options.tls_verify=off"));
-    ASSERT_TRUE(a.tls && a.tls_opts.insecure && a.tls_opts.ctx);
+    ASSERT_TRUE(a.tls && a.tls_opts.insecure);
+    ASSERT_OK(tls_ctx_rc(&a));
     rk__endpoint_clear(&a);
     /* TLS options alone do not turn TLS on */
     ASSERT_OK(resolve(&a, "connection.uri=redis://h:1;options.tls_ca_file=/nowhere"));
-    ASSERT_TRUE(!a.tls && !a.tls_opts.ctx && !a.tls_opts.ca_file);
+    ASSERT_TRUE(!a.tls && !a.tls_opts.ca_file);
     rk__endpoint_clear(&a);
     ASSERT_RC(resolve(&a, "connection.uri=unix:///tmp/r.sock;options.tls=1"), RK_EINVAL);
     ASSERT_CONTAINS(rk_last_error()->message,
                     "cannot be used with the Unix socket unix:/tmp/r.sock");
-    ASSERT_TRUE(a.path == NULL && a.tls_opts.ctx == NULL);
-    ASSERT_RC(resolve(&a, "connection.uri=rediss://h:1;options.tls_ca_file=/no/ca.pem"), RK_EINVAL);
+    ASSERT_TRUE(a.path == NULL);
+    ASSERT_OK(resolve(&a, "connection.uri=rediss://h:1;options.tls_ca_file=/no/ca.pem"));
+    ASSERT_RC(tls_ctx_rc(&a), RK_EINVAL);
     ASSERT_CONTAINS(rk_last_error()->message, "options.tls_ca_file: cannot read '/no/ca.pem'");
-    ASSERT_TRUE(a.host == NULL && a.tls_opts.ctx == NULL);
+    rk__endpoint_clear(&a);
 }
 
 RKT_MAIN(RKT_CASE(plain_host), RKT_CASE(user_password_port_db), RKT_CASE(password_only),

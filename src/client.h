@@ -1,0 +1,94 @@
+/* The client layer: everything between a component's logic and the wire. A client is what one
+ * open of a component runs with: its options, its TLS context, its topology (which node serves
+ * a key, one connection pool per node), its Pub/Sub subscriber, and the one retry loop.
+ *
+ * A component asks the client to run a command, a pipeline or a script for a routing key before
+ * a deadline; the client picks the node, borrows a connection, and classifies what comes back
+ * (resp.h): retry on the same node, reconnect, follow a redirect, refresh the topology, or
+ * return. Nothing above the client knows about nodes or connections; nothing below it knows
+ * about components.
+ *
+ * Lifetime: created by open, shared by reference. Every call takes a reference for its
+ * duration (rk__component_begin/end), so close never waits for a call and a call never sees its
+ * client freed; the last reference frees everything, TLS context included. */
+#ifndef RK_CLIENT_H
+#define RK_CLIENT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "conn.h"
+#include "resolve.h"
+#include "scripts.h"
+#include "subscriber.h"
+#include "topology.h"
+
+typedef struct rk__client {
+    const char *kind; /* "cache", "lock", "memolock": used in messages */
+    rk__options opts;
+    void *tls_ctx;
+    rk__topology *topo;
+    rk__subscriber *sub; /* NULL for components that never wait on a channel */
+    atomic_uint refs;
+    atomic_bool closed;
+} rk__client;
+
+/* Resolve the endpoint (discovery, credential store), build the TLS context and the topology.
+ * No I/O beyond what the references' callbacks do. `pubsub`: the component waits on channels. */
+int rk__client_new(rk__client **out, const char *kind, const rk__options *opts,
+                   const rk_config *cfg, const rk_references *refs, const rk_context *ctx,
+                   bool pubsub);
+
+/* Reach the server (a PING through the retry loop) before `deadline`. */
+int rk__client_ping(rk__client *cl, uint64_t deadline);
+
+void rk__client_ref(rk__client *cl);
+void rk__client_unref(rk__client *cl); /* NULL-safe; the last one frees */
+
+/* Close in two steps. Waiters first: every subscriber wait returns RK_ENOTOPEN, while commands
+ * still run (a lock waiter leaves its queue). Then everything: later calls fail with
+ * RK_ENOTOPEN, and calls blocked on a connection fail at once (its socket is shut down). */
+void rk__client_stop_waiters(rk__client *cl);
+void rk__client_close(rk__client *cl);
+bool rk__client_is_closed(const rk__client *cl);
+
+/* In a forked child: drop every inherited connection and the subscriber's thread state, so the
+ * child's first call opens fresh connections and the parent's sessions are left alone. */
+void rk__client_after_fork(rk__client *cl);
+
+/* The deadline of a public call: now + timeout_ms for a call with a timeout (a lock acquire, a
+ * memolock get), else now + options.timeout. One per call, passed down to every wait, connect,
+ * read and retry; each Redis operation inside it (rk__client_run) is further bounded by
+ * now + options.timeout, so a long wait still gives up on a single stalled command. */
+uint64_t rk__client_deadline(const rk__client *cl, uint64_t timeout_ms);
+#define RK__NO_TIMEOUT UINT64_MAX
+
+/* The short deadline of clean-up after a call's own deadline passed or its handle closed
+ * (leaving a lock queue): min(options.connect_timeout, RK__GRACE_MS) from now. */
+#define RK__GRACE_MS 250u
+uint64_t rk__client_grace(const rk__client *cl);
+
+/* An operation on one connection. It must be safe to run again after a connection failure,
+ * and it reports a server error as a failure (its class is read from the connection). */
+typedef int (*rk__conn_fn)(rk__conn *c, void *arg, uint64_t deadline);
+
+/* Run `fn` on a connection to the node serving `key` (NULL: any node) under the retry policy. */
+int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
+                   void *arg);
+
+/* Send `n` commands as one pipeline and read their replies (error replies are returned as
+ * replies, except the classes the retry loop acts on). */
+int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
+                    const rk__cmd *cmds, size_t n, redisReply **replies);
+
+/* Run a script (EVALSHA, EVAL after NOSCRIPT) on `nargs` arguments, the first `nkeys` keys; an
+ * error reply becomes a failure. `*reply` is the caller's to free. */
+int rk__client_eval(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
+                    const rk__script *script, int nkeys, int nargs, const char *const *args,
+                    const size_t *lens, redisReply **reply);
+
+/* RK_ENOTOPEN naming the component. */
+int rk__client_not_open(const char *kind);
+
+#endif

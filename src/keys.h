@@ -1,0 +1,49 @@
+/* Every name redkit puts on the wire is built here, and only here: cache and lock keys, the lock
+ * queue, its heartbeats and its channel, and the memolock's value, lock and channel.
+ * docs/wire-format.md lists them; tests/unit/test_keys.c checks each builder against that
+ * document's examples, so the two cannot drift apart. */
+#ifndef RK_KEYS_H
+#define RK_KEYS_H
+
+#include <stddef.h>
+
+#include "resolve.h"
+
+/* A name, in `buf` when it fits, else on the heap; with no prefix a key is used as given. */
+#define RK__NAME_BUF 200
+typedef struct rk__name {
+    const char *str;
+    size_t len;
+    char *heap;
+    char buf[RK__NAME_BUF];
+} rk__name;
+
+#define RK__NAME_INIT                                                                              \
+    {                                                                                              \
+        NULL, 0, NULL, { 0 }                                                                       \
+    }
+
+void rk__name_free(rk__name *n); /* leaves it empty; NULL-safe */
+
+/* `<p><key>`: a cache key, or a lock key (the pip-services format). */
+int rk__name_key(rk__name *n, const rk__options *o, const char *key);
+
+/* The same into a caller's buffer of at least rk__name_key_len() bytes (batches build all their
+ * keys in one block); returns the end of what was written. */
+size_t rk__name_key_len(const rk__options *o, const char *key);
+char *rk__name_key_put(char *dst, const rk__options *o, const char *key);
+
+/* From a lock key `K`: `redkit:lock-queue:K` (list of waiting tokens), `redkit:lock-waiters:K`
+ * (hash of their heartbeats) and `redkit:lock-released:K` (the hand-off channel). */
+int rk__name_lock_queue(rk__name *n, const rk__name *lock_key);
+int rk__name_lock_waiters(rk__name *n, const rk__name *lock_key);
+int rk__name_lock_channel(rk__name *n, const rk__name *lock_key);
+
+/* For tag T (options.resource_tag) and id I: `<p>T:I` (the value), `<p>T/lock:I` (the
+ * computing caller's lock) and `<p>T/notif:I` (the channel carrying the value): the names of
+ * redis-memolock (Go, C#). */
+int rk__name_memo_value(rk__name *n, const rk__options *o, const char *id);
+int rk__name_memo_lock(rk__name *n, const rk__options *o, const char *id);
+int rk__name_memo_channel(rk__name *n, const rk__options *o, const char *id);
+
+#endif
