@@ -295,7 +295,7 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
 /* ---- scripts: release, extend, and the fair queue ---- */
 
 typedef struct {
-    rk__script *script;
+    const rk__script *script;
     int nkeys, nargs;
     const char *args[6];
     size_t lens[6];

@@ -187,7 +187,7 @@ static int names_build(names *n, const rk__settings *s, const char *id)
 
 typedef struct {
     const names *n;
-    rk__script *script;
+    const rk__script *script;
     int nkeys, nargs;
     const char *args[6];
     size_t lens[6];
