@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "config_int.h"
 #include "error_int.h"
+#include "log.h"
 #include "references_int.h"
 #include "tls.h"
 
@@ -89,10 +90,10 @@ static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
     t->insecure = !verify;
     if (rc == RK_OK)
         rc = rk__tls_ctx_new(t);
-    if (rc == RK_OK && t->insecure) /* redkit has no logging hook: stderr, once per open */
-        fprintf(stderr,
-                "redkit: warning: options.tls_verify=false: the TLS certificate of %s is not "
-                "verified, so anyone on the network path can impersonate the server (insecure)\n",
+    if (rc == RK_OK && t->insecure) /* once per open, so that it cannot go unnoticed */
+        rk__log(RK_LOG_WARN,
+                "options.tls_verify=false: the TLS certificate of %s is not verified, so anyone "
+                "on the network path can impersonate the server (insecure)",
                 peer);
     return rc;
 }
