@@ -10,6 +10,7 @@
 #include "redkit/config.h"
 #include "redkit/error.h"
 #include "redkit/lock.h"
+#include "redkit/log.h"
 #include "redkit/memolock.h"
 
 #endif

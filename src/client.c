@@ -1,13 +1,13 @@
 #include "client.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "error_int.h"
+#include "log.h"
 #include "tls.h"
 
 /* ---- lifecycle ---- */
@@ -30,10 +30,10 @@ static int make_tls(rk__client *cl, const rk__endpoint *ep)
         return RK_OK;
     int rc = rk__tls_ctx_new(&cl->tls_ctx, &ep->tls_opts);
     if (rc == RK_OK && ep->tls_opts.insecure) {
-        char peer[80];
-        fprintf(stderr,
-                "redkit: warning: options.tls_verify=false: the TLS certificate of %s is not "
-                "verified, so anyone on the network path can impersonate the server (insecure)\n",
+        char peer[80]; /* once per open, so that it cannot go unnoticed */
+        rk__log(RK_LOG_WARN,
+                "options.tls_verify=false: the TLS certificate of %s is not verified, so anyone "
+                "on the network path can impersonate the server (insecure)",
                 rk__endpoint_name(ep, peer, sizeof peer));
     }
     return rc;
@@ -248,8 +248,8 @@ static int eval_fn(rk__conn *c, void *arg, uint64_t deadline)
     eval_arg *a = arg;
     rk__reply_free(a->reply);
     a->reply = NULL;
-    int rc = rk__script_run(c, (rk__script *)a->script, a->nkeys, a->nargs, a->args, a->lens,
-                            &a->reply, deadline);
+    int rc =
+        rk__script_run(c, a->script, a->nkeys, a->nargs, a->args, a->lens, &a->reply, deadline);
     if (rc == RK_OK && a->reply->type == REDIS_REPLY_ERROR) {
         rc = rk__reply_error(a->reply, a->script->name);
         rk__reply_free(a->reply);
