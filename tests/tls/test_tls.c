@@ -391,12 +391,12 @@ static void handshake_deadline(void)
 /* A paused server: the operation deadline holds over TLS too, and the next call works. */
 static void operation_timeout(void)
 {
-    rkt_tls_server srv;
-    rkt_tls_server_start(&srv, NULL);
+    rkt_server srv;
+    rkt_server_start_tls(&srv, rkt_tls_certs(), NULL);
     rk_cache *c;
     ASSERT_OK(rkt_tls_open(rkt_tls_settings(srv.port, "options.timeout=300"), &c));
     rkt_tls_roundtrip(c);
-    redisContext *admin = rkt_tls_server_admin(&srv);
+    redisContext *admin = rkt_server_admin(&srv);
     freeReplyObject(rkt_cmd(admin, "CLIENT", "PAUSE", "1500", "ALL", NULL));
     rk_buf b = RK_BUF_INIT;
     uint64_t t0 = rkt_now_ms();
@@ -407,13 +407,13 @@ static void operation_timeout(void)
     redisFree(admin);
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
-    rkt_tls_server_stop(&srv);
+    rkt_server_stop(&srv);
 }
 
 static void mutual_tls(void)
 {
-    rkt_tls_server srv;
-    rkt_tls_server_start(&srv, "--tls-auth-clients yes");
+    rkt_server srv;
+    rkt_server_start_tls(&srv, rkt_tls_certs(), "--tls-auth-clients yes");
     char extra[1200], peer[64];
     rk_cache *c;
     snprintf(extra, sizeof extra, "options.tls_cert_file=%s;options.tls_key_file=%s",
@@ -434,7 +434,7 @@ static void mutual_tls(void)
     expect_open_fails(rkt_tls_settings(srv.port, extra), RK_EIO);
     ASSERT_CONTAINS(rk_last_error()->message, peer);
     ASSERT_CONTAINS(rk_last_error()->message, "client certificate");
-    rkt_tls_server_stop(&srv);
+    rkt_server_stop(&srv);
 }
 
 enum { WORKERS = 4, ROUNDS = 25 };
@@ -465,18 +465,18 @@ static void run_workers(rk_cache *c)
 /* Pooled TLS connections die with the server and are replaced by new handshakes. */
 static void reconnect_after_restart(void)
 {
-    rkt_tls_server srv;
-    rkt_tls_server_start(&srv, NULL);
+    rkt_server srv;
+    rkt_server_start_tls(&srv, rkt_tls_certs(), NULL);
     rk_cache *c;
     ASSERT_OK(rkt_tls_open(rkt_tls_settings(srv.port, "options.max_connections=3"), &c));
     run_workers(c);
-    rkt_tls_server_restart(&srv);
+    rkt_server_restart(&srv);
     rkt_tls_roundtrip(c);
     run_workers(c);
-    rkt_tls_server_restart(&srv);
+    rkt_server_restart(&srv);
     run_workers(c);
     rk_cache_free(c);
-    rkt_tls_server_stop(&srv);
+    rkt_server_stop(&srv);
 }
 
 RKT_MAIN(RKT_CASE(cache_over_tls), RKT_CASE(lock_over_tls), RKT_CASE(memolock_over_tls),
