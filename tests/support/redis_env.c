@@ -42,12 +42,9 @@ const char *rkt_prefix(void)
 static rk_config *config_for(const char *host, int port, const char *extra)
 {
     char buf[2048];
-    rk_config *cfg;
     snprintf(buf, sizeof buf, "connection.host=%s;connection.port=%d;options.prefix=%s;%s", host,
              port, rkt_prefix(), extra ? extra : "");
-    if (rk_config_from_string(&cfg, buf) != RK_OK)
-        rkt_fail(__FILE__, __LINE__, "bad test configuration: %s", rk_last_error()->message);
-    return cfg;
+    return rkt_settings(buf);
 }
 
 rk_config *rkt_config(const char *extra) { return config_for(rkt_host(), rkt_port(), extra); }
@@ -296,4 +293,48 @@ rk_config *rkt_server_config(const rkt_server *s, const char *extra)
     if (s->certs[0])
         rkt_fail(__FILE__, __LINE__, "the server on port %d speaks TLS only", s->port);
     return config_for("127.0.0.1", s->port, extra);
+}
+
+/* ---- opening components ---- */
+
+rk_config *rkt_settings(const char *settings)
+{
+    rk_config *cfg;
+    ASSERT_OK(rk_config_from_string(&cfg, settings));
+    return cfg;
+}
+
+int rkt_try_open_cache(rk_config *cfg, rk_cache **out)
+{
+    ASSERT_OK(rk_cache_new(out));
+    ASSERT_OK(rk_cache_configure(*out, cfg));
+    rk_config_free(cfg);
+    return rk_cache_open(*out, NULL);
+}
+
+rk_cache *rkt_open_cache(rk_config *cfg)
+{
+    rk_cache *c;
+    ASSERT_OK(rkt_try_open_cache(cfg, &c));
+    return c;
+}
+
+rk_lock *rkt_open_lock(rk_config *cfg)
+{
+    rk_lock *l;
+    ASSERT_OK(rk_lock_new(&l));
+    ASSERT_OK(rk_lock_configure(l, cfg));
+    rk_config_free(cfg);
+    ASSERT_OK(rk_lock_open(l, NULL));
+    return l;
+}
+
+rk_memolock *rkt_open_memolock(rk_config *cfg)
+{
+    rk_memolock *m;
+    ASSERT_OK(rk_memolock_new(&m));
+    ASSERT_OK(rk_memolock_configure(m, cfg));
+    rk_config_free(cfg);
+    ASSERT_OK(rk_memolock_open(m, NULL));
+    return m;
 }

@@ -1,6 +1,6 @@
 /* Helpers for tests against real redis-server processes: the shared ctest fixture (whose
- * location comes from the environment) and private servers a test starts, kills, pauses and
- * restarts itself. */
+ * location comes from the environment), private servers (plain or TLS) a test starts, kills,
+ * pauses and restarts itself, and opening a cache, lock or memolock on either. */
 #ifndef RKT_REDIS_ENV_H
 #define RKT_REDIS_ENV_H
 
@@ -64,7 +64,23 @@ void rkt_server_kill(rkt_server *s);                 /* SIGKILL, keeping the dir
 void rkt_server_restart(rkt_server *s);              /* SIGKILL, then the same port and dir */
 void rkt_server_stop(rkt_server *s);                 /* SIGTERM, wait, remove the dir */
 redisContext *rkt_server_admin(const rkt_server *s); /* hiredis on its Unix socket */
-/* Like rkt_config(), for a plain server (for a TLS one: rkt_tls_settings(s->port, extra)). */
+/* Like rkt_config(), for a plain server (a TLS one needs rkt_tls_config(s->port, extra)). */
 rk_config *rkt_server_config(const rkt_server *s, const char *extra);
+
+/* ---- opening components ----
+ * Each opener takes a configuration (rkt_config, rkt_server_config, rkt_settings, ...) and
+ * frees it, so that one expression opens a component: rkt_open_lock(rkt_config(extra)). */
+
+/* A settings string parsed, or the test fails. */
+rk_config *rkt_settings(const char *settings);
+
+/* New and configured (or the test fails), then opened: returns what open returned. *out is set
+ * either way, and the caller frees it. */
+int rkt_try_open_cache(rk_config *cfg, rk_cache **out);
+
+/* New, configured and opened, or the test fails. */
+rk_cache *rkt_open_cache(rk_config *cfg);
+rk_lock *rkt_open_lock(rk_config *cfg);
+rk_memolock *rkt_open_memolock(rk_config *cfg);
 
 #endif

@@ -28,14 +28,9 @@ const char *rkt_tls_settings(int port, const char *extra)
     return buf;
 }
 
-int rkt_tls_open(const char *settings, rk_cache **out)
+rk_config *rkt_tls_config(int port, const char *extra)
 {
-    rk_config *cfg;
-    ASSERT_OK(rk_config_from_string(&cfg, settings));
-    ASSERT_OK(rk_cache_new(out));
-    ASSERT_OK(rk_cache_configure(*out, cfg));
-    rk_config_free(cfg);
-    return rk_cache_open(*out, NULL);
+    return rkt_settings(rkt_tls_settings(port, extra));
 }
 
 void rkt_tls_roundtrip(rk_cache *c)

@@ -21,9 +21,8 @@ redisContext *rkt_tls_admin(void);
 /* "connection.uri=rediss://localhost:<port>;options.tls_ca_file=<ca.crt>;options.prefix=<p>;"
  * followed by `extra` (may be NULL), for `port` (0: the fixture). Into a static buffer. */
 const char *rkt_tls_settings(int port, const char *extra);
-
-/* Configure and open a cache with a settings string; returns what open returned. */
-int rkt_tls_open(const char *settings, rk_cache **out);
+/* The same, parsed: for the rkt_open_* helpers. */
+rk_config *rkt_tls_config(int port, const char *extra);
 
 /* Store, read back and remove one key. */
 void rkt_tls_roundtrip(rk_cache *c);
