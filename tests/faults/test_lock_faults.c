@@ -14,17 +14,6 @@
 
 #define SLACK_MS 400
 
-static rk_lock *open_lock(const rkt_server *s, const char *extra)
-{
-    rk_lock *l;
-    rk_config *cfg = rkt_server_config(s, extra);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    return l;
-}
-
 /* The raw value of the lock key (its owner's token), "" when absent. */
 static void raw_get(const rkt_server *s, const char *key, char *out, size_t cap)
 {
@@ -57,7 +46,7 @@ enum { PAUSED_TTL = 300 };
  * lease is gone (extend) and release, which must leave the new owner's lock alone. */
 static void paused_holder(const rkt_server *s, int to_parent, int from_parent)
 {
-    rk_lock *l = open_lock(s, NULL);
+    rk_lock *l = rkt_open_lock(rkt_server_config(s, NULL));
     ASSERT_OK(rk_lock_acquire(l, NULL, "paused", PAUSED_TTL, 0));
     write_byte(to_parent, 'h');
     ASSERT_EQ(read_byte(from_parent), 'r'); /* stopped in here, past the lease */
@@ -89,7 +78,7 @@ static void stopped_holder_past_ttl(void)
     ASSERT_TRUE(WIFSTOPPED(status));
     /* Another process waits for the lock: it gets it when the stopped holder's lease runs out
      * (no release is published, so at the waiter's next poll). */
-    rk_lock *other = open_lock(&s, "options.retry_timeout=50");
+    rk_lock *other = rkt_open_lock(rkt_server_config(&s, "options.retry_timeout=50"));
     ASSERT_OK(rk_lock_acquire(other, NULL, "paused", 10000, 5000));
     uint64_t took = rkt_now_ms() - stopped_at;
     ASSERT_LT(took, PAUSED_TTL + 50 + SLACK_MS);
@@ -180,7 +169,7 @@ static void release(shared *sh, rk_lock *l)
 
 static void stress_worker(const rkt_server *s, shared *sh, int proc)
 {
-    rk_lock *l = open_lock(s, "options.timeout=3000;options.retries=5");
+    rk_lock *l = rkt_open_lock(rkt_server_config(s, "options.timeout=3000;options.retries=5"));
     unsigned seed = (unsigned)proc * 7919u + 1, failures = 0;
     for (int done = 0; done < ROUNDS;) {
         int rc = rk_lock_acquire(l, NULL, "stress", STRESS_TTL, 10000);

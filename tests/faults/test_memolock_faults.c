@@ -11,15 +11,10 @@
 
 static rk_memolock *open_memo(const rkt_server *s)
 {
-    rk_memolock *m;
-    rk_config *cfg = rkt_server_config(s, "options.resource_tag=restart;options.timeout=1000;"
-                                          "options.retries=5;options.lock_timeout=2000;"
-                                          "options.retry_timeout=100");
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_memolock_open(m, NULL));
-    return m;
+    static const char settings[] = "options.resource_tag=restart;options.timeout=1000;"
+                                   "options.retries=5;options.lock_timeout=2000;"
+                                   "options.retry_timeout=100";
+    return rkt_open_memolock(rkt_server_config(s, settings));
 }
 
 /* The winner's fetch: announces itself, then computes until the test lets it finish. */

@@ -23,22 +23,9 @@
 static rk_config *config_for_port(int port, const char *extra)
 {
     char buf[512];
-    rk_config *cfg;
     snprintf(buf, sizeof buf, "connection.host=127.0.0.1;connection.port=%d;%s", port,
              extra ? extra : "");
-    ASSERT_OK(rk_config_from_string(&cfg, buf));
-    return cfg;
-}
-
-static rk_cache *open_cache(int port, const char *extra)
-{
-    rk_cache *c;
-    rk_config *cfg = config_for_port(port, extra);
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_cache_open(c, NULL));
-    return c;
+    return rkt_settings(buf);
 }
 
 static void pause_ms(unsigned ms)
@@ -143,7 +130,7 @@ static void kill_and_restart_under_load(void)
     rkt_server_start(&s, NULL);
     snprintf(extra, sizeof extra, "options.timeout=%d;options.retries=3;options.max_connections=4",
              OP_TIMEOUT);
-    rk_cache *c = open_cache(s.port, extra);
+    rk_cache *c = rkt_open_cache(config_for_port(s.port, extra));
     for (int i = 0; i < WORKERS; i++) {
         ws[i].id = i, ws[i].cache = c, ws[i].phase = &phase;
         pthread_create(&t[i], NULL, work, &ws[i]);
@@ -223,13 +210,8 @@ static void client_pause(void)
     bool ok;
     rkt_server_start(&s, NULL);
     snprintf(extra, sizeof extra, "options.timeout=%d;options.max_connections=4", PAUSED_TIMEOUT);
-    rk_cache *c = open_cache(s.port, extra);
-    rk_lock *l;
-    rk_config *cfg = config_for_port(s.port, extra);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    ASSERT_OK(rk_lock_open(l, NULL));
-    rk_config_free(cfg);
+    rk_cache *c = rkt_open_cache(config_for_port(s.port, extra));
+    rk_lock *l = rkt_open_lock(config_for_port(s.port, extra));
     roundtrip(c, "before");
     redisContext *raw = rkt_raw_port(s.port);
     uint64_t paused_at = rkt_now_ms();
@@ -281,7 +263,7 @@ static void debug_sleep_server(void)
     char extra[64];
     rkt_server_start(&s, NULL);
     snprintf(extra, sizeof extra, "options.timeout=%d", PAUSED_TIMEOUT);
-    rk_cache *c = open_cache(s.port, extra), *late;
+    rk_cache *c = rkt_open_cache(config_for_port(s.port, extra)), *late;
     rk_config *cfg = config_for_port(s.port, extra);
     roundtrip(c, "before");
     ASSERT_OK(rk_cache_new(&late));
@@ -321,14 +303,9 @@ static void restarted_server_loading(void)
     freeReplyObject(rkt_cmd(raw, "DEBUG", "POPULATE", n, NULL));
     freeReplyObject(rkt_cmd(raw, "SAVE", NULL));
     redisFree(raw);
-    rk_cache *patient = open_cache(s.port, "options.timeout=10000"),
-             *hasty = open_cache(s.port, "options.timeout=200");
-    rk_lock *l;
-    rk_config *cfg = config_for_port(s.port, "options.timeout=10000");
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
+    rk_cache *patient = rkt_open_cache(config_for_port(s.port, "options.timeout=10000")),
+             *hasty = rkt_open_cache(config_for_port(s.port, "options.timeout=200"));
+    rk_lock *l = rkt_open_lock(config_for_port(s.port, "options.timeout=10000"));
     rkt_server_restart(&s);
     raw = rkt_raw_port(s.port);
     redisReply *r = rkt_cmd(raw, "PING", NULL);
@@ -483,7 +460,7 @@ static void cut_mid_reply(void)
     char extra[96];
     fake_start(&f, CUT_HALF);
     snprintf(extra, sizeof extra, "options.timeout=3000;options.retries=%d", RETRIES);
-    rk_cache *c = open_cache(f.port, extra);
+    rk_cache *c = rkt_open_cache(config_for_port(f.port, extra));
     /* retrieve: the half "hello" never reaches the caller, whose buffer is left alone. */
     rk_buf b = RK_BUF_INIT, kept = RK_BUF_INIT;
     ASSERT_OK(rk_buf_set(&kept, "previous", 8));
@@ -506,13 +483,8 @@ static void cut_mid_reply(void)
     ASSERT_TRUE(outs[0].data == NULL && outs[1].data == NULL);
     /* store and lock acquisition: half a status line. */
     ASSERT_RC(rk_cache_store(c, NULL, "k", "v", 1, 1000), RK_EIO);
-    rk_lock *l;
-    rk_config *cfg = config_for_port(f.port, extra);
+    rk_lock *l = rkt_open_lock(config_for_port(f.port, extra));
     bool ok = true;
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
     ASSERT_RC(rk_lock_try_acquire(l, NULL, "k", 1000, &ok), RK_EIO);
     ASSERT_FALSE(ok);
     ASSERT_CONTAINS(rk_last_error()->message, "try_acquire 'k'");
@@ -528,14 +500,14 @@ static void bad_replies(void)
     fake_server f;
     rk_buf b = RK_BUF_INIT;
     fake_start(&f, CUT_GARBAGE);
-    rk_cache *c = open_cache(f.port, "options.timeout=3000;options.retries=1");
+    rk_cache *c = rkt_open_cache(config_for_port(f.port, "options.timeout=3000;options.retries=1"));
     ASSERT_RC(rk_cache_retrieve(c, NULL, "k", &b), RK_EIO);
     ASSERT_CONTAINS(rk_last_error()->message, "cannot parse the server's reply");
     ASSERT_TRUE(b.data == NULL);
     rk_cache_free(c);
     fake_stop(&f);
     fake_start(&f, CUT_WRONG_TYPE);
-    c = open_cache(f.port, "options.timeout=3000");
+    c = rkt_open_cache(config_for_port(f.port, "options.timeout=3000"));
     ASSERT_RC(rk_cache_retrieve(c, NULL, "k", &b), RK_EREPLY);
     ASSERT_CONTAINS(rk_last_error()->message, "retrieve 'k': GET: unexpected reply type");
     ASSERT_TRUE(b.data == NULL);

@@ -9,28 +9,6 @@
 #define BIG_KEY (512u << 10)
 #define BIG_VALUE (64u << 20)
 
-static rk_cache *open_cache(const char *extra)
-{
-    rk_cache *c;
-    rk_config *cfg = rkt_config(extra);
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_cache_open(c, NULL));
-    return c;
-}
-
-static rk_lock *open_lock(const char *extra)
-{
-    rk_lock *l;
-    rk_config *cfg = rkt_config(extra);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    return l;
-}
-
 static void assert_einval(int rc, const char *what)
 {
     ASSERT_RC(rc, RK_EINVAL);
@@ -39,8 +17,8 @@ static void assert_einval(int rc, const char *what)
 
 static void null_and_empty_keys(void)
 {
-    rk_cache *c = open_cache(NULL);
-    rk_lock *l = open_lock(NULL);
+    rk_cache *c = rkt_open_cache(rkt_config(NULL));
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     rk_buf outs[2] = {RK_BUF_INIT, RK_BUF_INIT};
     const char *keys[] = {"a", NULL};
     assert_einval(rk_cache_remove_many(c, NULL, keys, 2), "keys[1]: key is NULL");
@@ -71,7 +49,7 @@ static void odd_lock_keys(void)
 {
     const char *keys[] = {binary_key(), "with space", "new\nline\r\n", "\xff\xfe not utf-8",
                           "*3\r\n$3\r\nDEL\r\n"};
-    rk_lock *a = open_lock(NULL), *b = open_lock(NULL);
+    rk_lock *a = rkt_open_lock(rkt_config(NULL)), *b = rkt_open_lock(rkt_config(NULL));
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         bool ok;
         ASSERT_OK(rk_lock_acquire(a, NULL, keys[i], 5000, 0));
@@ -83,7 +61,7 @@ static void odd_lock_keys(void)
         ASSERT_TRUE(ok);
         ASSERT_OK(rk_lock_release(b, NULL, keys[i]));
     }
-    rk_cache *c = open_cache(NULL);
+    rk_cache *c = rkt_open_cache(rkt_config(NULL));
     const char *many[] = {binary_key(), "plain"};
     rk_buf outs[2] = {RK_BUF_INIT, RK_BUF_INIT};
     ASSERT_OK(rk_cache_store(c, NULL, binary_key(), "bin", 3, 5000));
@@ -106,8 +84,8 @@ static void huge_keys(void)
     key[BIG_KEY] = '\0';
     const char *configs[] = {NULL, "options.prefix="};
     for (int round = 0; round < 2; round++) {
-        rk_cache *c = open_cache(configs[round]);
-        rk_lock *l = open_lock(configs[round]);
+        rk_cache *c = rkt_open_cache(rkt_config(configs[round]));
+        rk_lock *l = rkt_open_lock(rkt_config(configs[round]));
         rk_buf b = RK_BUF_INIT, outs[1] = {RK_BUF_INIT};
         ASSERT_OK(rk_cache_store(c, NULL, key, "v", 1, 5000));
         ASSERT_OK(rk_cache_retrieve(c, NULL, key, &b));
@@ -135,7 +113,7 @@ static void huge_values(void)
     unsigned char *v = malloc(BIG_VALUE);
     for (size_t i = 0; i < BIG_VALUE; i++)
         v[i] = (unsigned char)(i * 2654435761u >> 11);
-    rk_cache *c = open_cache("options.timeout=120000");
+    rk_cache *c = rkt_open_cache(rkt_config("options.timeout=120000"));
     rk_buf b = RK_BUF_INIT, outs[2] = {RK_BUF_INIT, RK_BUF_INIT};
     ASSERT_OK(rk_cache_store(c, NULL, "huge", v, BIG_VALUE, 60000));
     ASSERT_OK(rk_cache_retrieve(c, NULL, "huge", &b));
@@ -174,8 +152,8 @@ static long long raw_pttl(const char *key)
 
 static void ttl_limits(void)
 {
-    rk_cache *c = open_cache(NULL);
-    rk_lock *l = open_lock(NULL);
+    rk_cache *c = rkt_open_cache(rkt_config(NULL));
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     ASSERT_OK(rk_cache_store(c, NULL, "ttl-max", "v", 1, MAX_TTL));
     ASSERT_GE(raw_pttl("ttl-max"), (long long)(MAX_TTL - 60000));
     assert_einval(rk_cache_store(c, NULL, "ttl-over", "v", 1, MAX_TTL + 1), "ttl_ms");
@@ -213,8 +191,8 @@ static void *wait_forever(void *arg)
 /* A wait with no end (UINT64_MAX ms) still wakes up when the holder's lease runs out. */
 static void unbounded_wait(void)
 {
-    rk_lock *holder = open_lock(NULL);
-    waiter w = {open_lock("options.retry_timeout=20"), -1};
+    rk_lock *holder = rkt_open_lock(rkt_config(NULL));
+    waiter w = {rkt_open_lock(rkt_config("options.retry_timeout=20")), -1};
     pthread_t t;
     ASSERT_OK(rk_lock_acquire(holder, NULL, "forever", 300, 0));
     uint64_t t0 = rkt_now_ms();
@@ -238,14 +216,9 @@ static int fetch_value(void *ud, rk_buf *value, uint64_t *ttl_ms)
  * elsewhere times out at once. Binary ids work as they do for cache keys. */
 static void memolock_zero_timeout_and_odd_ids(void)
 {
-    rk_memolock *m;
-    rk_config *cfg = rkt_config("options.resource_tag=bad");
+    rk_memolock *m = rkt_open_memolock(rkt_config("options.resource_tag=bad"));
     rk_buf out = RK_BUF_INIT;
     char lock[512];
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_memolock_open(m, NULL));
     ASSERT_OK(rk_memolock_get(m, NULL, "zero", 0, fetch_value, NULL, &out));
     ASSERT_STR_EQ(out.data, "computed");
     rk_buf_free(&out);
@@ -280,10 +253,7 @@ static int open_with_password(int port, const char *password, const char *uri)
     else
         ASSERT_OK(rk_config_from_tuples(&cfg, "connection.host", "127.0.0.1", "connection.port", p,
                                         "credential.password", password, NULL));
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    int rc = rk_cache_open(c, NULL);
+    int rc = rkt_try_open_cache(cfg, &c);
     if (rc == RK_OK)
         ASSERT_OK(rk_cache_store(c, NULL, "pw", "ok", 2, 1000));
     rk_cache_free(c);

@@ -8,12 +8,7 @@
 
 static rk_cache *open_cache(const char *extra)
 {
-    rk_cache *c;
-    rk_config *cfg = rkt_config(extra);
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_cache_open(c, NULL));
+    rk_cache *c = rkt_open_cache(rkt_config(extra));
     ASSERT_TRUE(rk_cache_is_open(c));
     return c;
 }

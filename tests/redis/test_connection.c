@@ -5,16 +5,6 @@
 
 #include "redis_env.h"
 
-static int open_with(const char *config, rk_cache **out)
-{
-    rk_config *cfg;
-    ASSERT_OK(rk_config_from_string(&cfg, config));
-    ASSERT_OK(rk_cache_new(out));
-    ASSERT_OK(rk_cache_configure(*out, cfg));
-    rk_config_free(cfg);
-    return rk_cache_open(*out, NULL);
-}
-
 static void roundtrip(rk_cache *c)
 {
     rk_buf b = RK_BUF_INIT;
@@ -27,7 +17,7 @@ static void roundtrip(rk_cache *c)
 static void no_connection(void)
 {
     rk_cache *c;
-    ASSERT_RC(open_with("options.timeout=1000", &c), RK_ENOCONN);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings("options.timeout=1000"), &c), RK_ENOCONN);
     ASSERT_ERROR(RK_ENOCONN, "NO_CONNECTION", "Misconfiguration");
     ASSERT_CONTAINS(rk_last_error()->message, "Connection is not configured");
     ASSERT_FALSE(rk_cache_is_open(c));
@@ -45,7 +35,7 @@ static void server_down(void)
              port);
     rk_cache *c;
     uint64_t t0 = rkt_now_ms();
-    ASSERT_RC(open_with(cfg, &c), RK_EIO);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(cfg), &c), RK_EIO);
     ASSERT_LT(rkt_now_ms() - t0, 2500);
     char where[32];
     snprintf(where, sizeof where, "127.0.0.1:%d", port);
@@ -59,7 +49,8 @@ static void server_down(void)
 static void bad_host(void)
 {
     rk_cache *c;
-    ASSERT_RC(open_with("connection.host=no-such-host.invalid;options.timeout=2000", &c),
+    ASSERT_RC(rkt_try_open_cache(
+                  rkt_settings("connection.host=no-such-host.invalid;options.timeout=2000"), &c),
               RK_EINVAL);
     ASSERT_CONTAINS(rk_last_error()->message, "no-such-host.invalid");
     rk_cache_free(c);
@@ -70,11 +61,11 @@ static void uri_and_unix_socket(void)
     char cfg[512];
     rk_cache *c;
     snprintf(cfg, sizeof cfg, "connection.uri=redis://127.0.0.1:%d/0", rkt_port());
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     rk_cache_free(c);
     snprintf(cfg, sizeof cfg, "connection.uri=unix://%s", rkt_socket());
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     rk_cache_free(c);
 }
@@ -85,11 +76,11 @@ static void database_selection(void)
     rk_cache *c;
     snprintf(cfg, sizeof cfg, "connection.host=127.0.0.1;connection.port=%d;options.db_num=5",
              rkt_port());
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     ASSERT_OK(rk_cache_store(c, NULL, "dbtest-5", "five", 4, 5000));
     rk_cache_free(c);
     snprintf(cfg, sizeof cfg, "connection.uri=unix://%s?db=6", rkt_socket());
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     ASSERT_OK(rk_cache_store(c, NULL, "dbtest-6", "six", 3, 5000));
     rk_cache_free(c);
     redisContext *raw = rkt_raw();
@@ -149,21 +140,21 @@ static void passwords(void)
     rk_cache *c;
     rkt_server_start(&s, "--requirepass s3cret:with@odd");
     snprintf(cfg, sizeof cfg, "connection.port=%d;credential.password=wrong-guess", s.port);
-    ASSERT_RC(open_with(cfg, &c), RK_EAUTH);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(cfg), &c), RK_EAUTH);
     ASSERT_ERROR(RK_EAUTH, "UNAUTHORIZED", "Unauthorized");
     ASSERT_NOT_CONTAINS(rk_last_error()->message, "wrong-guess");
     ASSERT_NOT_CONTAINS(rk_last_error()->cause, "wrong-guess");
     rk_cache_free(c);
     snprintf(cfg, sizeof cfg, "connection.port=%d", s.port); /* no password at all */
-    ASSERT_RC(open_with(cfg, &c), RK_EAUTH);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(cfg), &c), RK_EAUTH);
     ASSERT_CONTAINS(rk_last_error()->cause, "NOAUTH");
     rk_cache_free(c);
     snprintf(cfg, sizeof cfg, "connection.port=%d;credential.password=s3cret:with@odd", s.port);
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     rk_cache_free(c);
     snprintf(cfg, sizeof cfg, "connection.uri=redis://:s3cret%%3Awith%%40odd@127.0.0.1:%d", s.port);
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     rk_cache_free(c);
     rkt_server_stop(&s);
@@ -185,11 +176,11 @@ static void acl_user(void)
              "connection.port=%d;credential.username=app;"
              "credential.password=app-pass;options.prefix=app:",
              s.port);
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     rk_cache_free(c);
     snprintf(cfg, sizeof cfg, "connection.uri=redis://app:app-pass@127.0.0.1:%d", s.port);
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     ASSERT_RC(rk_cache_store(c, NULL, "other:key", "v", 1, 1000), RK_EREPLY);
     ASSERT_ERROR(RK_EREPLY, "NOPERM", "FailedInvocation");
     ASSERT_CONTAINS(rk_last_error()->message, "store 'other:key'");
@@ -198,7 +189,7 @@ static void acl_user(void)
              "connection.port=%d;credential.username=app;"
              "credential.password=nope",
              s.port);
-    ASSERT_RC(open_with(cfg, &c), RK_EAUTH);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(cfg), &c), RK_EAUTH);
     ASSERT_CONTAINS(rk_last_error()->message, "user 'app'");
     ASSERT_NOT_CONTAINS(rk_last_error()->message, "nope");
     rk_cache_free(c);
@@ -214,7 +205,7 @@ static void operation_timeout(void)
     rk_buf b = RK_BUF_INIT;
     rkt_server_start(&s, NULL);
     snprintf(cfg, sizeof cfg, "connection.port=%d;options.timeout=300", s.port);
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     redisContext *raw = rkt_raw_port(s.port);
     freeReplyObject(rkt_cmd(raw, "CLIENT", "PAUSE", "1500", "ALL", NULL));
@@ -239,7 +230,7 @@ static void reconnects_after_restart(void)
     rk_cache *c;
     rkt_server_start(&s, NULL);
     snprintf(cfg, sizeof cfg, "connection.port=%d;options.timeout=5000", s.port);
-    ASSERT_OK(open_with(cfg, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(cfg), &c));
     roundtrip(c);
     rkt_server_restart(&s);
     roundtrip(c);

@@ -9,17 +9,6 @@
 
 #include "redis_env.h"
 
-static rk_lock *open_lock(const char *extra)
-{
-    rk_lock *l;
-    rk_config *cfg = rkt_config(extra);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    return l;
-}
-
 static const char *full(const char *key)
 {
     static _Thread_local char buf[128];
@@ -37,7 +26,7 @@ static redisReply *raw(const char *cmd, const char *key, const char *arg)
 
 static void fixture_try_acquire(void)
 {
-    rk_lock *l = open_lock(NULL);
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     bool ok;
     ASSERT_OK(rk_lock_try_acquire(l, NULL, "lock_1", 3000, &ok));
     ASSERT_TRUE(ok);
@@ -52,7 +41,7 @@ static void fixture_try_acquire(void)
 
 static void fixture_acquire(void)
 {
-    rk_lock *l = open_lock(NULL);
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     rk_context ctx = {"t-acq"};
     ASSERT_OK(rk_lock_acquire(l, NULL, "lock_2", 3000, 1000));
     uint64_t t0 = rkt_now_ms();
@@ -71,7 +60,7 @@ static void fixture_acquire(void)
 
 static void fixture_release_twice(void)
 {
-    rk_lock *l = open_lock(NULL);
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     bool ok;
     ASSERT_OK(rk_lock_try_acquire(l, NULL, "lock_3", 3000, &ok));
     ASSERT_TRUE(ok);
@@ -91,7 +80,7 @@ static void assert_token(const char *s)
 /* SET <key> <32 hex> NX PX <ttl>, a fresh token for every acquisition. */
 static void wire_format(void)
 {
-    rk_lock *l = open_lock(NULL);
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     bool ok;
     char first[33];
     ASSERT_OK(rk_lock_try_acquire(l, NULL, "wire", 5000, &ok));
@@ -118,7 +107,7 @@ static void wire_format(void)
 /* After our lease ran out and someone else took the key, release must leave theirs alone. */
 static void release_never_deletes_another_owner(void)
 {
-    rk_lock *l = open_lock(NULL);
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     bool ok;
     ASSERT_OK(rk_lock_try_acquire(l, NULL, "owned", 5000, &ok));
     freeReplyObject(raw("DEL", "owned", NULL)); /* our lease "expires" */
@@ -136,7 +125,7 @@ static void release_never_deletes_another_owner(void)
 /* A pip-services port (any language) holds the key with plain SET NX PX and never publishes. */
 static void excludes_and_is_excluded_by_pip_services(void)
 {
-    rk_lock *l = open_lock("options.retry_timeout=20");
+    rk_lock *l = rkt_open_lock(rkt_config("options.retry_timeout=20"));
     bool ok;
     redisContext *c = rkt_raw();
     redisReply *r = rkt_cmd(c, "SET", full("shared"), "ffffffffffffffffffffffffffffffff", "NX",
@@ -187,7 +176,8 @@ static void wait_subscribers(const char *key, long long n)
 /* The waiter's polling interval is a minute, so only the release notification can wake it. */
 static void waiter_wakes_on_release(void)
 {
-    rk_lock *holder = open_lock(NULL), *waiter = open_lock("options.retry_timeout=60000");
+    rk_lock *holder = rkt_open_lock(rkt_config(NULL)),
+            *waiter = rkt_open_lock(rkt_config("options.retry_timeout=60000"));
     pthread_t t;
     acquire_job j = {waiter, "notify", 30000, -1, 0};
     ASSERT_OK(rk_lock_acquire(holder, NULL, "notify", 30000, 0));
@@ -205,7 +195,7 @@ static void waiter_wakes_on_release(void)
 /* Without a notification (foreign holder deletes the key) the waiter still gets it by polling. */
 static void polling_fallback(void)
 {
-    rk_lock *waiter = open_lock("options.retry_timeout=50");
+    rk_lock *waiter = rkt_open_lock(rkt_config("options.retry_timeout=50"));
     pthread_t t;
     acquire_job j = {waiter, "poll", 30000, -1, 0};
     freeReplyObject(raw("SET", "poll", "dddddddddddddddddddddddddddddddd"));
@@ -220,7 +210,7 @@ static void polling_fallback(void)
 
 static void extend(void)
 {
-    rk_lock *l = open_lock(NULL);
+    rk_lock *l = rkt_open_lock(rkt_config(NULL));
     bool ok;
     ASSERT_OK(rk_lock_try_acquire(l, NULL, "ext", 200, &ok));
     ASSERT_OK(rk_lock_extend(l, NULL, "ext", 60000));
@@ -234,7 +224,7 @@ static void extend(void)
 
 static void bad_input(void)
 {
-    rk_lock *l = open_lock(NULL), *closed;
+    rk_lock *l = rkt_open_lock(rkt_config(NULL)), *closed;
     bool ok = true;
     ASSERT_RC(rk_lock_try_acquire(l, NULL, "k", 0, &ok), RK_EINVAL);
     ASSERT_CONTAINS(rk_last_error()->message, "ttl_ms");
@@ -280,7 +270,7 @@ static void *contender(void *arg)
 static void threads_share_one_lock(void)
 {
     pthread_t t[THREADS];
-    shared = open_lock(NULL);
+    shared = rkt_open_lock(rkt_config(NULL));
     for (int i = 0; i < THREADS; i++)
         pthread_create(&t[i], NULL, contender, NULL);
     for (int i = 0; i < THREADS; i++)
@@ -296,7 +286,8 @@ static void wait_queue_length(const char *key, long long n);
  * queue, so the holder's release frees the lock instead of handing it to nobody. */
 static void close_wakes_waiters(void)
 {
-    rk_lock *holder = open_lock(NULL), *waiter = open_lock("options.retry_timeout=60000");
+    rk_lock *holder = rkt_open_lock(rkt_config(NULL)),
+            *waiter = rkt_open_lock(rkt_config("options.retry_timeout=60000"));
     pthread_t t;
     acquire_job j = {waiter, "closing", 60000, -1, 0};
     ASSERT_OK(rk_lock_acquire(holder, NULL, "closing", 30000, 0));
@@ -355,12 +346,12 @@ static void *fifo_waiter(void *arg)
 
 static void waiters_are_served_in_order(void)
 {
-    rk_lock *holder = open_lock(NULL);
+    rk_lock *holder = rkt_open_lock(rkt_config(NULL));
     fifo_job jobs[FIFO_N];
     pthread_t t[FIFO_N];
     ASSERT_OK(rk_lock_acquire(holder, NULL, "fifo", 30000, 0));
     for (int i = 0; i < FIFO_N; i++) {
-        jobs[i] = (fifo_job){open_lock("options.retry_timeout=60000"), i};
+        jobs[i] = (fifo_job){rkt_open_lock(rkt_config("options.retry_timeout=60000")), i};
         pthread_create(&t[i], NULL, fifo_waiter, &jobs[i]);
         wait_queue_length("fifo", i + 1); /* queued before the next one starts */
     }
@@ -379,19 +370,19 @@ static void waiters_are_served_in_order(void)
  * live waiter is served, long before the dead one's lease would have expired. */
 static void dead_waiter_is_skipped(void)
 {
-    rk_lock *holder = open_lock("options.retry_timeout=50");
+    rk_lock *holder = rkt_open_lock(rkt_config("options.retry_timeout=50"));
     ASSERT_OK(rk_lock_acquire(holder, NULL, "deadq", 30000, 0));
     (void)rkt_prefix();
     pid_t pid = fork();
     if (pid == 0) {
-        rk_lock *l = open_lock("options.retry_timeout=50");
+        rk_lock *l = rkt_open_lock(rkt_config("options.retry_timeout=50"));
         rk_lock_acquire(l, NULL, "deadq", 60000, 60000); /* queues, then is killed */
         _exit(1);
     }
     wait_queue_length("deadq", 1);
     kill(pid, SIGKILL);
     waitpid(pid, NULL, 0);
-    rk_lock *live = open_lock("options.retry_timeout=50");
+    rk_lock *live = rkt_open_lock(rkt_config("options.retry_timeout=50"));
     pthread_t t;
     acquire_job j = {live, "deadq", 20000, -1, 0};
     pthread_create(&t, NULL, acquire_thread, &j);
@@ -412,7 +403,7 @@ static void dead_waiter_is_skipped(void)
 /* A lease handed to another process by token (what `redkit lock try` / `lock release` do). */
 static void release_by_token(void)
 {
-    rk_lock *a = open_lock(NULL), *b = open_lock(NULL);
+    rk_lock *a = rkt_open_lock(rkt_config(NULL)), *b = rkt_open_lock(rkt_config(NULL));
     char token[RK_LOCK_TOKEN_SIZE], other[RK_LOCK_TOKEN_SIZE];
     ASSERT_RC(rk_lock_token(a, "handoff", token), RK_ENOTOWNER);
     ASSERT_OK(rk_lock_acquire(a, NULL, "handoff", 30000, 0));

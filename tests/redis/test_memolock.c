@@ -15,7 +15,6 @@ static int server_port; /* 0: the fixture; else a private server */
 static rk_memolock *open_memo(const char *tag, const char *extra)
 {
     char buf[512];
-    rk_memolock *m;
     snprintf(buf, sizeof buf, "options.resource_tag=%s;%s", tag, extra ? extra : "");
     rk_config *cfg = rkt_config(buf);
     if (server_port) {
@@ -23,11 +22,7 @@ static rk_memolock *open_memo(const char *tag, const char *extra)
         snprintf(buf, sizeof buf, "%d", server_port);
         rk_config_set(cfg, "connection.port", buf);
     }
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_memolock_open(m, NULL));
-    return m;
+    return rkt_open_memolock(cfg);
 }
 
 static redisContext *raw(void) { return server_port ? rkt_raw_port(server_port) : rkt_raw(); }

@@ -9,16 +9,8 @@ enum { PROCS = 6, ROUNDS = 50 };
 
 static void worker(void)
 {
-    rk_lock *l;
-    rk_cache *c;
-    rk_config *cfg = rkt_config("options.retry_timeout=50");
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    ASSERT_OK(rk_cache_open(c, NULL));
+    rk_lock *l = rkt_open_lock(rkt_config("options.retry_timeout=50"));
+    rk_cache *c = rkt_open_cache(rkt_config("options.retry_timeout=50"));
     for (int i = 0; i < ROUNDS; i++) {
         rk_buf b = RK_BUF_INIT;
         char next[32];
@@ -49,18 +41,13 @@ static void processes_lose_no_update(void)
         ASSERT_EQ(waitpid(pids[i], &status, 0), pids[i]);
         ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     }
-    rk_cache *c;
+    rk_cache *c = rkt_open_cache(rkt_config(NULL));
     rk_buf b = RK_BUF_INIT;
-    rk_config *cfg = rkt_config(NULL);
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    ASSERT_OK(rk_cache_open(c, NULL));
     ASSERT_OK(rk_cache_retrieve(c, NULL, "counter", &b));
     ASSERT_EQ(atoi(b.data), PROCS * ROUNDS);
     ASSERT_OK(rk_cache_remove(c, NULL, "counter"));
     rk_buf_free(&b);
     rk_cache_free(c);
-    rk_config_free(cfg);
 }
 
 RKT_MAIN(RKT_CASE(processes_lose_no_update))

@@ -19,7 +19,7 @@ uint64_t rkt_now_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static const char *env(const char *name)
+const char *rkt_env(const char *name)
 {
     const char *v = getenv(name);
     if (!v || !*v)
@@ -27,9 +27,9 @@ static const char *env(const char *name)
     return v;
 }
 
-const char *rkt_host(void) { return env("REDKIT_TEST_HOST"); }
-int rkt_port(void) { return atoi(env("REDKIT_TEST_PORT")); }
-const char *rkt_socket(void) { return env("REDKIT_TEST_SOCKET"); }
+const char *rkt_host(void) { return rkt_env("REDKIT_TEST_HOST"); }
+int rkt_port(void) { return atoi(rkt_env("REDKIT_TEST_PORT")); }
+const char *rkt_socket(void) { return rkt_env("REDKIT_TEST_SOCKET"); }
 
 const char *rkt_prefix(void)
 {
@@ -42,25 +42,35 @@ const char *rkt_prefix(void)
 static rk_config *config_for(const char *host, int port, const char *extra)
 {
     char buf[2048];
-    rk_config *cfg;
     snprintf(buf, sizeof buf, "connection.host=%s;connection.port=%d;options.prefix=%s;%s", host,
              port, rkt_prefix(), extra ? extra : "");
-    if (rk_config_from_string(&cfg, buf) != RK_OK)
-        rkt_fail(__FILE__, __LINE__, "bad test configuration: %s", rk_last_error()->message);
-    return cfg;
+    return rkt_settings(buf);
 }
 
 rk_config *rkt_config(const char *extra) { return config_for(rkt_host(), rkt_port(), extra); }
 
+static const struct timeval raw_timeout = {5, 0};
+
+/* A hung server fails the test after the timeout instead of blocking it until ctest's. */
+static redisContext *checked(redisContext *c, const char *where)
+{
+    if (!c || c->err)
+        rkt_fail(__FILE__, __LINE__, "raw connection to %s failed: %s", where,
+                 c ? c->errstr : "out of memory");
+    redisSetTimeout(c, raw_timeout);
+    return c;
+}
+
 redisContext *rkt_raw_port(int port)
 {
-    struct timeval tv = {5, 0};
-    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
-    if (!c || c->err)
-        rkt_fail(__FILE__, __LINE__, "raw connection to port %d failed: %s", port,
-                 c ? c->errstr : "out of memory");
-    redisSetTimeout(c, tv);
-    return c;
+    char where[32];
+    snprintf(where, sizeof where, "port %d", port);
+    return checked(redisConnectWithTimeout("127.0.0.1", port, raw_timeout), where);
+}
+
+redisContext *rkt_raw_socket(const char *path)
+{
+    return checked(redisConnectUnixWithTimeout(path, raw_timeout), path);
 }
 
 redisContext *rkt_raw(void) { return rkt_raw_port(rkt_port()); }
@@ -109,120 +119,222 @@ int rkt_free_port(void)
     return ntohs(sa.sin_port);
 }
 
-static void spawn(rkt_server *s)
+/* The command line: what every test server shares, its ports, then the test's own arguments
+ * (which may override any of it, the last occurrence wins). Points into `a` and `s`. */
+typedef struct server_argv {
+    const char *v[64];
+    int n;
+    char port[16], cert[300], key[300], ca[300], extra[sizeof(((rkt_server *)0)->extra)];
+} server_argv;
+
+static void arg(server_argv *a, const char *name, const char *value)
 {
-    char port[16];
-    const char *argv[64];
-    char extra[sizeof s->extra];
-    int argc = 0;
-    snprintf(port, sizeof port, "%d", s->port);
-    argv[argc++] = "redis-server";
-    argv[argc++] = "--port", argv[argc++] = port;
-    argv[argc++] = "--bind", argv[argc++] = "127.0.0.1";
-    argv[argc++] = "--unixsocket", argv[argc++] = s->sock;
-    argv[argc++] = "--save", argv[argc++] = "";
-    argv[argc++] = "--appendonly", argv[argc++] = "no";
-    argv[argc++] = "--dir", argv[argc++] = s->dir;
-    argv[argc++] = "--enable-debug-command", argv[argc++] = "local";
-    argv[argc++] = "--logfile", argv[argc++] = "redis.log";
-    snprintf(extra, sizeof extra, "%s", s->extra);
-    for (char *save, *tok = strtok_r(extra, " ", &save); tok && argc < 62;
-         tok = strtok_r(NULL, " ", &save))
-        argv[argc++] = tok;
-    argv[argc] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* It logs to its own file; holding the test's stdout open would keep ctest waiting
-         * for output until its timeout whenever a failed test leaves the server running. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* a failed assertion exits without stopping us */
-        int null = open("/dev/null", O_RDWR);
-        dup2(null, STDIN_FILENO), dup2(null, STDOUT_FILENO), dup2(null, STDERR_FILENO);
-        execvp("redis-server", (char *const *)argv);
-        _exit(127);
-    }
-    s->pid = pid;
+    a->v[a->n++] = name;
+    a->v[a->n++] = value;
 }
 
-/* Wait until the server answers PING, or fail if it died (e.g. port taken). */
-static int ready(rkt_server *s)
+static void tls_ports(server_argv *a, const rkt_server *s)
+{
+    snprintf(a->cert, sizeof a->cert, "%s/server.crt", s->certs);
+    snprintf(a->key, sizeof a->key, "%s/server.key", s->certs);
+    snprintf(a->ca, sizeof a->ca, "%s/ca.crt", s->certs);
+    arg(a, "--port", "0");
+    arg(a, "--tls-port", a->port);
+    arg(a, "--tls-cert-file", a->cert);
+    arg(a, "--tls-key-file", a->key);
+    arg(a, "--tls-ca-cert-file", a->ca);
+    arg(a, "--tls-auth-clients", "no"); /* as most clients connect; extra may say yes */
+}
+
+static void build_argv(server_argv *a, const rkt_server *s)
+{
+    a->n = 0;
+    a->v[a->n++] = "redis-server";
+    snprintf(a->port, sizeof a->port, "%d", s->port);
+    if (s->certs[0])
+        tls_ports(a, s);
+    else
+        arg(a, "--port", a->port);
+    arg(a, "--bind", "127.0.0.1");
+    arg(a, "--unixsocket", s->sock);
+    arg(a, "--save", "");
+    arg(a, "--appendonly", "no");
+    arg(a, "--dir", s->dir);
+    arg(a, "--enable-debug-command", "local");
+    arg(a, "--logfile", "redis.log");
+    snprintf(a->extra, sizeof a->extra, "%s", s->extra);
+    for (char *save, *tok = strtok_r(a->extra, " ", &save); tok && a->n < 63;
+         tok = strtok_r(NULL, " ", &save))
+        a->v[a->n++] = tok;
+    a->v[a->n] = NULL;
+}
+
+static __attribute__((noreturn)) void exec_server(const server_argv *a, pid_t parent)
+{
+    /* A failed assertion exits the test without stopping its servers: the kernel kills them
+     * then. A parent already gone before prctl would never send the signal. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    /* It logs to its own file; holding the test's stdout open would keep ctest waiting for
+     * output until its timeout whenever a server outlived its test. */
+    int null = open("/dev/null", O_RDWR);
+    dup2(null, STDIN_FILENO), dup2(null, STDOUT_FILENO), dup2(null, STDERR_FILENO);
+    execvp("redis-server", (char *const *)a->v);
+    _exit(127);
+}
+
+static void spawn(rkt_server *s)
+{
+    server_argv a;
+    build_argv(&a, s);
+    pid_t parent = getpid();
+    s->pid = fork();
+    if (s->pid < 0)
+        rkt_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+    if (s->pid == 0)
+        exec_server(&a, parent);
+}
+
+/* The Unix socket answers PING (NOAUTH and LOADING count): TCP and TLS ports are set up before
+ * it. Fails if the server died instead, e.g. because its port was taken. */
+static bool ready(rkt_server *s)
 {
     for (int i = 0; i < 1000; i++) {
-        int status;
-        if (waitpid(s->pid, &status, WNOHANG) == s->pid)
-            return 0;
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+            return false;
         struct timeval tv = {0, 200000};
-        redisContext *c = redisConnectWithTimeout("127.0.0.1", s->port, tv);
+        redisContext *c = redisConnectUnixWithTimeout(s->sock, tv);
         if (c && !c->err) {
-            redisReply *r = rkt_cmd(c, "PING", NULL); /* NOAUTH also means it is up */
-            int ok = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
+            redisReply *r = rkt_cmd(c, "PING", NULL);
+            bool up = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR;
             freeReplyObject(r);
             redisFree(c);
-            if (ok)
-                return 1;
+            if (up)
+                return true;
         } else if (c) {
             redisFree(c);
         }
         struct timespec ts = {0, 10000000};
         nanosleep(&ts, NULL);
     }
-    return 0;
+    return false;
 }
 
-void rkt_server_start(rkt_server *s, const char *extra_args)
+static void reap(rkt_server *s, int sig)
+{
+    if (s->pid > 0) {
+        kill(s->pid, sig);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = 0;
+}
+
+/* Nothing is left running when it did not come up. */
+static bool launch(rkt_server *s)
+{
+    spawn(s);
+    if (ready(s))
+        return true;
+    reap(s, SIGKILL);
+    return false;
+}
+
+static void start(rkt_server *s, const char *cert_dir, const char *extra_args)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/redkit-srv.XXXXXX");
     if (!mkdtemp(s->dir))
         rkt_fail(__FILE__, __LINE__, "mkdtemp: %s", strerror(errno));
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
+    snprintf(s->certs, sizeof s->certs, "%s", cert_dir ? cert_dir : "");
     snprintf(s->extra, sizeof s->extra, "%s", extra_args ? extra_args : "");
     for (int attempt = 0; attempt < 10; attempt++) {
         s->port = rkt_free_port();
-        spawn(s);
-        if (ready(s))
+        if (launch(s))
             return;
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
     }
     rkt_fail(__FILE__, __LINE__, "cannot start redis-server (log in %s)", s->dir);
 }
 
-void rkt_server_kill(rkt_server *s)
+void rkt_server_start(rkt_server *s, const char *extra_args) { start(s, NULL, extra_args); }
+
+void rkt_server_start_tls(rkt_server *s, const char *cert_dir, const char *extra_args)
 {
-    if (s->pid > 0) {
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-    }
-    s->pid = 0;
+    start(s, cert_dir, extra_args);
 }
 
+void rkt_server_kill(rkt_server *s) { reap(s, SIGKILL); }
+
+/* Retried rather than moved to another port: its clients must find it where they left it. */
 void rkt_server_restart(rkt_server *s)
 {
     rkt_server_kill(s);
-    for (int attempt = 0; attempt < 50; attempt++) {
-        spawn(s);
-        if (ready(s))
+    for (int attempt = 0; attempt < 50; attempt++)
+        if (launch(s))
             return;
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-    }
-    rkt_fail(__FILE__, __LINE__, "cannot restart redis-server on port %d", s->port);
+    rkt_fail(__FILE__, __LINE__, "cannot restart redis-server on port %d (log in %s)", s->port,
+             s->dir);
 }
 
 void rkt_server_stop(rkt_server *s)
 {
-    if (s->pid > 0) {
-        kill(s->pid, SIGTERM);
-        waitpid(s->pid, NULL, 0);
-        s->pid = 0;
-    }
+    reap(s, SIGTERM);
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
     if (system(cmd) != 0)
         fprintf(stderr, "could not remove %s\n", s->dir);
 }
 
+redisContext *rkt_server_admin(const rkt_server *s) { return rkt_raw_socket(s->sock); }
+
 rk_config *rkt_server_config(const rkt_server *s, const char *extra)
 {
+    if (s->certs[0])
+        rkt_fail(__FILE__, __LINE__, "the server on port %d speaks TLS only", s->port);
     return config_for("127.0.0.1", s->port, extra);
+}
+
+/* ---- opening components ---- */
+
+rk_config *rkt_settings(const char *settings)
+{
+    rk_config *cfg;
+    ASSERT_OK(rk_config_from_string(&cfg, settings));
+    return cfg;
+}
+
+int rkt_try_open_cache(rk_config *cfg, rk_cache **out)
+{
+    ASSERT_OK(rk_cache_new(out));
+    ASSERT_OK(rk_cache_configure(*out, cfg));
+    rk_config_free(cfg);
+    return rk_cache_open(*out, NULL);
+}
+
+rk_cache *rkt_open_cache(rk_config *cfg)
+{
+    rk_cache *c;
+    ASSERT_OK(rkt_try_open_cache(cfg, &c));
+    return c;
+}
+
+rk_lock *rkt_open_lock(rk_config *cfg)
+{
+    rk_lock *l;
+    ASSERT_OK(rk_lock_new(&l));
+    ASSERT_OK(rk_lock_configure(l, cfg));
+    rk_config_free(cfg);
+    ASSERT_OK(rk_lock_open(l, NULL));
+    return l;
+}
+
+rk_memolock *rkt_open_memolock(rk_config *cfg)
+{
+    rk_memolock *m;
+    ASSERT_OK(rk_memolock_new(&m));
+    ASSERT_OK(rk_memolock_configure(m, cfg));
+    rk_config_free(cfg);
+    ASSERT_OK(rk_memolock_open(m, NULL));
+    return m;
 }

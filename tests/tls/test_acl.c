@@ -57,7 +57,7 @@ static void limited_key_patterns(void)
     setup();
     rk_cache *c;
     rk_buf b = RK_BUF_INIT;
-    ASSERT_OK(rkt_tls_open(as_user(password, NULL), &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(as_user(password, NULL)), &c));
     ASSERT_OK(rk_cache_store(c, NULL, "allowed:k", "v", 1, 5000));
     ASSERT_OK(rk_cache_retrieve(c, NULL, "allowed:k", &b));
     ASSERT_STR_EQ(b.data, "v");
@@ -83,12 +83,12 @@ static void user_in_the_uri(void)
              "connection.uri=rediss://%s:%s@localhost:%d;options.tls_ca_file=%s;"
              "options.prefix=%sallowed:",
              user, password, rkt_tls_port(), rkt_tls_file("ca.crt"), rkt_prefix());
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
     snprintf(s, sizeof s, "connection.uri=rediss://%s:%s@localhost:%d;options.tls_ca_file=%s", user,
              wrong, rkt_tls_port(), rkt_tls_file("ca.crt"));
-    ASSERT_RC(rkt_tls_open(s, &c), RK_EAUTH);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(s), &c), RK_EAUTH);
     assert_no_password();
     rk_cache_free(c);
     teardown();
@@ -158,7 +158,7 @@ static void wrong_password(void)
     char s[1024];
     snprintf(s, sizeof s, "%s", rkt_tls_settings(0, "credential.username=nobody-here;"));
     snprintf(s + strlen(s), sizeof s - strlen(s), "credential.password=%s", password);
-    ASSERT_RC(rkt_tls_open(s, &c), RK_EAUTH);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(s), &c), RK_EAUTH);
     ASSERT_CONTAINS(rk_last_error()->message, "nobody-here");
     assert_no_password();
     rk_cache_free(c);

@@ -12,7 +12,7 @@
 static void expect_open_fails(const char *settings, int code)
 {
     rk_cache *c;
-    ASSERT_RC(rkt_tls_open(settings, &c), code);
+    ASSERT_RC(rkt_try_open_cache(rkt_settings(settings), &c), code);
     ASSERT_FALSE(rk_cache_is_open(c));
     rk_cache_free(c);
 }
@@ -27,7 +27,7 @@ static void fixture_peer(char *buf, size_t cap, const char *host)
 static void cache_over_tls(void)
 {
     rk_cache *c;
-    ASSERT_OK(rkt_tls_open(rkt_tls_settings(0, NULL), &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_tls_config(0, NULL), &c));
     rkt_tls_roundtrip(c);
     /* 1 MiB each way: many TLS records, partial writes and reads. */
     size_t big = 1u << 20;
@@ -50,18 +50,6 @@ static void cache_over_tls(void)
     rk_cache_free(c);
 }
 
-static rk_lock *open_lock(const char *extra)
-{
-    rk_config *cfg;
-    rk_lock *l;
-    ASSERT_OK(rk_config_from_string(&cfg, rkt_tls_settings(0, extra)));
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    return l;
-}
-
 static void *acquire_waiting(void *arg)
 {
     ASSERT_OK(rk_lock_acquire(arg, NULL, "tls-lock", 10000, 20000));
@@ -72,7 +60,8 @@ static void *acquire_waiting(void *arg)
  * notification reached it over TLS. */
 static void lock_over_tls(void)
 {
-    rk_lock *a = open_lock(NULL), *b = open_lock("options.retry_timeout=60000");
+    rk_lock *a = rkt_open_lock(rkt_tls_config(0, NULL));
+    rk_lock *b = rkt_open_lock(rkt_tls_config(0, "options.retry_timeout=60000"));
     bool got;
     ASSERT_OK(rk_lock_try_acquire(a, NULL, "tls-lock", 10000, &got));
     ASSERT_TRUE(got);
@@ -134,16 +123,10 @@ static void memolock_over_tls(void)
     rk_memolock *m[MEMO_HANDLES];
     pthread_t t[MEMO_HANDLES];
     snprintf(memo_channel, sizeof memo_channel, "%stlsmemo/notif:tls-id", rkt_prefix());
-    for (int i = 0; i < MEMO_HANDLES; i++) {
-        rk_config *cfg;
-        ASSERT_OK(rk_config_from_string(
-            &cfg, rkt_tls_settings(0, "options.resource_tag=tlsmemo;options.retry_timeout=60000;"
-                                      "options.lock_timeout=20000")));
-        ASSERT_OK(rk_memolock_new(&m[i]));
-        ASSERT_OK(rk_memolock_configure(m[i], cfg));
-        rk_config_free(cfg);
-        ASSERT_OK(rk_memolock_open(m[i], NULL));
-    }
+    for (int i = 0; i < MEMO_HANDLES; i++)
+        m[i] = rkt_open_memolock(rkt_tls_config(0, "options.resource_tag=tlsmemo;"
+                                                   "options.retry_timeout=60000;"
+                                                   "options.lock_timeout=20000"));
     for (int i = 0; i < MEMO_HANDLES; i++)
         pthread_create(&t[i], NULL, memo_get, m[i]);
     for (int i = 0; i < MEMO_HANDLES; i++)
@@ -170,24 +153,24 @@ static void ways_to_turn_tls_on(void)
              "connection.protocol=rediss;connection.host=localhost;connection.port=%d;"
              "options.tls_ca_file=%s",
              port, ca);
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
     snprintf(s, sizeof s,
              "connection.uri=redis://localhost:%d;options.tls=true;options.tls_ca_file=%s", port,
              ca);
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
     /* a hashed CA directory instead of a file */
     snprintf(s, sizeof s, "connection.uri=rediss://localhost:%d;options.tls_ca_dir=%s", port,
              rkt_tls_file("cadir"));
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
     /* an IP address is checked against the certificate's IP subjectAltName */
     snprintf(s, sizeof s, "connection.uri=rediss://127.0.0.1:%d;options.tls_ca_file=%s", port, ca);
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
     /* the name to check can differ from the address connected to */
@@ -195,7 +178,7 @@ static void ways_to_turn_tls_on(void)
              "connection.host=127.0.0.1;connection.port=%d;connection.protocol=rediss;"
              "options.tls_ca_file=%s;options.tls_server_name=localhost",
              port, ca);
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
 }
@@ -245,7 +228,7 @@ static void open_insecure(void *arg)
     char s[2048];
     snprintf(s, sizeof s, "connection.uri=rediss://localhost:%d;options.tls_verify=false",
              rkt_tls_port());
-    ASSERT_OK(rkt_tls_open(s, c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), c));
 }
 
 /* tls_verify=false skips the checks (the untrusted certificate is accepted) and says so on
@@ -334,7 +317,7 @@ static void tls_over_unix_socket_is_rejected(void)
     snprintf(s, sizeof s, "connection.uri=unix://%s;options.prefix=%s", getenv("REDKIT_TLS_SOCKET"),
              rkt_prefix());
     rk_cache *c;
-    ASSERT_OK(rkt_tls_open(s, &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_settings(s), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
 }
@@ -359,7 +342,7 @@ static void protocol_mismatch(void)
              "options.timeout=3000;options.retries=0",
              plain.port);
     rk_cache *c;
-    int rc = rkt_tls_open(s, &c);
+    int rc = rkt_try_open_cache(rkt_settings(s), &c);
     rk_cache_free(c);
     ASSERT_TRUE(rc == RK_EIO || rc == RK_ETIMEDOUT);
     ASSERT_CONTAINS(rk_last_error()->message, "TLS handshake");
@@ -391,12 +374,12 @@ static void handshake_deadline(void)
 /* A paused server: the operation deadline holds over TLS too, and the next call works. */
 static void operation_timeout(void)
 {
-    rkt_tls_server srv;
-    rkt_tls_server_start(&srv, NULL);
+    rkt_server srv;
+    rkt_server_start_tls(&srv, rkt_tls_certs(), NULL);
     rk_cache *c;
-    ASSERT_OK(rkt_tls_open(rkt_tls_settings(srv.port, "options.timeout=300"), &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_tls_config(srv.port, "options.timeout=300"), &c));
     rkt_tls_roundtrip(c);
-    redisContext *admin = rkt_tls_server_admin(&srv);
+    redisContext *admin = rkt_server_admin(&srv);
     freeReplyObject(rkt_cmd(admin, "CLIENT", "PAUSE", "1500", "ALL", NULL));
     rk_buf b = RK_BUF_INIT;
     uint64_t t0 = rkt_now_ms();
@@ -407,18 +390,18 @@ static void operation_timeout(void)
     redisFree(admin);
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
-    rkt_tls_server_stop(&srv);
+    rkt_server_stop(&srv);
 }
 
 static void mutual_tls(void)
 {
-    rkt_tls_server srv;
-    rkt_tls_server_start(&srv, "--tls-auth-clients yes");
+    rkt_server srv;
+    rkt_server_start_tls(&srv, rkt_tls_certs(), "--tls-auth-clients yes");
     char extra[1200], peer[64];
     rk_cache *c;
     snprintf(extra, sizeof extra, "options.tls_cert_file=%s;options.tls_key_file=%s",
              rkt_tls_file("client.crt"), rkt_tls_file("client.key"));
-    ASSERT_OK(rkt_tls_open(rkt_tls_settings(srv.port, extra), &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_tls_config(srv.port, extra), &c));
     rkt_tls_roundtrip(c);
     rk_cache_free(c);
     /* without a certificate */
@@ -434,7 +417,7 @@ static void mutual_tls(void)
     expect_open_fails(rkt_tls_settings(srv.port, extra), RK_EIO);
     ASSERT_CONTAINS(rk_last_error()->message, peer);
     ASSERT_CONTAINS(rk_last_error()->message, "client certificate");
-    rkt_tls_server_stop(&srv);
+    rkt_server_stop(&srv);
 }
 
 enum { WORKERS = 4, ROUNDS = 25 };
@@ -465,18 +448,18 @@ static void run_workers(rk_cache *c)
 /* Pooled TLS connections die with the server and are replaced by new handshakes. */
 static void reconnect_after_restart(void)
 {
-    rkt_tls_server srv;
-    rkt_tls_server_start(&srv, NULL);
+    rkt_server srv;
+    rkt_server_start_tls(&srv, rkt_tls_certs(), NULL);
     rk_cache *c;
-    ASSERT_OK(rkt_tls_open(rkt_tls_settings(srv.port, "options.max_connections=3"), &c));
+    ASSERT_OK(rkt_try_open_cache(rkt_tls_config(srv.port, "options.max_connections=3"), &c));
     run_workers(c);
-    rkt_tls_server_restart(&srv);
+    rkt_server_restart(&srv);
     rkt_tls_roundtrip(c);
     run_workers(c);
-    rkt_tls_server_restart(&srv);
+    rkt_server_restart(&srv);
     run_workers(c);
     rk_cache_free(c);
-    rkt_tls_server_stop(&srv);
+    rkt_server_stop(&srv);
 }
 
 RKT_MAIN(RKT_CASE(cache_over_tls), RKT_CASE(lock_over_tls), RKT_CASE(memolock_over_tls),
