@@ -12,7 +12,8 @@
 
 #include "redis_env.h"
 
-/* How far past the caller's timeout a call may return: one connect attempt's worth, at most. */
+/* The bound on a whole call with a 500 ms timeout: at most one connect attempt
+ * (options.connect_timeout=1000) and some slack past it, far below options.timeout. */
 enum { BOUND_MS = 2000, CALL_TIMEOUT_MS = 500 };
 
 #define FAST_FAIL "options.connect_timeout=1000"
@@ -274,8 +275,8 @@ static void memolock_long_deadline_takes_over(void)
     rk_memolock_free(m);
 }
 
-/* The other half of the rule: a first check that finds the lock free runs the fetch, however
- * short the deadline. */
+/* The other half of the rule: a first check that finds the lock free runs the fetch, even with
+ * a deadline shorter than a lease. */
 static void memolock_free_lock_always_fetches(void)
 {
     rkt_server s;
@@ -283,7 +284,7 @@ static void memolock_free_lock_always_fetches(void)
     rkt_server_start(&s, NULL);
     rk_memolock *m = open_memo(&s, "options.lock_timeout=5000");
     atomic_store(&fetches, 0);
-    ASSERT_OK(rk_memolock_get(m, NULL, "free", 100, fetch, NULL, &out));
+    ASSERT_OK(rk_memolock_get(m, NULL, "free", 1000, fetch, NULL, &out));
     ASSERT_STR_EQ(out.data, "fetched");
     ASSERT_EQ(atomic_load(&fetches), 1);
     rkt_server_stop(&s);
