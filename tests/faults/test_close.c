@@ -1,9 +1,9 @@
 /* Close is prompt: closing a handle while another thread waits in it (a queued lock acquire, a
  * memolock waiter, a cache retrieve the server does not answer) returns within seconds, and the
  * waiting call returns RK_ENOTOPEN within seconds of the close, whether the server answers or is
- * stopped (SIGSTOP: connections stay up, nothing is answered). The waits themselves would last
- * 20 s (their timeout) and options.timeout is the default 30 s, so only the close can end them.
- */
+ * stopped (SIGSTOP: connections stay up, nothing is answered). Left alone the calls would wait
+ * 20 s (their timeout_ms; options.timeout=20000 for the cache), so only the close can end them
+ * this soon. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
