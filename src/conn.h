@@ -62,6 +62,9 @@ int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool
 /* One read from the socket into the parser (then take replies with rk__conn_buffered). */
 int rk__conn_fill(rk__conn *c, uint64_t deadline);
 
+/* Non-blocking check that an idle connection is still usable (no EOF, no stray bytes). */
+bool rk__conn_alive(rk__conn *c);
+
 /* From another thread: make the connection's current reader or writer fail now. */
 void rk__conn_shutdown(rk__conn *c);
 

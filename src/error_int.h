@@ -12,17 +12,6 @@
 #define RK__PRINTF(f, a) __attribute__((format(printf, f, a)))
 #else
 #define RK__PRINTF(f, a)
-/* A copy of the thread's error, to report it after calls that may overwrite it (clean-up after a
- * failure, a memolock result shared with other threads). */
-typedef struct rk__err_saved {
-    int code;
-    char name[32], category[32], message[512], cause[256];
-    bool has_cause;
-} rk__err_saved;
-
-void rk__err_save(rk__err_saved *s);
-int rk__err_restore(const rk__err_saved *s); /* returns the saved code */
-
 #endif
 
 /* Default name and category of the code. */

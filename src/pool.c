@@ -131,7 +131,7 @@ static int wait_slot(rk__pool *p, uint64_t deadline)
 /* A connection that sat idle for a while may have died with a server restart. */
 static bool fresh(rk__conn *c)
 {
-    return rk__now_ms() - c->idle_since < IDLE_CHECK_MS || rk__transport_alive(&c->tr);
+    return rk__now_ms() - c->idle_since < IDLE_CHECK_MS || rk__conn_alive(c);
 }
 
 static int connect_slot(rk__pool *p, rk__conn **out, uint64_t deadline)

@@ -96,5 +96,44 @@ static void error_mapping(void)
     rk__reply_free(r);
 }
 
+/* Every server error the retry loop knows, as the server sends it, and what the loop does. */
+static void error_classes(void)
+{
+    static const struct {
+        const char *wire;
+        rk__reply_class cls;
+        rk__action act;
+    } rows[] = {
+        {"-MOVED 3999 127.0.0.1:6381\r\n", RK__REPLY_MOVED, RK__ACT_REDIRECT},
+        {"-ASK 3999 127.0.0.1:6381\r\n", RK__REPLY_ASK, RK__ACT_REDIRECT},
+        {"-TRYAGAIN Multiple keys request during rehashing of slot\r\n", RK__REPLY_TRYAGAIN,
+         RK__ACT_RETRY},
+        {"-CLUSTERDOWN The cluster is down\r\n", RK__REPLY_CLUSTERDOWN, RK__ACT_REFRESH},
+        {"-LOADING Redis is loading the dataset in memory\r\n", RK__REPLY_LOADING, RK__ACT_RETRY},
+        {"-READONLY You can't write against a read only replica.\r\n", RK__REPLY_READONLY,
+         RK__ACT_REFRESH},
+        {"-BUSY Redis is busy running a script.\r\n", RK__REPLY_BUSY, RK__ACT_RETRY},
+        {"-BUSYKEY Target key name already exists.\r\n", RK__REPLY_ERR, RK__ACT_DONE},
+        {"-NOSCRIPT No matching script.\r\n", RK__REPLY_NOSCRIPT, RK__ACT_DONE},
+        {"-NOAUTH Authentication required.\r\n", RK__REPLY_AUTH, RK__ACT_DONE},
+        {"-WRONGPASS invalid username-password pair\r\n", RK__REPLY_AUTH, RK__ACT_DONE},
+        {"-OOM command not allowed when used memory > 'maxmemory'.\r\n", RK__REPLY_OOM,
+         RK__ACT_DONE},
+        {"-ERR unknown command\r\n", RK__REPLY_ERR, RK__ACT_DONE},
+        {"-WRONGTYPE Operation against a key\r\n", RK__REPLY_ERR, RK__ACT_DONE},
+        {"-MOVEDX not a redirect\r\n", RK__REPLY_ERR, RK__ACT_DONE},
+        {"+OK\r\n", RK__REPLY_OK, RK__ACT_DONE},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        redisReply *r = parse_all(rows[i].wire, strlen(rows[i].wire));
+        ASSERT_EQ(rk__reply_classify(r), rows[i].cls);
+        ASSERT_EQ(rk__class_action(rows[i].cls), rows[i].act);
+        rk__reply_free(r);
+    }
+    /* no reply at all: the connection failed, and a fresh one is tried */
+    ASSERT_EQ(rk__reply_classify(NULL), RK__REPLY_CONN);
+    ASSERT_EQ(rk__class_action(RK__REPLY_CONN), RK__ACT_RECONNECT);
+}
+
 RKT_MAIN(RKT_CASE(scalars), RKT_CASE(binary_bulk), RKT_CASE(nested_arrays),
-         RKT_CASE(protocol_errors), RKT_CASE(error_mapping))
+         RKT_CASE(protocol_errors), RKT_CASE(error_mapping), RKT_CASE(error_classes))
