@@ -1,13 +1,12 @@
 #include "client.h"
 
-#include <errno.h>
 #include <string.h>
-#include <time.h>
 
 #include "alloc.h"
 #include "clock.h"
 #include "error_int.h"
 #include "log.h"
+#include "retry.h"
 #include "tls.h"
 
 /* ---- lifecycle ---- */
@@ -128,25 +127,6 @@ uint64_t rk__client_grace(const rk__client *cl)
 
 /* ---- the retry loop ---- */
 
-/* The one back-off: the first retry goes at once (a connection that died idle is replaced
- * without delay), then 50, 100, 200, 400 ms, never past the deadline. */
-#define BACKOFF_BASE_MS 25u
-#define BACKOFF_MAX_MS 400u
-
-static void backoff(unsigned attempt, uint64_t deadline)
-{
-    if (attempt == 0)
-        return;
-    uint64_t ms = BACKOFF_BASE_MS << (attempt < 5 ? attempt : 5), left;
-    if (ms > BACKOFF_MAX_MS)
-        ms = BACKOFF_MAX_MS;
-    if (ms > (left = rk__remaining_ms(deadline)))
-        ms = left;
-    struct timespec ts = {(time_t)(ms / 1000u), (long)(ms % 1000u) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 /* One attempt on the node serving `key`; `*cls` says what went wrong, if anything. */
 static int attempt(rk__client *cl, rk__node **node, const char *key, size_t klen, uint64_t deadline,
                    rk__conn_fn fn, void *arg, rk__reply_class *cls)
@@ -182,6 +162,15 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
     }
 }
 
+/* The hook where operators see the retry policy at work (rk_set_log_handler, debug level). */
+static void note_retry(const rk__client *cl, const rk__node *node, rk__reply_class cls, unsigned n)
+{
+    char peer[80];
+    rk__log(RK_LOG_DEBUG, "%s: %s from %s, retry %u after %llu ms", cl->kind, rk__class_name(cls),
+            rk__endpoint_name(&node->ep, peer, sizeof peer), n + 1,
+            (unsigned long long)rk__backoff_ms(n));
+}
+
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg)
 {
@@ -199,7 +188,8 @@ int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadli
             return rk__client_not_open(cl->kind);
         if (rc == RK_OK || !again(cl, node, cls, rc, deadline, &reconnects))
             return rc;
-        backoff(n, deadline);
+        note_retry(cl, node, cls, n);
+        rk__backoff(n, deadline);
     }
 }
 

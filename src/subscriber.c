@@ -12,10 +12,10 @@
 #include "conn.h"
 #include "error_int.h"
 #include "map.h"
+#include "retry.h"
 
 #define LINGER_MS 1000u    /* keep an unused channel subscribed this long */
 #define PING_IDLE_MS 5000u /* PING after this long without traffic */
-#define MAX_BACKOFF_MS 1000u
 #define MAX_POLL_MS 1000u
 #define BATCH 512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
 /* The thread takes the reader role back after it has been free this long: waiters of a busy
@@ -332,11 +332,10 @@ static void connect_now(rk__subscriber *s, unsigned *failures)
         return;
     }
     /* Waiters keep polling on their timers meanwhile. */
-    uint64_t pause = 50u << (*failures < 5 ? *failures : 5);
-    (*failures)++;
+    uint64_t pause = rk__backoff_ms(++*failures);
     struct pollfd p = {s->wake_fd, POLLIN, 0};
     pthread_mutex_unlock(&s->mu);
-    poll(&p, 1, (int)(pause < MAX_BACKOFF_MS ? pause : MAX_BACKOFF_MS));
+    poll(&p, 1, (int)pause);
     pthread_mutex_lock(&s->mu);
 }
 
