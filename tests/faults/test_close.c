@@ -120,17 +120,6 @@ static void close_and_check(const char *what, job *j, pthread_t t, int (*do_clos
 
 /* ---- lock: a waiter queued behind another handle's lock ---- */
 
-static rk_lock *open_lock(const rkt_server *s)
-{
-    rk_lock *l;
-    rk_config *cfg = rkt_server_config(s, FAST_FAIL);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    return l;
-}
-
 static long long queue_length(const rkt_server *s, const char *key)
 {
     char queue[256];
@@ -150,8 +139,8 @@ static void lock_waiter(bool stopped)
     rkt_server s;
     pthread_t t;
     rkt_server_start(&s, NULL);
-    rk_lock *holder = open_lock(&s);
-    job j = {.call = call_acquire, .lock = open_lock(&s)};
+    rk_lock *holder = rkt_open_lock(rkt_server_config(&s, FAST_FAIL));
+    job j = {.call = call_acquire, .lock = rkt_open_lock(rkt_server_config(&s, FAST_FAIL))};
     ASSERT_OK(rk_lock_acquire(holder, NULL, "held", 30000, 0));
     pthread_create(&t, NULL, job_thread, &j);
     while (queue_length(&s, "held") < 1) /* queued: it subscribed and joined the queue */
@@ -173,17 +162,6 @@ static void lock_close_server_running(void) { lock_waiter(false); }
 
 /* ---- memolock: a waiter behind a lock held by hand (a winner still computing) ---- */
 
-static rk_memolock *open_memo(const rkt_server *s)
-{
-    rk_memolock *m;
-    rk_config *cfg = rkt_server_config(s, FAST_FAIL ";options.resource_tag=cl");
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_memolock_open(m, NULL));
-    return m;
-}
-
 static int close_memo(job *j) { return rk_memolock_close(j->memo, NULL); }
 
 static void memolock_waiter(bool stopped)
@@ -196,7 +174,8 @@ static void memolock_waiter(bool stopped)
     snprintf(channel, sizeof channel, "%scl/notif:held", rkt_prefix());
     redisContext *c = rkt_raw_port(s.port);
     freeReplyObject(rkt_cmd(c, "SET", lock, "someone-else", "PX", "60000", NULL));
-    job j = {.call = call_get, .memo = open_memo(&s)};
+    rk_config *cfg = rkt_server_config(&s, FAST_FAIL ";options.resource_tag=cl");
+    job j = {.call = call_get, .memo = rkt_open_memolock(cfg)};
     pthread_create(&t, NULL, job_thread, &j);
     rkt_wait_subscribers(c, channel, 1); /* it waits for the value */
     redisFree(c);
@@ -222,13 +201,8 @@ static void cache_close_server_stopped(void)
 {
     rkt_server s;
     pthread_t t;
-    rk_cache *c;
     rkt_server_start(&s, NULL);
-    rk_config *cfg = rkt_server_config(&s, FAST_FAIL ";options.timeout=20000");
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_cache_open(c, NULL));
+    rk_cache *c = rkt_open_cache(rkt_server_config(&s, FAST_FAIL ";options.timeout=20000"));
     job j = {.call = call_retrieve, .cache = c};
     stop_server(&s);
     pthread_create(&t, NULL, job_thread, &j);

@@ -18,30 +18,6 @@ enum { BOUND_MS = 2000, CALL_TIMEOUT_MS = 500 };
 
 #define FAST_FAIL "options.connect_timeout=1000"
 
-static rk_lock *open_lock(const rkt_server *s)
-{
-    rk_lock *l;
-    rk_config *cfg = rkt_server_config(s, FAST_FAIL);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
-    return l;
-}
-
-static rk_memolock *open_memo(const rkt_server *s, const char *extra)
-{
-    char buf[256];
-    rk_memolock *m;
-    snprintf(buf, sizeof buf, FAST_FAIL ";options.resource_tag=dl;%s", extra ? extra : "");
-    rk_config *cfg = rkt_server_config(s, buf);
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_memolock_open(m, NULL));
-    return m;
-}
-
 /* SIGSTOP rather than kill: the sockets stay open and unanswered, the worst case for a client
  * that trusts its per-operation timeout. */
 static void stop_server(const rkt_server *s) { ASSERT_EQ(kill(s->pid, SIGSTOP), 0); }
@@ -120,7 +96,8 @@ static void lock_waiter_server_stops(void)
     rkt_server s;
     pthread_t t;
     rkt_server_start(&s, NULL);
-    rk_lock *holder = open_lock(&s), *waiter = open_lock(&s);
+    rk_lock *holder = rkt_open_lock(rkt_server_config(&s, FAST_FAIL));
+    rk_lock *waiter = rkt_open_lock(rkt_server_config(&s, FAST_FAIL));
     ASSERT_OK(rk_lock_acquire(holder, NULL, "queued", 30000, 0));
     acquire_job j = {waiter, "queued", -1, 0, false};
     pthread_create(&t, NULL, acquire_thread, &j);
@@ -141,7 +118,7 @@ static void lock_free_key_server_stopped(void)
 {
     rkt_server s;
     rkt_server_start(&s, NULL);
-    rk_lock *l = open_lock(&s);
+    rk_lock *l = rkt_open_lock(rkt_server_config(&s, FAST_FAIL));
     stop_server(&s);
     uint64_t t0 = rkt_now_ms();
     int rc = rk_lock_acquire(l, NULL, "free", 10000, CALL_TIMEOUT_MS);
@@ -165,13 +142,22 @@ static int fetch(void *ud, rk_buf *value, uint64_t *ttl_ms)
     return rk_buf_set(value, "fetched", 7);
 }
 
+/* Start a private server and open a memolock on it (FAST_FAIL, tag "dl", then `extra`), the
+ * fetch count reset. */
+static rk_memolock *start_memo(rkt_server *s, const char *extra)
+{
+    char buf[256];
+    rkt_server_start(s, NULL);
+    snprintf(buf, sizeof buf, FAST_FAIL ";options.resource_tag=dl;%s", extra ? extra : "");
+    atomic_store(&fetches, 0);
+    return rkt_open_memolock(rkt_server_config(s, buf));
+}
+
 static void memolock_server_stopped(void)
 {
     rkt_server s;
     rk_buf out = RK_BUF_INIT;
-    rkt_server_start(&s, NULL);
-    rk_memolock *m = open_memo(&s, NULL);
-    atomic_store(&fetches, 0);
+    rk_memolock *m = start_memo(&s, NULL);
     stop_server(&s);
     uint64_t t0 = rkt_now_ms();
     int rc = rk_memolock_get(m, NULL, "stopped", CALL_TIMEOUT_MS, fetch, NULL, &out);
@@ -190,14 +176,9 @@ static void memolock_server_stopped(void)
 static void cache_server_stopped(void)
 {
     rkt_server s;
-    rk_cache *c;
     rk_buf out = RK_BUF_INIT;
     rkt_server_start(&s, NULL);
-    rk_config *cfg = rkt_server_config(&s, FAST_FAIL ";options.timeout=500");
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_cache_open(c, NULL));
+    rk_cache *c = rkt_open_cache(rkt_server_config(&s, FAST_FAIL ";options.timeout=500"));
     stop_server(&s);
     uint64_t t0 = rkt_now_ms();
     int rc = rk_cache_retrieve(c, NULL, "stopped", &out);
@@ -233,9 +214,7 @@ static void memolock_short_deadline_does_not_take_over(void)
 {
     rkt_server s;
     rk_buf out = RK_BUF_INIT;
-    rkt_server_start(&s, NULL);
-    rk_memolock *m = open_memo(&s, "options.lock_timeout=5000");
-    atomic_store(&fetches, 0);
+    rk_memolock *m = start_memo(&s, "options.lock_timeout=5000");
     plant_dead_lock(&s, "short");
     uint64_t t0 = rkt_now_ms();
     int rc = rk_memolock_get(m, NULL, "short", 1500, fetch, NULL, &out);
@@ -258,9 +237,7 @@ static void memolock_long_deadline_takes_over(void)
 {
     rkt_server s;
     rk_buf out = RK_BUF_INIT;
-    rkt_server_start(&s, NULL);
-    rk_memolock *m = open_memo(&s, "options.lock_timeout=5000");
-    atomic_store(&fetches, 0);
+    rk_memolock *m = start_memo(&s, "options.lock_timeout=5000");
     uint64_t planted = plant_dead_lock(&s, "long");
     int rc = rk_memolock_get(m, NULL, "long", 8000, fetch, NULL, &out);
     uint64_t took = rkt_now_ms() - planted;
@@ -281,9 +258,7 @@ static void memolock_free_lock_always_fetches(void)
 {
     rkt_server s;
     rk_buf out = RK_BUF_INIT;
-    rkt_server_start(&s, NULL);
-    rk_memolock *m = open_memo(&s, "options.lock_timeout=5000");
-    atomic_store(&fetches, 0);
+    rk_memolock *m = start_memo(&s, "options.lock_timeout=5000");
     ASSERT_OK(rk_memolock_get(m, NULL, "free", 1000, fetch, NULL, &out));
     ASSERT_STR_EQ(out.data, "fetched");
     ASSERT_EQ(atomic_load(&fetches), 1);

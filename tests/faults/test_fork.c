@@ -104,13 +104,8 @@ static void print_tally(const char *who, const tally *t)
 static void cache_shared_by_parent_and_child(void)
 {
     rkt_server s;
-    rk_cache *c;
     rkt_server_start(&s, NULL);
-    rk_config *cfg = rkt_server_config(&s, "options.timeout=2000");
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_cache_open(c, NULL));
+    rk_cache *c = rkt_open_cache(rkt_server_config(&s, "options.timeout=2000"));
     ASSERT_OK(rk_cache_store(c, NULL, "before-fork", "x", 1, 60000)); /* a pooled connection */
     tally parent = {0}, *child = shared_alloc(sizeof *child);
     pid_t pid = fork();
@@ -169,14 +164,9 @@ static const char *full(const char *key)
 static void lock_ownership_not_inherited(void)
 {
     rkt_server s;
-    rk_lock *l;
     char token[RK_LOCK_TOKEN_SIZE];
     rkt_server_start(&s, NULL);
-    rk_config *cfg = rkt_server_config(&s, NULL);
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_lock_open(l, NULL));
+    rk_lock *l = rkt_open_lock(rkt_server_config(&s, NULL));
     ASSERT_OK(rk_lock_acquire(l, NULL, "parents", 30000, 0));
     ASSERT_OK(rk_lock_token(l, "parents", token));
     lock_report *r = shared_alloc(sizeof *r);
@@ -223,17 +213,6 @@ static const char *memo_name(const char *kind, const char *id)
     char *b = buf[next++ % 3];
     snprintf(b, 256, "%s" TAG "%s%s", rkt_prefix(), kind, id);
     return b;
-}
-
-static rk_memolock *open_memo(const rkt_server *s)
-{
-    rk_memolock *m;
-    rk_config *cfg = rkt_server_config(s, "options.resource_tag=" TAG);
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_config_free(cfg);
-    ASSERT_OK(rk_memolock_open(m, NULL));
-    return m;
 }
 
 static int fetch_pid(void *ud, rk_buf *value, uint64_t *ttl_ms)
@@ -324,7 +303,7 @@ static void memo_parent_start(memo_parent *p)
 {
     get_job warm;
     rkt_server_start(&p->s, NULL);
-    p->m = open_memo(&p->s);
+    p->m = rkt_open_memolock(rkt_server_config(&p->s, "options.resource_tag=" TAG));
     start_waiting(&p->s, &warm, p->m, "warm");
     finish_waiting(&p->s, &warm);
     start_waiting(&p->s, &p->pending, p->m, "pending");
@@ -369,6 +348,20 @@ static void memo_child(rk_memolock *m, memo_report *r)
     rk_buf_free(&out);
 }
 
+/* Run `child(m, r)` in a child process (alarm-bounded, then _exit(0)); returns its pid. */
+static pid_t fork_memo_child(void (*child)(rk_memolock *, memo_report *), rk_memolock *m,
+                             memo_report *r)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(CHILD_ALARM_S);
+        child(m, r);
+        _exit(0);
+    }
+    ASSERT_TRUE(pid > 0);
+    return pid;
+}
+
 static void memolock_works_in_child(void)
 {
     memo_parent p;
@@ -378,13 +371,7 @@ static void memolock_works_in_child(void)
     freeReplyObject(rkt_cmd(c, "SET", memo_name(":", "stored"), "stored before fork", NULL));
     redisFree(c);
     memo_report *r = shared_alloc(sizeof *r);
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(CHILD_ALARM_S);
-        memo_child(p.m, r);
-        _exit(0);
-    }
-    ASSERT_TRUE(pid > 0);
+    pid_t pid = fork_memo_child(memo_child, p.m, r);
     ASSERT_EQ(wait_child(pid), 0);
     printf("     child: fresh id %d \"%s\", stored id %d \"%s\"\n", r->fetch_rc, r->fetched,
            r->stored_rc, r->stored);
@@ -413,13 +400,7 @@ static void memolock_child_waiter_is_notified(void)
     memo_parent_start(&p);
     hold_lock(&p.s, "awaited");
     memo_report *r = shared_alloc(sizeof *r);
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(CHILD_ALARM_S);
-        memo_child_waits(p.m, r);
-        _exit(0);
-    }
-    ASSERT_TRUE(pid > 0);
+    pid_t pid = fork_memo_child(memo_child_waits, p.m, r);
     /* Publish once the child listens; if it never does, publish anyway so that it can finish. */
     uint64_t t0 = rkt_now_ms();
     bool subscribed = subscribed_within(&p.s, memo_name("/notif:", "awaited"), 5000);

@@ -120,9 +120,7 @@ static void failed_opens_keep_heap_flat(void)
              "connection.host=127.0.0.1;connection.port=%d;options.retries=0;"
              "options.connect_timeout=200",
              dead_port(&fd));
-    rk_config *cfg;
-    ASSERT_OK(rk_config_from_string(&cfg, cfg_text));
-    rk_cache *c = configured_cache(cfg);
+    rk_cache *c = configured_cache(rkt_settings(cfg_text));
     failed_opens(c, PLAIN_WARMUP);
     long long heap0 = atomic_load(&live_bytes), rss0 = rss_bytes();
     uint64_t took = failed_opens(c, PLAIN_OPENS);
