@@ -9,12 +9,15 @@
  * -> rk_cache_open() -> operations -> rk_cache_close() -> rk_cache_free().
  *
  * Thread safety: every function except rk_cache_free() may be called from any thread at any
- * time, including concurrently with close. Operations share a pool of up to
- * `options.max_connections` connections. rk_cache_free() must not race with other calls.
+ * time, including concurrently with close (calls in flight then fail with RK_ENOTOPEN at once).
+ * Operations share a pool of up to `options.max_connections` connections. rk_cache_free() must
+ * not race with other calls. A handle may be used in a child after fork(): the child's first
+ * call opens fresh connections and never touches the parent's.
  *
  * Configuration keys: `connection.*` / `connections.<name>.*` (host, port, uri, discovery_key),
  * `credential.*` (username, password, store_key), `options.connect_timeout` (ms, 5000),
- * `options.timeout` (ms per operation including reconnects, 30000), `options.retries` (3),
+ * `options.timeout` (ms: the deadline of each call, connects and retries included, 30000),
+ * `options.retries` (3),
  * `options.db_num` (0), `options.max_connections` (8), `options.prefix` (none),
  * `options.default_ttl` (ms, used when ttl_ms is 0, 60000).
  */

@@ -58,7 +58,10 @@ RK_EXTERN int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char 
 /**
  * Acquire, waiting up to `timeout_ms` (0: one attempt) in a first-come, first-served queue.
  * The holder's release hands the lock straight to the next waiter; waiters also poll at least
- * every `options.retry_timeout` ms.
+ * every `options.retry_timeout` ms. `timeout_ms` bounds the whole call, a stalled server
+ * included (one attempt, timeout 0, gets `options.timeout`); a waiter that runs out of time
+ * leaves the queue within a further 250 ms at most. After fork() a child does not hold the
+ * locks its parent acquired through the same handle.
  * @return RK_OK, RK_ETIMEDOUT ("LOCK_TIMEOUT", category "Conflict"), RK_ENOTOPEN, ...
  */
 RK_EXTERN int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms,

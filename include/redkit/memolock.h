@@ -22,15 +22,21 @@
  * for a cold id (channels stay subscribed for a second after their last waiter leaves).
  *
  * Guarantees the reference lacks:
- * - one deadline (`timeout_ms`, monotonic clock) bounds the whole call for waiters;
+ * - one deadline (`timeout_ms`, monotonic clock) bounds the whole call for waiters: every
+ *   connect, command, retry and re-check (a stalled server included); the fetch callback itself
+ *   is not interrupted, so a call that runs it returns when it ends;
  * - if the winner's fetch fails, its lock is released and its caller gets RK_EFETCH; if the
  *   winner dies its lock expires after `options.lock_timeout`; waiters re-check at least every
- *   `options.retry_timeout` ms and take over with `SET NX` when the lock is gone;
+ *   `options.retry_timeout` ms and take over with `SET NX` when the lock is gone, but only when
+ *   their deadline leaves a whole lease (`options.lock_timeout`) for the fetch: with less time
+ *   left a waiter returns RK_ETIMEDOUT at its deadline and leaves the lock to the next caller;
  * - after the subscriber connection reconnects every waiter re-reads its key (Pub/Sub loses
  *   messages sent while disconnected);
  * - inside one process, concurrent calls for the same id share one Redis round trip and one
  *   wait (singleflight): they get the same value, or the same error;
- * - timeouts, late hits and close never crash or leak; close() returns waiters RK_ENOTOPEN.
+ * - timeouts, late hits and close never crash or leak; close() returns waiters RK_ENOTOPEN
+ *   promptly, even against a stalled server;
+ * - after fork() the child's first call drops the inherited connections and calls in flight.
  *
  * This is about doing less work, not about mutual exclusion for correctness: a fetch that runs
  * longer than its lease can overlap with a successor's (see docs/RELIABILITY.md).
