@@ -416,5 +416,44 @@ static void memolock_child_waiter_is_notified(void)
     munmap(r, sizeof *r);
 }
 
+/* ---- the child closes and frees what it inherited; the parent's handles are unaffected ---- */
+
+static void child_closes_and_frees(void)
+{
+    rkt_server s;
+    rkt_server_start(&s, NULL);
+    rk_cache *c = rkt_open_cache(rkt_server_config(&s, NULL));
+    rk_lock *l = rkt_open_lock(rkt_server_config(&s, NULL));
+    rk_memolock *m = rkt_open_memolock(rkt_server_config(&s, "options.resource_tag=" TAG));
+    rk_buf v = RK_BUF_INIT;
+    ASSERT_OK(rk_memolock_get(m, NULL, "before", 5000, fetch_pid, NULL, &v));
+    ASSERT_OK(rk_lock_acquire(l, NULL, "held", 30000, 0));
+    pid_t pid = fork();
+    if (pid == 0) {
+        alarm(CHILD_ALARM_S);
+        int rc = rk_cache_close(c, NULL) | rk_lock_close(l, NULL) | rk_memolock_close(m, NULL);
+        rk_cache_free(c);
+        rk_lock_free(l);
+        rk_memolock_free(m);
+        _exit(rc == RK_OK ? 0 : 1);
+    }
+    ASSERT_TRUE(pid > 0);
+    ASSERT_EQ(wait_child(pid), 0);
+    /* The child's close shut nothing of the parent's down, and released none of its locks. */
+    ASSERT_EQ(raw_int(&s, "EXISTS", full("held")), 1);
+    ASSERT_OK(rk_cache_store(c, NULL, "after", "x", 1, 10000));
+    ASSERT_OK(rk_cache_retrieve(c, NULL, "after", &v));
+    ASSERT_STR_EQ(v.data, "x");
+    ASSERT_OK(rk_memolock_get(m, NULL, "after", 5000, fetch_pid, NULL, &v));
+    ASSERT_OK(rk_lock_release(l, NULL, "held"));
+    ASSERT_EQ(raw_int(&s, "EXISTS", full("held")), 0);
+    rk_buf_free(&v);
+    rk_cache_free(c);
+    rk_lock_free(l);
+    rk_memolock_free(m);
+    rkt_server_stop(&s);
+}
+
 RKT_MAIN(RKT_CASE(cache_shared_by_parent_and_child), RKT_CASE(lock_ownership_not_inherited),
-         RKT_CASE(memolock_works_in_child), RKT_CASE(memolock_child_waiter_is_notified))
+         RKT_CASE(memolock_works_in_child), RKT_CASE(memolock_child_waiter_is_notified),
+         RKT_CASE(child_closes_and_frees))

@@ -134,6 +134,52 @@ static void failed_opens_keep_heap_flat(void)
     ASSERT_LT(rss, PLAIN_RSS_LIMIT);
 }
 
+/* ---- successful opens: each open's client goes with its close ---- */
+
+enum { CYCLE_WARMUP = 50, CYCLES = 2000 };
+
+/* One open / use / close of a lock handle (its subscriber included) and of a cache. */
+static void cycle(rk_lock *l, rk_cache *c)
+{
+    bool got;
+    rk_buf v = RK_BUF_INIT;
+    ASSERT_OK(rk_lock_open(l, NULL));
+    ASSERT_OK(rk_lock_try_acquire(l, NULL, "cycle", 10000, &got));
+    ASSERT_TRUE(got);
+    ASSERT_OK(rk_lock_release(l, NULL, "cycle"));
+    ASSERT_OK(rk_lock_close(l, NULL));
+    ASSERT_OK(rk_cache_open(c, NULL));
+    ASSERT_OK(rk_cache_store(c, NULL, "cycle-value", "v", 1, 10000));
+    ASSERT_OK(rk_cache_retrieve(c, NULL, "cycle-value", &v));
+    rk_buf_free(&v);
+    ASSERT_OK(rk_cache_close(c, NULL));
+}
+
+static void open_close_cycles_keep_heap_flat(void)
+{
+    rkt_server s;
+    rkt_server_start(&s, NULL);
+    rk_lock *l;
+    ASSERT_OK(rk_lock_new(&l));
+    rk_config *cfg = rkt_server_config(&s, NULL);
+    ASSERT_OK(rk_lock_configure(l, cfg));
+    rk_cache *c = configured_cache(cfg);
+    for (int i = 0; i < CYCLE_WARMUP; i++)
+        cycle(l, c);
+    long long heap0 = atomic_load(&live_bytes);
+    uint64_t t0 = rkt_now_ms();
+    for (int i = 0; i < CYCLES; i++)
+        cycle(l, c);
+    long long heap = atomic_load(&live_bytes) - heap0;
+    printf("     %d open/use/close cycles of a lock and a cache in %" PRIu64
+           " ms: redkit heap %+lld bytes\n",
+           CYCLES, rkt_now_ms() - t0, heap);
+    rk_lock_free(l);
+    rk_cache_free(c);
+    rkt_server_stop(&s);
+    ASSERT_EQ(heap, 0);
+}
+
 /* ---- TLS: every open loads the CA bundle ---- */
 
 enum { CERTS = 150, TLS_WARMUP = 10, TLS_OPENS = 300, TLS_RSS_LIMIT = 30 * 1024 * 1024 };
@@ -208,6 +254,7 @@ int main(int argc, char **argv)
 {
     static const rk_allocator counting = {count_malloc, count_realloc, count_free, NULL};
     static const rkt_case cases[] = {RKT_CASE(failed_opens_keep_heap_flat),
+                                     RKT_CASE(open_close_cycles_keep_heap_flat),
                                      RKT_CASE(failed_tls_opens_keep_rss_flat)};
     without_asan_quarantine(argv);
     /* Before any other redkit call, so that every block redkit frees is one we counted. */
