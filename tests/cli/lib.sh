@@ -2,6 +2,8 @@
 # fixture's environment. Every test uses its own key prefix: tests run in parallel against the
 # shared server.
 set -euo pipefail
+# shellcheck source=../support/server.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../support/server.sh"
 
 REDKIT=${1:?usage: $0 path/to/redkit}
 : "${REDKIT_TEST_HOST:?run this test through ctest (it needs the redis fixture)}"
@@ -71,24 +73,11 @@ queued() { [ "$(rcli llen "redkit:lock-queue:$PREFIX$1")" = "$2" ]; }
 # start_server ARGS...: a private redis-server on a free loopback port, killed at exit. Sets
 # SERVER_PORT and SERVER_PID.
 start_server() {
-    local port pid
-    for _ in $(seq 1 20); do
-        port=$((20000 + RANDOM % 40000))
-        redis-server --port "$port" --bind 127.0.0.1 --save '' --appendonly no --dir "$TMP" \
-            --daemonize no --logfile "$TMP/redis-$port.log" "$@" >/dev/null 2>&1 &
-        pid=$!
-        for _ in $(seq 1 500); do
-            if redis-cli -p "$port" ping 2>&1 | grep -q -e PONG -e NOAUTH; then
-                SERVER_PORT=$port SERVER_PID=$pid
-                _pids+=("$pid")
-                return 0
-            fi
-            kill -0 "$pid" 2>/dev/null || break # port taken: try another
-            sleep 0.01
-        done
-        kill "$pid" 2>/dev/null || true
-    done
-    fail "could not start a private redis-server"
+    rkt_spawn_redis rkt_answers_tcp --port @PORT@ --bind 127.0.0.1 --save '' --appendonly no \
+        --dir "$TMP" --daemonize no --logfile "$TMP/redis-@PORT@.log" "$@" ||
+        fail "could not start a private redis-server"
+    SERVER_PORT=$SPAWNED_PORT SERVER_PID=$SPAWNED_PID
+    _pids+=("$SPAWNED_PID")
 }
 
 stop_server() {

@@ -118,7 +118,7 @@ static void failed_opens_keep_heap_flat(void)
     char cfg_text[256];
     snprintf(cfg_text, sizeof cfg_text,
              "connection.host=127.0.0.1;connection.port=%d;options.retries=0;"
-             "options.connect_timeout=200",
+             "options.connect_timeout=2000",
              dead_port(&fd));
     rk_cache *c = configured_cache(rkt_settings(cfg_text));
     failed_opens(c, PLAIN_WARMUP);

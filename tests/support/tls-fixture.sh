@@ -17,6 +17,8 @@ set -euo pipefail
 
 cmd=${1:?start|stop}
 state=${2:?state dir}
+# shellcheck source=server.sh
+. "$(dirname "$0")/server.sh"
 
 # A key and a certificate signed by CA ($3, $4; self-signed when empty) with extensions $5.
 make_cert() {
@@ -55,37 +57,28 @@ start() {
     # A repeated start (ctest --repeat) replaces the server it started before, never orphans it.
     if [ -f "$state/env" ]; then (stop); fi
     mkdir -p "$state"
-    local dir port pid
+    local dir
     dir=$(mktemp -d /tmp/redkit-tls.XXXXXX)
     mkdir "$dir/certs"
     make_certs "$dir/certs"
-    for _ in $(seq 1 20); do
-        port=$((20000 + RANDOM % 40000))
-        redis-server --port 0 --tls-port "$port" --bind 127.0.0.1 \
-            --tls-cert-file "$dir/certs/server.crt" --tls-key-file "$dir/certs/server.key" \
-            --tls-ca-cert-file "$dir/certs/ca.crt" --tls-auth-clients optional \
-            --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save '' --appendonly no \
-            --dir "$dir" --daemonize no --logfile "$dir/redis.log" >/dev/null 2>&1 &
-        pid=$!
-        for _ in $(seq 1 500); do
-            # The Unix socket and the TLS port are set up together, before the first command.
-            if redis-cli -s "$dir/redis.sock" ping 2>/dev/null | grep -q PONG; then
-                cat >"$state/env" <<ENV
+    # The Unix socket and the TLS port are set up together, before the first command.
+    answers() { redis-cli -s "$dir/redis.sock" ping 2>/dev/null | grep -q PONG; }
+    if rkt_spawn_redis answers --port 0 --tls-port @PORT@ --bind 127.0.0.1 \
+        --tls-cert-file "$dir/certs/server.crt" --tls-key-file "$dir/certs/server.key" \
+        --tls-ca-cert-file "$dir/certs/ca.crt" --tls-auth-clients optional \
+        --unixsocket "$dir/redis.sock" --unixsocketperm 700 --save '' --appendonly no \
+        --dir "$dir" --daemonize no --logfile "$dir/redis.log"; then
+        cat >"$state/env" <<ENV
 REDKIT_TLS_HOST=127.0.0.1
-REDKIT_TLS_PORT=$port
+REDKIT_TLS_PORT=$SPAWNED_PORT
 REDKIT_TLS_SOCKET=$dir/redis.sock
 REDKIT_TLS_CERTS=$dir/certs
 REDKIT_TLS_DIR=$dir
-REDKIT_TLS_PID=$pid
+REDKIT_TLS_PID=$SPAWNED_PID
 ENV
-                echo "TLS redis-server $pid on 127.0.0.1:$port (admin: $dir/redis.sock)"
-                return 0
-            fi
-            kill -0 "$pid" 2>/dev/null || break # port taken: try another
-            sleep 0.01
-        done
-        kill "$pid" 2>/dev/null || true
-    done
+        echo "TLS redis-server $SPAWNED_PID on 127.0.0.1:$SPAWNED_PORT (admin: $dir/redis.sock)"
+        return 0
+    fi
     echo "could not start a TLS redis-server (see $dir/redis.log)" >&2
     exit 1
 }
@@ -94,12 +87,7 @@ stop() {
     [ -f "$state/env" ] || exit 0
     # shellcheck disable=SC1091
     . "$state/env"
-    kill "$REDKIT_TLS_PID" 2>/dev/null || true
-    for _ in $(seq 1 500); do
-        kill -0 "$REDKIT_TLS_PID" 2>/dev/null || break
-        sleep 0.01
-    done
-    kill -9 "$REDKIT_TLS_PID" 2>/dev/null || true
+    rkt_stop_pid "$REDKIT_TLS_PID"
     rm -rf "$REDKIT_TLS_DIR" "$state/env"
 }
 
