@@ -18,6 +18,9 @@
 
 /* Socket timeouts are capped; longer waits simply loop. */
 #define MAX_SOCK_TIMEOUT_MS 3600000u
+/* A socket timeout this short is raised again for a longer wait, which would otherwise wake up
+ * this often for nothing. */
+#define SPIN_MS 100u
 
 static int set_sock_timeout(int fd, int opt, uint64_t ms)
 {
@@ -25,8 +28,10 @@ static int set_sock_timeout(int fd, int opt, uint64_t ms)
     return setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
 }
 
-/* Make the socket timeout end no later than `deadline`, touching it only when needed: shorter
- * than the remaining time is required, and much shorter would make long waits spin. */
+/* Make the socket timeout end no later than `deadline`, with as few system calls as possible.
+ * A call's deadline shrinks with each of its commands, so a timeout that must come down gets
+ * half the time left, and the call's next commands fit under it; a wait that outlasts it just
+ * reads again. A short timeout goes back up only when it would make a long wait spin. */
 static int fit_timeout(rk__transport *t, int opt, uint64_t *cur, uint64_t deadline)
 {
     uint64_t left = rk__remaining_ms(deadline);
@@ -34,10 +39,11 @@ static int fit_timeout(rk__transport *t, int opt, uint64_t *cur, uint64_t deadli
         return RK_ETIMEDOUT;
     if (left > MAX_SOCK_TIMEOUT_MS)
         left = MAX_SOCK_TIMEOUT_MS;
-    if (*cur > left || *cur * 2 < left) {
-        if (set_sock_timeout(t->fd, opt, left) != 0)
+    if (*cur > left || (*cur < SPIN_MS && *cur * 2 < left)) {
+        uint64_t ms = *cur > left && left > 2 * SPIN_MS ? left / 2 : left;
+        if (set_sock_timeout(t->fd, opt, ms) != 0)
             return rk__err_cause(RK_EIO, strerror(errno), "%s: cannot set socket timeout", t->peer);
-        *cur = left;
+        *cur = ms;
     }
     return RK_OK;
 }
