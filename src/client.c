@@ -8,6 +8,7 @@
 #include "log.h"
 #include "retry.h"
 #include "tls.h"
+#include "token.h"
 
 /* ---- lifecycle ---- */
 
@@ -68,6 +69,8 @@ int rk__client_new(rk__client **out, const char *kind, const rk__options *opts,
     atomic_init(&cl->closed, false);
     int rc = rk__options_copy(&cl->opts, opts);
     if (rc == RK_OK)
+        rc = rk__token_new(cl->id);
+    if (rc == RK_OK)
         rc = build(cl, cfg, refs, ctx, pubsub);
     if (rc != RK_OK) {
         client_free(cl);
@@ -102,6 +105,9 @@ bool rk__client_is_closed(const rk__client *cl) { return atomic_load(&cl->closed
 
 void rk__client_after_fork(rk__client *cl)
 {
+    /* A new id: the parent still listens on the old one, and would count as a receiver of
+     * hand-offs to a dead child (at worst, with no entropy, that stays so). */
+    (void)rk__token_new(cl->id);
     cl->topo->ops->after_fork(cl->topo);
     if (cl->sub)
         rk__subscriber_after_fork(cl->sub);

@@ -30,6 +30,7 @@ typedef struct rk__client {
     void *tls_ctx;
     rk__topology *topo;
     rk__subscriber *sub; /* NULL for components that never wait on a channel */
+    char id[33];         /* random, per open (and per process): names this client's inbox */
     atomic_uint refs;
     atomic_bool closed;
 } rk__client;

@@ -70,9 +70,14 @@ int rk__name_lock_waiters(rk__name *n, const rk__name *k)
     return join(n, "redkit:lock-waiters:", k->str, NULL, NULL);
 }
 
-int rk__name_lock_channel(rk__name *n, const rk__name *k)
+int rk__name_lock_fence(rk__name *n, const rk__name *k)
 {
-    return join(n, "redkit:lock-released:", k->str, NULL, NULL);
+    return join(n, "redkit:lock-fence:", k->str, NULL, NULL);
+}
+
+int rk__name_lock_inbox(rk__name *n, const char *id)
+{
+    return join(n, "redkit:lock-wake:", id, NULL, NULL);
 }
 
 static int memo(rk__name *n, const rk__options *o, const char *kind, const char *id)

@@ -34,10 +34,14 @@ size_t rk__name_key_len(const rk__options *o, const char *key);
 char *rk__name_key_put(char *dst, const rk__options *o, const char *key);
 
 /* From a lock key `K`: `redkit:lock-queue:K` (list of waiting tokens), `redkit:lock-waiters:K`
- * (hash of their heartbeats) and `redkit:lock-released:K` (the hand-off channel). */
+ * (hash of their heartbeats) and `redkit:lock-fence:K` (the fencing counter). */
 int rk__name_lock_queue(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_waiters(rk__name *n, const rk__name *lock_key);
-int rk__name_lock_channel(rk__name *n, const rk__name *lock_key);
+int rk__name_lock_fence(rk__name *n, const rk__name *lock_key);
+
+/* `redkit:lock-wake:<id>`: the channel where a lock handle's waiters hear that the lock was
+ * handed to them; `id` is the client's (one per open, 32 hex). */
+int rk__name_lock_inbox(rk__name *n, const char *id);
 
 /* For tag T (options.resource_tag) and id I: `<p>T:I` (the value), `<p>T/lock:I` (the
  * computing caller's lock) and `<p>T/notif:I` (the channel carrying the value): the names of

@@ -18,7 +18,7 @@
 struct rk_lock {
     rk__component base; /* first: the component's hooks get it back as an rk_lock */
     pthread_mutex_t mu; /* guards tokens and waiting */
-    rk__map tokens;     /* full key -> token (heap string) of locks this handle acquired */
+    rk__map tokens;     /* full key -> held: the locks this handle acquired */
     /* Acquisitions queued in Redis: close lets them leave the queue before the client goes, or
      * a release could hand the lock to a token nobody is waiting for. */
     unsigned waiting;
@@ -138,8 +138,8 @@ typedef struct {
     uint64_t deadline; /* of the whole public call */
     const char *key;   /* the caller's key, for messages */
     rk__name full;     /* <p><key>: the lock itself */
-    /* Built on first use by op_names(): the release channel and the waiters' queue keys. */
-    rk__name channel, queue, waiters;
+    /* Built on first use by op_names(): the queue's keys, the fencing counter, our inbox. */
+    rk__name queue, waiters, fence, inbox;
     bool named;
 } lock_op;
 
@@ -161,9 +161,10 @@ static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_m
 static int op_end(lock_op *op, int rc)
 {
     rk__name_free(&op->full);
-    rk__name_free(&op->channel);
     rk__name_free(&op->queue);
     rk__name_free(&op->waiters);
+    rk__name_free(&op->fence);
+    rk__name_free(&op->inbox);
     rk__component_end(op->cl);
     return rc;
 }
@@ -172,22 +173,32 @@ static int op_names(lock_op *op)
 {
     if (op->named)
         return RK_OK;
-    int rc = rk__name_lock_channel(&op->channel, &op->full);
-    if (rc == RK_OK)
-        rc = rk__name_lock_queue(&op->queue, &op->full);
+    int rc = rk__name_lock_queue(&op->queue, &op->full);
     if (rc == RK_OK)
         rc = rk__name_lock_waiters(&op->waiters, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_lock_fence(&op->fence, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_lock_inbox(&op->inbox, op->cl->id);
     op->named = rc == RK_OK;
     return rc == RK_OK ? RK_OK : rk__err_prefix("lock '%s': ", op->key);
 }
 
-/* ---- tokens remembered per key ---- */
+/* ---- what this handle holds, per key ---- */
 
-static int remember(rk_lock *l, const lock_op *op, const char *token)
+/* One acquisition: its token, its ttl and its fencing number (0 without fencing). */
+typedef struct held {
+    char token[RK__TOKEN_LEN + 1];
+    uint64_t ttl_ms;
+    uint64_t fence;
+} held;
+
+static int remember(rk_lock *l, const lock_op *op, const held *h)
 {
-    char *copy = rk__strdup(token), *old = NULL;
+    held *copy = rk__malloc(sizeof *copy), *old = NULL;
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the token of lock '%s'", op->key);
+    *copy = *h;
     pthread_mutex_lock(&l->mu);
     int rc = rk__map_put(&l->tokens, op->full.str, op->full.len, copy, (void **)&old);
     pthread_mutex_unlock(&l->mu);
@@ -195,12 +206,12 @@ static int remember(rk_lock *l, const lock_op *op, const char *token)
     return rc;
 }
 
-/* Copy of the token this handle holds for the key, or "" when it holds none. */
-static void recall(rk_lock *l, const lock_op *op, char token[RK__TOKEN_LEN + 1])
+/* What this handle holds on the key; an empty token when it holds nothing. */
+static void recall(rk_lock *l, const lock_op *op, held *out)
 {
     pthread_mutex_lock(&l->mu);
-    const char *t = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    snprintf(token, RK__TOKEN_LEN + 1, "%s", t ? t : "");
+    const held *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
+    *out = h ? *h : (held){"", 0, 0};
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -208,11 +219,30 @@ static void recall(rk_lock *l, const lock_op *op, char token[RK__TOKEN_LEN + 1])
 static void forget(rk_lock *l, const lock_op *op, const char *token)
 {
     pthread_mutex_lock(&l->mu);
-    const char *t = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    if (t && !strcmp(t, token))
+    const held *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
+    if (h && !strcmp(h->token, token))
         rk__free(rk__map_remove(&l->tokens, op->full.str, op->full.len));
     pthread_mutex_unlock(&l->mu);
 }
+
+/* ---- scripts ---- */
+
+/* Run a lock script that answers an integer, routed by the lock key. */
+static int script(const lock_op *op, const rk__script *sc, uint64_t deadline, int nkeys, int nargs,
+                  const char *const *args, const size_t *lens, long long *result)
+{
+    redisReply *r;
+    int rc = rk__client_eval(op->cl, op->full.str, op->full.len, deadline, sc, nkeys, nargs, args,
+                             lens, &r);
+    if (rc == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, sc->name);
+        *result = r->integer;
+        rk__reply_free(r);
+    }
+    return rc;
+}
+
+static const char *flag(bool on) { return on ? "1" : "0"; }
 
 /* ---- try_acquire: SET key token NX PX ttl ---- */
 
@@ -253,23 +283,50 @@ static int try_fn(rk__conn *c, void *arg, uint64_t deadline)
     return rc;
 }
 
-static int give_back(rk_lock *l, lock_op *op, const char *token);
+/* The pip-services SET NX alone, or with fencing the same in a script that counts the grant. */
+static int try_grant(lock_op *op, const char *token, uint64_t ttl_ms, bool *sent, held *h)
+{
+    if (!op->cl->opts.lock_fencing) {
+        try_arg a = {op, token, ttl_ms, false, false};
+        int rc = rk__client_run(op->cl, op->full.str, op->full.len, op->deadline, try_fn, &a);
+        *sent = a.sent;
+        h->fence = a.acquired;
+        return rc;
+    }
+    char ttl[24];
+    long long fence = 0;
+    int rc = op_names(op);
+    if (rc == RK_OK) {
+        const char *args[4] = {op->full.str, op->fence.str, token, ttl};
+        size_t lens[4] = {op->full.len, op->fence.len, RK__TOKEN_LEN,
+                          (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
+        *sent = true;
+        rc = script(op, &rk__script_lock_try, op->deadline, 2, 4, args, lens, &fence);
+    }
+    h->fence = rc == RK_OK && fence > 0 ? (uint64_t)fence : 0;
+    return rc;
+}
+
+static int give_back(lock_op *op, const char *token);
 
 static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
 {
-    char token[RK__TOKEN_LEN + 1];
-    int rc = rk__token_new(token);
-    try_arg a = {op, token, ttl_ms, false, false};
+    held h = {"", ttl_ms, 0};
+    bool sent = false;
+    int rc = rk__token_new(h.token);
     if (rc == RK_OK)
-        rc = rk__client_run(op->cl, op->full.str, op->full.len, op->deadline, try_fn, &a);
-    if (rc == RK_OK && a.acquired)
-        rc = remember(l, op, token);
+        rc = try_grant(op, h.token, ttl_ms, &sent, &h);
+    *acquired = rc == RK_OK && h.fence > 0;
+    if (!op->cl->opts.lock_fencing)
+        h.fence = 0;
+    if (*acquired)
+        rc = remember(l, op, &h);
     /* Out of memory after the SET went out (reading its reply, or remembering the token): the
      * lock may be ours without this handle knowing it, so it could neither be released nor
      * re-acquired until its TTL ran out. The server is fine, so hand it back now. */
-    if (rc == RK_ENOMEM && a.sent)
-        rc = give_back(l, op, token);
-    *acquired = rc == RK_OK && a.acquired;
+    if (rc == RK_ENOMEM && sent)
+        rc = give_back(op, h.token);
+    *acquired = *acquired && rc == RK_OK;
     return rc;
 }
 
@@ -298,38 +355,32 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
     return rk__ret(op_end(&op, rc), ctx);
 }
 
-/* ---- scripts: release, extend, and the fair queue ---- */
+/* ---- the fair queue: acquire, release, leave ---- */
 
-/* Run a lock script that answers an integer, routed by the lock key. */
-static int script(const lock_op *op, const rk__script *sc, uint64_t deadline, int nkeys, int nargs,
-                  const char *const *args, const size_t *lens, long long *result)
-{
-    redisReply *r;
-    int rc = rk__client_eval(op->cl, op->full.str, op->full.len, deadline, sc, nkeys, nargs, args,
-                             lens, &r);
-    if (rc == RK_OK) {
-        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, sc->name);
-        *result = r->integer;
-        rk__reply_free(r);
-    }
-    return rc;
-}
-
-/* Hand the lock to the first live waiter, or delete it; nothing if `token` no longer holds it.
+/* Hand the lock to the first live waiter, or free it; nothing if `token` no longer holds it.
  * `*held` (may be NULL) tells whether it did hold it. */
-static int release_token(lock_op *op, const char *token, uint64_t deadline, bool *held)
+static int release_token(lock_op *op, const char *token, uint64_t deadline, bool *was_held)
 {
+    char yield[24], standback[24];
     long long result = 0;
+    const rk__options *o = &op->cl->opts;
     int rc = op_names(op);
     if (rc == RK_OK) {
-        const char *args[5] = {op->full.str, op->queue.str, op->waiters.str, token,
-                               op->channel.str};
-        size_t lens[5] = {op->full.len, op->queue.len, op->waiters.len, RK__TOKEN_LEN,
-                          op->channel.len};
-        rc = script(op, &rk__script_lock_release, deadline, 3, 5, args, lens, &result);
+        const char *args[8] = {op->full.str, op->queue.str,     op->waiters.str, op->fence.str,
+                               token,        flag(o->lock_fencing), yield,        standback};
+        size_t lens[8] = {op->full.len,
+                          op->queue.len,
+                          op->waiters.len,
+                          op->fence.len,
+                          RK__TOKEN_LEN,
+                          1,
+                          (size_t)snprintf(yield, sizeof yield, "%" PRIu64, o->lock_yield_ms),
+                          (size_t)snprintf(standback, sizeof standback, "%" PRIu64,
+                                           o->retry_timeout_ms + 10)};
+        rc = script(op, &rk__script_lock_release, deadline, 4, 8, args, lens, &result);
     }
-    if (held)
-        *held = rc == RK_OK && result != 0;
+    if (was_held)
+        *was_held = rc == RK_OK && result != 0;
     return rc;
 }
 
@@ -350,14 +401,13 @@ static int leave_queue(lock_op *op, const char *token, uint64_t deadline, bool *
 /* Give back a lock we may hold, and our place in its queue, after the handle could not record
  * the outcome (out of memory reading the reply or remembering the token); then report
  * RK_ENOMEM: the error of the failed acquisition is kept when this works, replaced when not. */
-static int give_back(rk_lock *l, lock_op *op, const char *token)
+static int give_back(lock_op *op, const char *token)
 {
-    (void)l;
-    bool held;
+    bool handed;
     uint64_t grace = rk__client_grace(op->cl);
     int rc = release_token(op, token, grace, NULL);
     if (rc == RK_OK)
-        rc = leave_queue(op, token, grace, &held);
+        rc = leave_queue(op, token, grace, &handed);
     if (rc == RK_OK)
         return RK_ENOMEM;
     char why[256];
@@ -368,24 +418,30 @@ static int give_back(rk_lock *l, lock_op *op, const char *token)
                          op->key);
 }
 
-/* One attempt at the fair lock; `alive_ms` > 0 also queues (or refreshes) us as a waiter. */
+/* One attempt at the fair lock; `alive_ms` > 0 also queues (or refreshes) us as a waiter.
+ * `*fence` becomes the grant's fencing number (1 without fencing), or 0 when not granted. */
 static int fair_attempt(lock_op *op, const char *token, uint64_t ttl_ms, uint64_t alive_ms,
-                        uint64_t deadline, bool *acquired)
+                        uint64_t deadline, uint64_t *fence)
 {
     char ttl[24], alive[24];
     long long result = 0;
     int rc = op_names(op);
     if (rc == RK_OK) {
-        const char *args[6] = {op->full.str, op->queue.str, op->waiters.str, token, ttl, alive};
-        size_t lens[6] = {op->full.len,
+        const char *args[9] = {op->full.str,  op->queue.str, op->waiters.str,
+                               op->fence.str, token,         ttl,
+                               alive,         op->inbox.str, flag(op->cl->opts.lock_fencing)};
+        size_t lens[9] = {op->full.len,
                           op->queue.len,
                           op->waiters.len,
+                          op->fence.len,
                           RK__TOKEN_LEN,
                           (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms),
-                          (size_t)snprintf(alive, sizeof alive, "%" PRIu64, alive_ms)};
-        rc = script(op, &rk__script_lock_acquire, deadline, 3, 6, args, lens, &result);
+                          (size_t)snprintf(alive, sizeof alive, "%" PRIu64, alive_ms),
+                          op->inbox.len,
+                          1};
+        rc = script(op, &rk__script_lock_acquire, deadline, 4, 9, args, lens, &result);
     }
-    *acquired = rc == RK_OK && result == 1;
+    *fence = rc == RK_OK && result > 0 ? (uint64_t)result : 0;
     return rc;
 }
 
@@ -398,7 +454,8 @@ static int lock_timeout(const char *key)
 }
 
 /* Waiters poll every retry_timeout; three missed polls (plus scheduling slack) and the others
- * consider them gone, so a crashed waiter cannot stall the queue for long. */
+ * consider them gone, so a stopped waiter cannot stall the queue for long. A dead one is
+ * skipped at once: nobody hears the hand-off on its inbox. */
 static uint64_t alive_ms(const rk__client *cl) { return 3 * cl->opts.retry_timeout_ms + 500; }
 
 /* A queued acquisition, as the shared wait loop sees it. */
@@ -406,7 +463,7 @@ typedef struct {
     lock_op *op;
     const char *token;
     uint64_t ttl_ms;
-    bool acquired;
+    uint64_t fence; /* > 0 once granted */
 } queued;
 
 /* Re-check: the acquire script with queueing doubles as our heartbeat. */
@@ -414,29 +471,35 @@ static int queued_check(void *arg, bool *done)
 {
     queued *q = arg;
     int rc = fair_attempt(q->op, q->token, q->ttl_ms, alive_ms(q->op->cl), q->op->deadline,
-                          &q->acquired);
-    *done = q->acquired;
+                          &q->fence);
+    *done = q->fence > 0;
     return rc;
 }
 
-/* A release publishes the token it handed the lock to, or "" when it freed it. */
+/* The hand-off, on our inbox: "<token>" or "<token>:<fencing number>" (the subscriber passes
+ * only messages that start with our token). The release script set the lock to our token. */
 static rk__seen queued_message(void *arg, rk_buf *msg)
 {
     queued *q = arg;
-    if (msg->len != RK__TOKEN_LEN)
-        return RK__SEEN_RECHECK; /* freed with nobody queued: try at once */
-    if (memcmp(msg->data, q->token, RK__TOKEN_LEN))
-        return RK__SEEN_IGNORE; /* handed to another waiter: keep our place */
-    q->acquired = true;         /* the release script set the lock to our token */
+    if (msg->len < RK__TOKEN_LEN || memcmp(msg->data, q->token, RK__TOKEN_LEN))
+        return RK__SEEN_IGNORE;
+    unsigned long long fence = 1;
+    if (msg->len > RK__TOKEN_LEN + 1 && msg->data[RK__TOKEN_LEN] == ':')
+        fence = strtoull(msg->data + RK__TOKEN_LEN + 1, NULL, 10);
+    q->fence = fence ? fence : 1;
     return RK__SEEN_DONE;
 }
 
-/* Out of time: leave the queue, unless the lock was handed to us just now. */
+/* Out of time: leave the queue, unless the lock was handed to us just now (then the next
+ * check, made at once, reads its fencing number). */
 static int queued_expired(void *arg)
 {
     queued *q = arg;
-    int rc = leave_queue(q->op, q->token, rk__client_grace(q->op->cl), &q->acquired);
-    return rc == RK_OK && !q->acquired ? lock_timeout(q->op->key) : rc;
+    bool handed;
+    int rc = leave_queue(q->op, q->token, rk__client_grace(q->op->cl), &handed);
+    if (rc == RK_OK && handed)
+        rc = fair_attempt(q->op, q->token, q->ttl_ms, 0, rk__client_grace(q->op->cl), &q->fence);
+    return rc == RK_OK && !q->fence ? lock_timeout(q->op->key) : rc;
 }
 
 static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired};
@@ -460,13 +523,14 @@ static void count_waiting(rk_lock *l, int delta)
     pthread_mutex_unlock(&l->mu);
 }
 
-static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms, bool *acquired)
+static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
+                        uint64_t *fence)
 {
-    queued q = {op, token, ttl_ms, false};
+    queued q = {op, token, ttl_ms, 0};
     count_waiting(l, +1);
     int rc = op_names(op);
     if (rc == RK_OK)
-        rc = rk__wait(op->cl, &op->channel, op->deadline, &queued_ops, &q);
+        rc = rk__wait(op->cl, &op->inbox, token, op->deadline, &queued_ops, &q);
     if (rc != RK_OK && rc != RK_ENOMEM) { /* ENOMEM: give_back() does it, and reports it */
         rk__err_saved why;
         rk__err_save(&why);
@@ -474,30 +538,27 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
         rk__err_restore(&why);
     }
     count_waiting(l, -1);
-    *acquired = rc == RK_OK && q.acquired;
+    *fence = rc == RK_OK ? q.fence : 0;
     return rc;
 }
 
 static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms)
 {
-    char token[RK__TOKEN_LEN + 1];
-    bool acquired = false;
-    int rc = rk__token_new(token);
-    /* A key contended a moment ago still has its release channel subscribed: queue at once,
-     * which spares the hot path one script. Otherwise try first and subscribe only if needed. */
-    bool hot = rc == RK_OK && timeout_ms > 0 && op_names(op) == RK_OK &&
-               rk__subscriber_active(op->cl->sub, op->channel.str, op->channel.len);
+    held h = {"", ttl_ms, 0};
+    uint64_t fence = 0;
+    int rc = rk__token_new(h.token);
     /* A single attempt (timeout 0) still gets a whole operation's time for its round trip. */
     uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
-    if (rc == RK_OK && !hot)
-        rc = fair_attempt(op, token, ttl_ms, 0, first, &acquired);
-    if (rc == RK_OK && !acquired)
-        rc =
-            timeout_ms == 0 ? lock_timeout(op->key) : wait_in_line(l, op, token, ttl_ms, &acquired);
-    if (acquired)
-        rc = remember(l, op, token);
+    if (rc == RK_OK)
+        rc = fair_attempt(op, h.token, ttl_ms, 0, first, &fence);
+    if (rc == RK_OK && !fence)
+        rc = timeout_ms == 0 ? lock_timeout(op->key)
+                             : wait_in_line(l, op, h.token, ttl_ms, &fence);
+    h.fence = op->cl->opts.lock_fencing ? fence : 0;
+    if (rc == RK_OK && fence)
+        rc = remember(l, op, &h);
     if (rc == RK_ENOMEM) /* the script may have run: the lock or a queue place may be ours */
-        rc = give_back(l, op, token);
+        rc = give_back(op, h.token);
     return rc;
 }
 
@@ -518,13 +579,13 @@ int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t
 int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
 {
     lock_op op;
-    char token[RK__TOKEN_LEN + 1];
+    held h;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
-        recall(l, &op, token);
-    if (rc == RK_OK && *token) {
-        if ((rc = release_token(&op, token, op.deadline, NULL)) == RK_OK)
-            forget(l, &op, token); /* released, handed over, or expired: ours no more */
+        recall(l, &op, &h);
+    if (rc == RK_OK && *h.token) {
+        if ((rc = release_token(&op, h.token, op.deadline, NULL)) == RK_OK)
+            forget(l, &op, h.token); /* released, handed over, or expired: ours no more */
         else
             rk__err_prefix("release '%s': ", key);
     }
@@ -534,17 +595,18 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
 int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms)
 {
     lock_op op;
-    char token[RK__TOKEN_LEN + 1], ttl[24];
+    held h;
+    char ttl[24];
     long long result = 0;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
-        recall(l, &op, token);
-    if (rc == RK_OK && !*token)
+        recall(l, &op, &h);
+    if (rc == RK_OK && !*h.token)
         rc = rk__err(RK_ENOTOWNER, "extend '%s': this handle does not hold the lock", key);
     if (rc == RK_OK) {
-        const char *args[3] = {op.full.str, token, ttl};
+        const char *args[3] = {op.full.str, h.token, ttl};
         size_t lens[3] = {op.full.len, RK__TOKEN_LEN,
                           (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
         if ((rc = script(&op, &rk__script_extend, op.deadline, 1, 3, args, lens, &result)))
@@ -556,17 +618,46 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
     return rk__ret(op_end(&op, rc), ctx);
 }
 
+/* What this handle holds on `key`, for the accessors below, which write to `out` (named
+ * `param` in messages): RK_EINVAL when it is NULL, RK_ENOTOWNER when nothing is held. */
+static int holding(rk_lock *l, lock_op *op, const char *key, const char *what, const void *out,
+                   const char *param, held *h)
+{
+    int rc = op_begin(op, l, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK && !out)
+        rc = rk__err(RK_EINVAL, "%s '%s': %s is NULL", what, key, param);
+    if (rc == RK_OK)
+        recall(l, op, h);
+    if (rc == RK_OK && !*h->token)
+        rc = rk__err(RK_ENOTOWNER, "%s '%s': this handle does not hold the lock", what, key);
+    return rc;
+}
+
 int rk_lock_token(rk_lock *l, const char *key, char token[RK_LOCK_TOKEN_SIZE])
 {
     lock_op op;
-    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
-    if (rc == RK_OK && !token)
-        rc = rk__err(RK_EINVAL, "token '%s': token is NULL", key);
-    if (rc == RK_OK) {
-        recall(l, &op, token);
-        if (!*token)
-            rc = rk__err(RK_ENOTOWNER, "token '%s': this handle does not hold the lock", key);
-    }
+    held h;
+    int rc = holding(l, &op, key, "token", token, "token", &h);
+    if (rc == RK_OK)
+        memcpy(token, h.token, sizeof h.token);
+    else if (token)
+        *token = '\0';
+    return rk__ret(op_end(&op, rc), NULL);
+}
+
+int rk_lock_fencing_token(rk_lock *l, const char *key, uint64_t *out)
+{
+    lock_op op;
+    held h;
+    if (out)
+        *out = 0;
+    int rc = holding(l, &op, key, "fencing token", out, "out", &h);
+    if (rc == RK_OK && !op.cl->opts.lock_fencing)
+        rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                           "fencing token '%s': options.lock_fencing is off (set it to true)",
+                           key);
+    if (rc == RK_OK)
+        *out = h.fence;
     return rk__ret(op_end(&op, rc), NULL);
 }
 
@@ -581,15 +672,15 @@ static bool is_token(const char *s)
 int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, const char *token)
 {
     lock_op op;
-    bool held = false;
+    bool was_held = false;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK && (!token || !is_token(token)))
         rc = rk__err(RK_EINVAL, "release '%s': token is not 32 lowercase hex characters", key);
-    if (rc == RK_OK && (rc = release_token(&op, token, op.deadline, &held)) != RK_OK)
+    if (rc == RK_OK && (rc = release_token(&op, token, op.deadline, &was_held)) != RK_OK)
         rk__err_prefix("release '%s': ", key);
     if (rc == RK_OK) {
         forget(l, &op, token); /* in case this handle acquired it */
-        if (!held)
+        if (!was_held)
             rc = rk__err(RK_ENOTOWNER, "release '%s': the token does not hold the lock", key);
     }
     return rk__ret(op_end(&op, rc), ctx);

@@ -390,7 +390,7 @@ static int lead(const names *n, const fetcher *f, uint64_t timeout_ms, rk_buf *o
     wait_state w = {n, f, timeout_ms, out, "", false};
     int rc = step(&w, true); /* the first look may always produce */
     if (rc == RK_OK && !w.done)
-        rc = timeout_ms ? rk__wait(n->cl, &n->channel, n->deadline, &waiting_ops, &w)
+        rc = timeout_ms ? rk__wait(n->cl, &n->channel, NULL, n->deadline, &waiting_ops, &w)
                         : timed_out(n->value.str, timeout_ms);
     if (w.own[0])
         release(n, w.own); /* our external producer is done with it: no cooldown */

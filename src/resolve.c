@@ -103,6 +103,9 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_u64(cfg, "options.default_ttl", 60000, 1, INT64_MAX / 2, /* as ttl_ms */
                              &o->default_ttl_ms)) ||
         (rc = rk__config_u64(cfg, "options.lock_timeout", 5000, 1, DAY_MS, &o->lock_timeout_ms)) ||
+        (rc = rk__config_bool(cfg, "options.lock_fencing", false, &o->lock_fencing)) ||
+        (rc = rk__config_u64(cfg, "options.lock_yield_to_pollers", 0, 0, DAY_MS,
+                             &o->lock_yield_ms)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
         (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {
         rk__options_clear(o);

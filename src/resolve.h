@@ -19,6 +19,8 @@ typedef struct rk__options {
     size_t prefix_len;
     char *resource_tag;       /* options.resource_tag (memolock), NULL */
     uint64_t lock_timeout_ms; /* options.lock_timeout (memolock), 5000 */
+    bool lock_fencing;        /* options.lock_fencing (lock), false */
+    uint64_t lock_yield_ms;   /* options.lock_yield_to_pollers (lock), 0: never */
 } rk__options;
 
 /* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. */

@@ -203,6 +203,9 @@ static void deliver(rk__subscriber *s, const redisReply *name, const redisReply 
     if (!ch)
         return;
     for (rk__waiter *w = ch->waiters; w; w = w->next) {
+        if (w->match && (payload->type != REDIS_REPLY_STRING || payload->len < w->match_len ||
+                         memcmp(payload->str, w->match, w->match_len)))
+            continue; /* addressed to another waiter of the channel */
         if (w->want_payload && payload->type == REDIS_REPLY_STRING &&
             rk_buf_set(&w->payload, payload->str, payload->len) != RK_OK)
             w->recheck = true; /* no memory for the copy: let the waiter read Redis */
@@ -482,10 +485,13 @@ static void release_role(rk__subscriber *s, rk__waiter *w)
 /* ---- waiters ---- */
 
 int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, size_t len,
-                        bool want_payload, uint64_t confirm_until)
+                        bool want_payload, const char *match, size_t match_len,
+                        uint64_t confirm_until)
 {
     memset(w, 0, sizeof *w);
     w->want_payload = want_payload;
+    w->match = match;
+    w->match_len = match_len;
     pthread_mutex_lock(&s->mu);
     if (!s->open) {
         pthread_mutex_unlock(&s->mu);

@@ -27,6 +27,8 @@ typedef struct rk__waiter {
     struct rk__channel *chan;
     pthread_cond_t cv;
     bool want_payload;
+    const char *match; /* only messages whose payload starts with this wake us (NULL: all) */
+    size_t match_len;
     bool message;       /* a message arrived since the last wait */
     bool recheck;       /* the subscription was (re)confirmed: state may have changed unseen */
     bool wants_to_read; /* in the subscriber's queue for the reader role */
@@ -52,9 +54,12 @@ void rk__subscriber_close(rk__subscriber *s);
 void rk__subscriber_after_fork(rk__subscriber *s);
 
 /* Register `w` on `channel` and wait until the subscription is confirmed or `confirm_until`
- * passes (the waiter then relies on its timer until it is). RK_ENOTOPEN after close. */
+ * passes (the waiter then relies on its timer until it is). With `match` (kept by reference
+ * until leave), only messages whose payload starts with it reach `w`: many waiters can share
+ * one channel, each woken only by what is addressed to it. RK_ENOTOPEN after close. */
 int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, size_t len,
-                        bool want_payload, uint64_t confirm_until);
+                        bool want_payload, const char *match, size_t match_len,
+                        uint64_t confirm_until);
 
 /* Sleep until a message, a re-check request or `until`. `*why` says which; for a message the
  * payload (if wanted) is moved into `*payload` (freed first), which the caller then owns: the

@@ -1,5 +1,7 @@
 #include "wait.h"
 
+#include <string.h>
+
 #include "clock.h"
 #include "error_int.h"
 
@@ -26,14 +28,14 @@ static int listen(rk__subscriber *sub, rk__waiter *w, uint64_t until, const rk__
     return rc;
 }
 
-int rk__wait(rk__client *cl, const rk__name *channel, uint64_t deadline, const rk__wait_ops *ops,
-             void *arg)
+int rk__wait(rk__client *cl, const rk__name *channel, const char *match, uint64_t deadline,
+             const rk__wait_ops *ops, void *arg)
 {
     uint64_t retry = cl->opts.retry_timeout_ms;
     bool done = false;
     rk__waiter w;
-    int rc = rk__subscriber_join(cl->sub, &w, channel->str, channel->len, true,
-                                 min_u64(deadline, rk__deadline(retry)));
+    int rc = rk__subscriber_join(cl->sub, &w, channel->str, channel->len, true, match,
+                                 match ? strlen(match) : 0, min_u64(deadline, rk__deadline(retry)));
     if (rc != RK_ENOTOPEN)
         rc = RK_OK; /* without a subscription the re-checks still see the end of the wait */
     while (rc == RK_OK && !done) {

@@ -28,8 +28,9 @@ typedef struct rk__wait_ops {
 } rk__wait_ops;
 
 /* Wait on `channel` until `ops` say done, the deadline passes (ops->expired) or the client's
- * waiters are stopped (RK_ENOTOPEN). */
-int rk__wait(rk__client *cl, const rk__name *channel, uint64_t deadline, const rk__wait_ops *ops,
-             void *arg);
+ * waiters are stopped (RK_ENOTOPEN). With `match` (NULL: every message), only messages whose
+ * payload starts with it are handed to ops->message. */
+int rk__wait(rk__client *cl, const rk__name *channel, const char *match, uint64_t deadline,
+             const rk__wait_ops *ops, void *arg);
 
 #endif

@@ -7,10 +7,12 @@
  *   OS CSPRNG, fresh for every acquisition;
  * - waiting: redkit waiters queue first come, first served (`redkit:lock-queue:<prefix><key>`);
  * - release: one Lua script, only if the key still holds our token, hands the lock to the first
- *   live waiter (sets the key to its token) and publishes that token on
- *   `redkit:lock-released:<prefix><key>`, or deletes the key. pip-services services neither
- *   queue nor publish: a redkit waiter behind one of them notices the release at its next poll
- *   (every `options.retry_timeout` ms). See docs/wire-format.md.
+ *   live waiter (sets the key to its token) and publishes that token on the waiter's own
+ *   channel (`redkit:lock-wake:<id>`, one per handle), so a release wakes exactly one process;
+ *   nobody hearing it means the waiter's process is gone, and the lock goes to the next one, or
+ *   is deleted. pip-services services neither queue nor publish: a redkit waiter behind one of
+ *   them notices the release at its next poll (every `options.retry_timeout` ms). See
+ *   docs/wire-format.md.
  *
  * Ownership: the handle remembers the token of each key it acquired, so release() needs no
  * token. Every thread using the handle acts as the same owner: a thread may release a lock
@@ -24,7 +26,11 @@
  * acting after its lease ended; see docs/RELIABILITY.md.
  *
  * Configuration: the connection/credential keys of rk_cache plus `options.retry_timeout`
- * (ms, 100): the longest a waiter goes without re-trying.
+ * (ms, 100): the longest a waiter goes without re-trying; `options.lock_fencing` (false):
+ * number every grant (see rk_lock_fencing_token()); `options.lock_yield_to_pollers` (ms, 0 =
+ * off): once a key has passed from waiter to waiter without being free for that long, the next
+ * release frees it and queued redkit waiters stand back for `options.retry_timeout` + 10 ms, so
+ * that clients that poll (the pip-services ports) get a turn.
  */
 #ifndef REDKIT_LOCK_H
 #define REDKIT_LOCK_H
@@ -88,6 +94,18 @@ RK_EXTERN int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key,
  * @return RK_OK, or RK_ENOTOWNER if this handle holds no lock on `key`.
  */
 RK_EXTERN int rk_lock_token(rk_lock *l, const char *key, char token[RK_LOCK_TOKEN_SIZE]);
+
+/**
+ * The fencing number of the lock this handle holds on `key`: every grant of the key (try,
+ * acquire, hand-off) takes the next value of a counter kept in Redis
+ * (`redkit:lock-fence:<prefix><key>`, no expiry), so numbers are strictly increasing across all
+ * holders, processes and restarts of redkit (not across a Redis restart that loses data). Pass
+ * it to the resource the lock protects, which rejects a number lower than the highest it has
+ * seen: a holder paused past its lease is then refused after its successor wrote.
+ * @return RK_OK, RK_EINVAL (BAD_CONFIG) when `options.lock_fencing` is off, RK_ENOTOWNER when the
+ *         handle does not hold `key`.
+ */
+RK_EXTERN int rk_lock_fencing_token(rk_lock *l, const char *key, uint64_t *out);
 
 /**
  * Release the lock on `key` if `token` still holds it, whoever acquired it: the same atomic

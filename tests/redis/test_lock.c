@@ -163,15 +163,11 @@ static void *acquire_thread(void *arg)
     return NULL;
 }
 
-/* Block until `n` subscribers listen on the key's release channel. */
-static void wait_subscribers(const char *key, long long n)
-{
-    char channel[160];
-    snprintf(channel, sizeof channel, "redkit:lock-released:%s", full(key));
-    redisContext *c = rkt_raw();
-    rkt_wait_subscribers(c, channel, n);
-    redisFree(c);
-}
+static void wait_queue_length(const char *key, long long n);
+
+/* Block until `n` waiters wait for the key: a waiter subscribes to its handle's inbox before it
+ * queues, so a queued waiter hears its hand-off. */
+static void wait_subscribers(const char *key, long long n) { wait_queue_length(key, n); }
 
 /* The waiter's polling interval is a minute, so only the release notification can wake it. */
 static void waiter_wakes_on_release(void)

@@ -10,7 +10,7 @@
 typedef struct {
     const rk__script *script;
     int nkeys, nargs;
-    const char *args[6];
+    const char *args[9];
 } script_call;
 
 static const script_call calls[] = {
@@ -18,8 +18,15 @@ static const script_call calls[] = {
     {&rk__script_extend, 1, 3, {"s:lock", "tok", "1000"}},
     {&rk__script_memo_store, 2, 6, {"s:value", "s:lock", "v", "1000", "s:notif", "tok"}},
     {&rk__script_memo_check, 2, 4, {"s:value", "s:lock", "tok", "1000"}},
-    {&rk__script_lock_acquire, 3, 6, {"s:lock", "s:queue", "s:waiters", "tok", "1000", "0"}},
-    {&rk__script_lock_release, 3, 5, {"s:lock", "s:queue", "s:waiters", "tok", "s:released"}},
+    {&rk__script_lock_acquire,
+     4,
+     9,
+     {"s:lock", "s:queue", "s:waiters", "s:fence", "tok", "1000", "0", "s:inbox", "1"}},
+    {&rk__script_lock_release,
+     4,
+     8,
+     {"s:lock", "s:queue", "s:waiters", "s:fence", "tok", "1", "0", "110"}},
+    {&rk__script_lock_try, 2, 4, {"s:lock2", "s:fence2", "tok", "1000"}},
     {&rk__script_lock_leave, 3, 4, {"s:lock", "s:queue", "s:waiters", "tok"}},
 };
 
@@ -39,7 +46,7 @@ static rk__conn *conn_open(void)
 /* The script's reply, which must not be an error. */
 static redisReply *run(rk__conn *c, const script_call *call)
 {
-    size_t lens[6];
+    size_t lens[9];
     for (int i = 0; i < call->nargs; i++)
         lens[i] = strlen(call->args[i]);
     redisReply *r;

@@ -30,9 +30,15 @@ static int lock_waiters(rk__name *n, const rk__options *o, const char *key)
     return lock_part(n, o, key, rk__name_lock_waiters);
 }
 
-static int lock_channel(rk__name *n, const rk__options *o, const char *key)
+static int lock_fence(rk__name *n, const rk__options *o, const char *key)
 {
-    return lock_part(n, o, key, rk__name_lock_channel);
+    return lock_part(n, o, key, rk__name_lock_fence);
+}
+
+static int lock_inbox(rk__name *n, const rk__options *o, const char *id)
+{
+    (void)o; /* one per handle, not per key: no prefix */
+    return rk__name_lock_inbox(n, id);
 }
 
 /* The table's rows: the name in the first column, its builder, and the argument it takes. */
@@ -45,7 +51,8 @@ static const struct {
     {"lock key", rk__name_key, "orders:42"},
     {"lock queue", lock_queue, "orders:42"},
     {"lock waiters", lock_waiters, "orders:42"},
-    {"lock channel", lock_channel, "orders:42"},
+    {"lock fence", lock_fence, "orders:42"},
+    {"lock inbox", lock_inbox, "5f0c2a7e9b1d4c3f8a6e0b2d4f6a8c0e"},
     {"memolock value", rk__name_memo_value, "user:7"},
     {"memolock lock", rk__name_memo_lock, "user:7"},
     {"memolock channel", rk__name_memo_channel, "user:7"},
@@ -111,9 +118,9 @@ static void no_prefix_and_long_names(void)
     char big[1000];
     memset(big, 'x', sizeof big - 1);
     big[sizeof big - 1] = '\0';
-    ASSERT_OK(rk__name_lock_channel(&n, &(rk__name){big, strlen(big), NULL, {0}}));
+    ASSERT_OK(rk__name_lock_fence(&n, &(rk__name){big, strlen(big), NULL, {0}}));
     ASSERT_TRUE(n.heap != NULL);
-    ASSERT_EQ(n.len, strlen("redkit:lock-released:") + strlen(big));
+    ASSERT_EQ(n.len, strlen("redkit:lock-fence:") + strlen(big));
     rk__name_free(&n);
     rk__options_clear(&o);
 }
