@@ -547,9 +547,14 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
     held h = {"", ttl_ms, 0};
     uint64_t fence = 0;
     int rc = rk__token_new(h.token);
+    /* A handle that waited a moment ago still has its inbox subscribed: its keys are likely
+     * contended, so it queues at once, which spares the hot path one script. Otherwise it
+     * tries first and subscribes only if needed. */
+    bool hot = rc == RK_OK && timeout_ms > 0 && op_names(op) == RK_OK &&
+               rk__subscriber_active(op->cl->sub, op->inbox.str, op->inbox.len);
     /* A single attempt (timeout 0) still gets a whole operation's time for its round trip. */
     uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
-    if (rc == RK_OK)
+    if (rc == RK_OK && !hot)
         rc = fair_attempt(op, h.token, ttl_ms, 0, first, &fence);
     if (rc == RK_OK && !fence)
         rc = timeout_ms == 0 ? lock_timeout(op->key)
