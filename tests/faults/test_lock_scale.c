@@ -1,8 +1,9 @@
 /* rk_lock with many processes on one key, against private redis-servers: a waiter killed in the
- * queue must not cost the next one the killed waiter's lease, and clients that only poll
- * (pip-services ports: SET NX PX, retried) must get turns on a key redkit waiters hand to each
- * other. Processes report through memory shared before fork() and their exit status; times
- * are CLOCK_MONOTONIC, which every process on the machine shares. */
+ * queue must not cost the next one the killed waiter's lease, a holder stopped past its lease
+ * is fenced off by its number, and clients that only poll (pip-services ports: SET NX PX,
+ * retried) must get turns on a key redkit waiters hand to each other. Processes report through
+ * memory shared before fork() and their exit status; times are CLOCK_MONOTONIC, which every process
+ * on the machine shares. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -167,6 +168,112 @@ static void killed_waiter_is_skipped(void)
     ASSERT_LT(took, NEXT_BOUND_MS);
     ASSERT_EQ(raw_int(&s, "EXISTS", full("dead")), 0); /* its release freed it: nobody holds it */
     rk_lock_free(holder);
+    munmap(rep, sizeof *rep);
+    rkt_server_stop(&s);
+}
+
+/* ---- fencing: the store refuses a holder whose lease ended ---- */
+
+enum { FENCED_TTL = 500 };
+
+/* The store: a hash that takes a write only with a fencing number above the highest it has
+ * seen, as the resource a lock protects should. */
+static const char store_script[] =
+    "if tonumber(ARGV[1]) > tonumber(redis.call('HGET', KEYS[1], 'fence') or '0') then "
+    "redis.call('HSET', KEYS[1], 'fence', ARGV[1], 'value', ARGV[2]) return 1 "
+    "else return 0 end";
+
+/* 1 if the store took `value`, written with fencing number `n`; 0 if it refused it. */
+static long long store_write(const rkt_server *s, uint64_t n, const char *value)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%" PRIu64, n);
+    redisContext *c = rkt_raw_port(s->port);
+    redisReply *r = rkt_cmd(c, "EVAL", store_script, "1", full("store"), num, value, NULL);
+    ASSERT_EQ(r->type, REDIS_REPLY_INTEGER);
+    long long took = r->integer;
+    freeReplyObject(r);
+    redisFree(c);
+    return took;
+}
+
+/* The store's field, "" when absent. */
+static void store_field(const rkt_server *s, const char *field, char *out, size_t cap)
+{
+    redisContext *c = rkt_raw_port(s->port);
+    redisReply *r = rkt_cmd(c, "HGET", full("store"), field, NULL);
+    snprintf(out, cap, "%s", r->type == REDIS_REPLY_STRING ? r->str : "");
+    freeReplyObject(r);
+    redisFree(c);
+}
+
+typedef struct {
+    uint64_t number; /* the stale holder's fencing number */
+    long long wrote; /* the store's answer to its write after SIGCONT; -1 until then */
+} stale_report;
+
+/* The child: take the lock for 500 ms, read its number, and stop before writing (a GC pause, a
+ * swapped-out process, a stopped VM); once resumed, past its lease, write with that number. */
+static void stale_holder(const rkt_server *s, stale_report *rep)
+{
+    rk_lock *l = rkt_open_lock(rkt_server_config(s, "options.lock_fencing=true"));
+    ASSERT_OK(rk_lock_acquire(l, NULL, "fenced", FENCED_TTL, 0));
+    ASSERT_OK(rk_lock_fencing_token(l, "fenced", &rep->number));
+    raise(SIGSTOP);
+    rep->wrote = store_write(s, rep->number, "stale");
+    rk_lock_free(l);
+}
+
+/* Poll until `key` is gone (expired or deleted). */
+static void wait_gone(const rkt_server *s, const char *key)
+{
+    uint64_t deadline = rkt_now_ms() + STATE_WAIT_MS;
+    while (raw_int(s, "EXISTS", full(key)) != 0) {
+        if (rkt_now_ms() >= deadline)
+            rkt_fail(__FILE__, __LINE__, "%s still exists after %d ms", full(key), STATE_WAIT_MS);
+        sleep_ms(1);
+    }
+}
+
+static void fencing_rejects_stale_holder(void)
+{
+    rkt_server s;
+    int status;
+    char value[64], fence[32], mine_str[32];
+    rkt_server_start(&s, NULL);
+    (void)rkt_prefix(); /* shared by the child */
+    stale_report *rep = shared_alloc(sizeof *rep);
+    rep->wrote = -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        stale_holder(&s, rep);
+        _exit(0);
+    }
+    ASSERT_TRUE(pid > 0);
+    ASSERT_EQ(waitpid(pid, &status, WUNTRACED), pid);
+    if (!WIFSTOPPED(status))
+        rkt_fail(__FILE__, __LINE__, "the holder ended before it stopped itself (status 0x%x)",
+                 (unsigned)status);
+    wait_gone(&s, "fenced"); /* its lease ran out: nobody released it */
+    rk_lock *l = rkt_open_lock(rkt_server_config(&s, "options.lock_fencing=true"));
+    ASSERT_OK(rk_lock_acquire(l, NULL, "fenced", 10000, 5000));
+    uint64_t mine = 0;
+    ASSERT_OK(rk_lock_fencing_token(l, "fenced", &mine));
+    ASSERT_LT(rep->number, mine);
+    ASSERT_EQ(store_write(&s, mine, "fresh"), 1);
+    ASSERT_EQ(kill(pid, SIGCONT), 0);
+    ASSERT_EQ(wait_child(pid), 0);
+    ASSERT_EQ(rep->wrote, 0); /* refused: its number is below the one the store has seen */
+    store_field(&s, "value", value, sizeof value);
+    store_field(&s, "fence", fence, sizeof fence);
+    snprintf(mine_str, sizeof mine_str, "%" PRIu64, mine);
+    ASSERT_STR_EQ(value, "fresh");
+    ASSERT_STR_EQ(fence, mine_str);
+    printf("     the stopped holder's number %" PRIu64
+           " was refused after the new holder's %" PRIu64 "\n",
+           rep->number, mine);
+    ASSERT_OK(rk_lock_release(l, NULL, "fenced"));
+    rk_lock_free(l);
     munmap(rep, sizeof *rep);
     rkt_server_stop(&s);
 }
@@ -408,4 +515,5 @@ static void pollers_get_a_turn(void)
     rkt_server_stop(&s);
 }
 
-RKT_MAIN(RKT_CASE(killed_waiter_is_skipped), RKT_CASE(pollers_get_a_turn))
+RKT_MAIN(RKT_CASE(killed_waiter_is_skipped), RKT_CASE(fencing_rejects_stale_holder),
+         RKT_CASE(pollers_get_a_turn))
