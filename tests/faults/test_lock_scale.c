@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -216,6 +217,9 @@ typedef struct {
  * swapped-out process, a stopped VM); once resumed, past its lease, write with that number. */
 static void stale_holder(const rkt_server *s, stale_report *rep)
 {
+    /* A stopped process outlives a failed test (only SIGKILL or SIGCONT reaches it): it dies
+     * with the parent instead. */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
     rk_lock *l = rkt_open_lock(rkt_server_config(s, "options.lock_fencing=true"));
     ASSERT_OK(rk_lock_acquire(l, NULL, "fenced", FENCED_TTL, 0));
     ASSERT_OK(rk_lock_fencing_token(l, "fenced", &rep->number));
