@@ -94,3 +94,15 @@ ok "--kill-on-loss terminates CMD, and the new owner's lock is left alone"
 
 expect 65 rk lock try ''
 ok "an empty key exits 65"
+
+# With options.lock_fencing, CMD gets the lock's fencing token in REDKIT_FENCING_TOKEN, to pass
+# to whatever it writes: a positive number that grows with every acquisition of the key. (A
+# second --config would replace the first, so the prefix goes in the same one.)
+fenced=("$REDKIT" --url "$URL" --config "options.prefix=$PREFIX;options.lock_fencing=true")
+expect 0 "${fenced[@]}" lock run fenced -- sh -c 'echo $REDKIT_FENCING_TOKEN'
+first=$out
+[[ $first =~ ^[1-9][0-9]*$ ]] || fail "REDKIT_FENCING_TOKEN should be a positive integer, got '$first'"
+expect 0 "${fenced[@]}" lock run fenced -- sh -c 'echo $REDKIT_FENCING_TOKEN'
+[[ $out =~ ^[1-9][0-9]*$ && $out -gt $first ]] ||
+    fail "the second run's REDKIT_FENCING_TOKEN should exceed the first's ($first), got '$out'"
+ok "lock run with options.lock_fencing gives CMD a growing REDKIT_FENCING_TOKEN ($first, $out)"
