@@ -10,14 +10,14 @@
 
 #include "bench.h"
 
-#define MAX_METRICS 10
+#define MAX_METRICS 16
 
 typedef struct row {
-    char section[32], name[96], unit[24], text[200];
+    char section[32], name[96], unit[24], text[320];
     double value;
     bool na;
     size_t nmetrics; /* > 0: a compound row: `text` in the table, the metrics in JSON */
-    char keys[MAX_METRICS][24];
+    char keys[MAX_METRICS][32];
     double metrics[MAX_METRICS];
 } row;
 
