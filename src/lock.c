@@ -419,9 +419,10 @@ static int give_back(lock_op *op, const char *token)
 }
 
 /* One attempt at the fair lock; `alive_ms` > 0 also queues (or refreshes) us as a waiter.
- * `*fence` becomes the grant's fencing number (1 without fencing), or 0 when not granted. */
+ * `*fence` becomes the grant's fencing number (1 without fencing), or 0 when not granted;
+ * `*behind` (may be NULL) whether live waiters are ahead of us in the queue. */
 static int fair_attempt(lock_op *op, const char *token, uint64_t ttl_ms, uint64_t alive_ms,
-                        uint64_t deadline, uint64_t *fence)
+                        uint64_t deadline, uint64_t *fence, bool *behind)
 {
     char ttl[24], alive[24];
     long long result = 0;
@@ -442,6 +443,8 @@ static int fair_attempt(lock_op *op, const char *token, uint64_t ttl_ms, uint64_
         rc = script(op, &rk__script_lock_acquire, deadline, 4, 9, args, lens, &result);
     }
     *fence = rc == RK_OK && result > 0 ? (uint64_t)result : 0;
+    if (behind)
+        *behind = rc == RK_OK && result < 0;
     return rc;
 }
 
@@ -458,12 +461,22 @@ static int lock_timeout(const char *key)
  * skipped at once: nobody hears the hand-off on its inbox. */
 static uint64_t alive_ms(const rk__client *cl) { return 3 * cl->opts.retry_timeout_ms + 500; }
 
+/* The first in line looks at the lock every retry_timeout (a pip-services holder's release is
+ * announced to nobody); waiters behind it only keep their heartbeat fresh, four times per
+ * alive window: at 64 processes that halves the scripts per grant. */
+static uint64_t heartbeat_ms(const rk__client *cl)
+{
+    uint64_t beat = alive_ms(cl) / 4, retry = cl->opts.retry_timeout_ms;
+    return beat > retry ? beat : retry;
+}
+
 /* A queued acquisition, as the shared wait loop sees it. */
 typedef struct {
     lock_op *op;
     const char *token;
     uint64_t ttl_ms;
     uint64_t fence; /* > 0 once granted */
+    bool behind;    /* live waiters are ahead of us */
 } queued;
 
 /* Re-check: the acquire script with queueing doubles as our heartbeat. */
@@ -471,7 +484,7 @@ static int queued_check(void *arg, bool *done)
 {
     queued *q = arg;
     int rc = fair_attempt(q->op, q->token, q->ttl_ms, alive_ms(q->op->cl), q->op->deadline,
-                          &q->fence);
+                          &q->fence, &q->behind);
     *done = q->fence > 0;
     return rc;
 }
@@ -498,11 +511,19 @@ static int queued_expired(void *arg)
     bool handed;
     int rc = leave_queue(q->op, q->token, rk__client_grace(q->op->cl), &handed);
     if (rc == RK_OK && handed)
-        rc = fair_attempt(q->op, q->token, q->ttl_ms, 0, rk__client_grace(q->op->cl), &q->fence);
+        rc = fair_attempt(q->op, q->token, q->ttl_ms, 0, rk__client_grace(q->op->cl), &q->fence,
+                          NULL);
     return rc == RK_OK && !q->fence ? lock_timeout(q->op->key) : rc;
 }
 
-static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired};
+static uint64_t queued_recheck_ms(void *arg)
+{
+    queued *q = arg;
+    return q->behind ? heartbeat_ms(q->op->cl) : q->op->cl->opts.retry_timeout_ms;
+}
+
+static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired,
+                                        queued_recheck_ms};
 
 /* The call ended without the lock (closed, failed, timed out mid-command): leave the queue, and
  * pass on a lock handed to us meanwhile, which nobody would release. */
@@ -526,7 +547,7 @@ static void count_waiting(rk_lock *l, int delta)
 static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
                         uint64_t *fence)
 {
-    queued q = {op, token, ttl_ms, 0};
+    queued q = {op, token, ttl_ms, 0, false};
     count_waiting(l, +1);
     int rc = op_names(op);
     if (rc == RK_OK)
@@ -555,7 +576,7 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
     /* A single attempt (timeout 0) still gets a whole operation's time for its round trip. */
     uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
     if (rc == RK_OK && !hot)
-        rc = fair_attempt(op, h.token, ttl_ms, 0, first, &fence);
+        rc = fair_attempt(op, h.token, ttl_ms, 0, first, &fence, NULL);
     if (rc == RK_OK && !fence)
         rc = timeout_ms == 0 ? lock_timeout(op->key)
                              : wait_in_line(l, op, h.token, ttl_ms, &fence);

@@ -382,7 +382,7 @@ static int waiting_expired(void *arg)
     return timed_out(w->n->value.str, w->timeout_ms);
 }
 
-static const rk__wait_ops waiting_ops = {waiting_check, waiting_message, waiting_expired};
+static const rk__wait_ops waiting_ops = {waiting_check, waiting_message, waiting_expired, NULL};
 
 /* The Redis side of a call: hit, produce, or wait for the producer. */
 static int lead(const names *n, const fetcher *f, uint64_t timeout_ms, rk_buf *out)

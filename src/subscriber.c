@@ -414,10 +414,13 @@ static void *run(void *arg)
         uint64_t now = rk__now_ms(), back = s->role_freed_at + TAKEOVER_MS;
         if (s->reader || (s->conn && now < back && !s->want_first && !s->dirty)) {
             /* A waiter reads for everyone, or will probably be back for the role soon; pending
-             * subscriptions (after a reconnect) cannot wait. Look again soon either way: a
-             * waiter gives the role up without waking us. */
+             * subscriptions (after a reconnect) cannot wait. A waiter gives the role up without
+             * waking us: while nobody waits nothing needs reading at once (a new waiter takes
+             * the role itself), so the thread looks again only every MAX_POLL_MS, not every
+             * few ms of a long wait (64 processes queued on one lock: 50 wake-ups a second
+             * each, for nothing). */
             struct timespec ts;
-            rk__timespec_at(&ts, s->reader ? now + TAKEOVER_MS : back);
+            rk__timespec_at(&ts, s->reader ? now + MAX_POLL_MS : back);
             pthread_cond_timedwait(&s->thread_cv, &s->mu, &ts);
             continue;
         }

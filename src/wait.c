@@ -41,8 +41,9 @@ int rk__wait(rk__client *cl, const rk__name *channel, const char *match, uint64_
     while (rc == RK_OK && !done) {
         if ((rc = ops->check(arg, &done)) != RK_OK || done)
             break;
+        uint64_t next = ops->recheck_ms ? ops->recheck_ms(arg) : retry;
         if (rk__now_ms() < deadline)
-            rc = listen(cl->sub, &w, min_u64(deadline, rk__deadline(retry)), ops, arg, &done);
+            rc = listen(cl->sub, &w, min_u64(deadline, rk__deadline(next)), ops, arg, &done);
         if (rc == RK_OK && !done && rk__now_ms() >= deadline) {
             rc = ops->expired(arg); /* the last look at Redis, on its own (short) time */
             break;

@@ -25,6 +25,8 @@ typedef struct rk__wait_ops {
     rk__seen (*message)(void *arg, rk_buf *msg);
     /* The deadline passed: the last step, and the call's result. */
     int (*expired)(void *arg);
+    /* Optional: ms until the next look at Redis (default options.retry_timeout). */
+    uint64_t (*recheck_ms)(void *arg);
 } rk__wait_ops;
 
 /* Wait on `channel` until `ops` say done, the deadline passes (ops->expired) or the client's

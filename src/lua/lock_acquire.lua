@@ -9,8 +9,9 @@
 --         alive, or '0' not to queue, ARGV[4] our inbox channel, ARGV[5] '1' to count grants
 --         on the fencing counter
 -- Returns the grant's fencing number (1 without fencing) if the lock is ours (it was free with
--- no live waiter ahead, or was handed to us already), else 0 after queueing or refreshing our
--- entry. The hash also keeps '~yield' (until when queued waiters stand back for clients that
+-- no live waiter ahead, or was handed to us already); else, after queueing or refreshing our
+-- entry, 0 when we are first in line and -1 when live waiters are ahead of us (who need not
+-- look at the lock as often: it cannot be theirs before it is handed to them). The hash also keeps '~yield' (until when queued waiters stand back for clients that
 -- poll, see lock_release.lua).
 local function granted()
   if ARGV[5] == '1' then return tonumber(redis.call('GET', KEYS[4]) or '1') end
@@ -45,5 +46,6 @@ if ARGV[3] ~= '0' then
   end
   redis.call('PEXPIRE', KEYS[2], alive * 2)
   redis.call('PEXPIRE', KEYS[3], alive * 2)
+  if head and head ~= ARGV[1] then return -1 end
 end
 return 0
