@@ -14,16 +14,24 @@
 #include "scripts.h"
 #include "token.h"
 #include "wait.h"
+#include "watchdog.h"
 
 struct rk_lock {
     rk__component base; /* first: the component's hooks get it back as an rk_lock */
     pthread_mutex_t mu; /* guards tokens and waiting */
-    rk__map tokens;     /* full key -> token (heap string) of locks this handle acquired */
+    rk__map tokens;     /* full key -> holding (heap) of locks this handle acquired */
     /* Acquisitions queued in Redis: close lets them leave the queue before the client goes, or
      * a release could hand the lock to a token nobody is waiting for. */
     unsigned waiting;
     pthread_cond_t none_waiting;
+    rk__watchdog *wd; /* renews the locks rk_lock_watch() was asked to */
 };
+
+/* What the handle remembers of a lock it acquired. */
+typedef struct {
+    char token[RK__TOKEN_LEN + 1];
+    uint64_t ttl_ms; /* of that acquisition: the watchdog renews for as long */
+} holding;
 
 static pthread_condattr_t mono_attr;
 static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
@@ -36,6 +44,8 @@ static void init_attr(void)
 
 static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
+static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
+                       uint64_t timeout_ms);
 
 int rk_lock_new(rk_lock **out)
 {
@@ -56,6 +66,11 @@ int rk_lock_new(rk_lock **out)
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
     }
+    if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, l)) != RK_OK) {
+        pthread_cond_destroy(&l->none_waiting);
+        pthread_mutex_destroy(&l->mu);
+        rk__component_destroy(&l->base);
+    }
     if (rc != RK_OK) {
         rk__free(l);
         return rc;
@@ -70,7 +85,9 @@ void rk_lock_free(rk_lock *l)
 {
     if (!l)
         return;
+    rk_lock_close(l, NULL); /* ends the watchdog's thread while the handle is whole */
     rk__component_destroy(&l->base);
+    rk__watchdog_free(l->wd);
     rk__map_clear(&l->tokens, rk__free);
     pthread_cond_destroy(&l->none_waiting);
     pthread_mutex_destroy(&l->mu);
@@ -107,6 +124,7 @@ static void drain(rk__component *c, rk__client *cl)
 {
     rk_lock *l = (rk_lock *)c;
     struct timespec ts;
+    rk__watchdog_stop(l->wd); /* joined once the client is closed, which ends a renewal at once */
     rk__timespec_at(&ts, rk__deadline(cl->opts.connect_timeout_ms));
     pthread_mutex_lock(&l->mu);
     while (l->waiting && pthread_cond_timedwait(&l->none_waiting, &l->mu, &ts) == 0)
@@ -122,13 +140,16 @@ static void after_fork(rk__component *c)
     pthread_cond_init(&l->none_waiting, &mono_attr);
     rk__map_clear(&l->tokens, rk__free);
     l->waiting = 0;
+    rk__watchdog_after_fork(l->wd);
 }
 
 int rk_lock_close(rk_lock *l, const rk_context *ctx)
 {
     if (!l)
         return rk__ret(rk__err(RK_EINVAL, "rk_lock_close: lock is NULL"), ctx);
-    return rk__component_close(&l->base);
+    int rc = rk__component_close(&l->base);
+    rk__watchdog_join(l->wd);
+    return rc;
 }
 
 /* ---- one operation's view: client, deadline, names ---- */
@@ -183,11 +204,13 @@ static int op_names(lock_op *op)
 
 /* ---- tokens remembered per key ---- */
 
-static int remember(rk_lock *l, const lock_op *op, const char *token)
+static int remember(rk_lock *l, const lock_op *op, const char *token, uint64_t ttl_ms)
 {
-    char *copy = rk__strdup(token), *old = NULL;
+    holding *copy = rk__malloc(sizeof *copy), *old = NULL;
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the token of lock '%s'", op->key);
+    memcpy(copy->token, token, sizeof copy->token);
+    copy->ttl_ms = ttl_ms;
     pthread_mutex_lock(&l->mu);
     int rc = rk__map_put(&l->tokens, op->full.str, op->full.len, copy, (void **)&old);
     pthread_mutex_unlock(&l->mu);
@@ -195,21 +218,31 @@ static int remember(rk_lock *l, const lock_op *op, const char *token)
     return rc;
 }
 
+/* Copy of what this handle holds for the key; its token is "" when it holds none. */
+static holding recall_holding(rk_lock *l, const lock_op *op)
+{
+    holding h = {"", 0};
+    pthread_mutex_lock(&l->mu);
+    const holding *p = rk__map_get(&l->tokens, op->full.str, op->full.len);
+    if (p)
+        h = *p;
+    pthread_mutex_unlock(&l->mu);
+    return h;
+}
+
 /* Copy of the token this handle holds for the key, or "" when it holds none. */
 static void recall(rk_lock *l, const lock_op *op, char token[RK__TOKEN_LEN + 1])
 {
-    pthread_mutex_lock(&l->mu);
-    const char *t = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    snprintf(token, RK__TOKEN_LEN + 1, "%s", t ? t : "");
-    pthread_mutex_unlock(&l->mu);
+    holding h = recall_holding(l, op);
+    memcpy(token, h.token, sizeof h.token);
 }
 
 /* Forget the token, unless another acquisition replaced it meanwhile. */
 static void forget(rk_lock *l, const lock_op *op, const char *token)
 {
     pthread_mutex_lock(&l->mu);
-    const char *t = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    if (t && !strcmp(t, token))
+    const holding *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
+    if (h && !strcmp(h->token, token))
         rk__free(rk__map_remove(&l->tokens, op->full.str, op->full.len));
     pthread_mutex_unlock(&l->mu);
 }
@@ -263,7 +296,7 @@ static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
     if (rc == RK_OK)
         rc = rk__client_run(op->cl, op->full.str, op->full.len, op->deadline, try_fn, &a);
     if (rc == RK_OK && a.acquired)
-        rc = remember(l, op, token);
+        rc = remember(l, op, token, ttl_ms);
     /* Out of memory after the SET went out (reading its reply, or remembering the token): the
      * lock may be ours without this handle knowing it, so it could neither be released nor
      * re-acquired until its TTL ran out. The server is fine, so hand it back now. */
@@ -495,7 +528,7 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
         rc =
             timeout_ms == 0 ? lock_timeout(op->key) : wait_in_line(l, op, token, ttl_ms, &acquired);
     if (acquired)
-        rc = remember(l, op, token);
+        rc = remember(l, op, token, ttl_ms);
     if (rc == RK_ENOMEM) /* the script may have run: the lock or a queue place may be ours */
         rc = give_back(l, op, token);
     return rc;
@@ -520,8 +553,10 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
     lock_op op;
     char token[RK__TOKEN_LEN + 1];
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
-    if (rc == RK_OK)
+    if (rc == RK_OK) {
+        rk__watchdog_unwatch(l->wd, key, NULL); /* before the script: see rk__watchdog_unwatch */
         recall(l, &op, token);
+    }
     if (rc == RK_OK && *token) {
         if ((rc = release_token(&op, token, op.deadline, NULL)) == RK_OK)
             forget(l, &op, token); /* released, handed over, or expired: ours no more */
@@ -531,11 +566,27 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
     return rk__ret(op_end(&op, rc), ctx);
 }
 
+/* Extend the lease of `token` (compare-and-PEXPIRE: a key gone stays gone). */
+static int extend_token(lock_op *op, const char *token, uint64_t ttl_ms)
+{
+    char ttl[24];
+    long long result = 0;
+    const char *args[3] = {op->full.str, token, ttl};
+    size_t lens[3] = {op->full.len, RK__TOKEN_LEN,
+                      (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
+    int rc = script(op, &rk__script_extend, op->deadline, 1, 3, args, lens, &result);
+    if (rc != RK_OK)
+        return rk__err_prefix("extend '%s': ", op->key);
+    if (result != 1)
+        return rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
+                       op->key);
+    return RK_OK;
+}
+
 int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms)
 {
     lock_op op;
-    char token[RK__TOKEN_LEN + 1], ttl[24];
-    long long result = 0;
+    char token[RK__TOKEN_LEN + 1];
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
@@ -543,16 +594,8 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
         recall(l, &op, token);
     if (rc == RK_OK && !*token)
         rc = rk__err(RK_ENOTOWNER, "extend '%s': this handle does not hold the lock", key);
-    if (rc == RK_OK) {
-        const char *args[3] = {op.full.str, token, ttl};
-        size_t lens[3] = {op.full.len, RK__TOKEN_LEN,
-                          (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
-        if ((rc = script(&op, &rk__script_extend, op.deadline, 1, 3, args, lens, &result)))
-            rk__err_prefix("extend '%s': ", key);
-        else if (result != 1)
-            rc = rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
-                         key);
-    }
+    if (rc == RK_OK)
+        rc = extend_token(&op, token, ttl_ms);
     return rk__ret(op_end(&op, rc), ctx);
 }
 
@@ -585,6 +628,8 @@ int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, co
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK && (!token || !is_token(token)))
         rc = rk__err(RK_EINVAL, "release '%s': token is not 32 lowercase hex characters", key);
+    if (rc == RK_OK)
+        rk__watchdog_unwatch(l->wd, key, token); /* if it is the lease watched on `key` */
     if (rc == RK_OK && (rc = release_token(&op, token, op.deadline, &held)) != RK_OK)
         rk__err_prefix("release '%s': ", key);
     if (rc == RK_OK) {
@@ -593,4 +638,48 @@ int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, co
             rc = rk__err(RK_ENOTOWNER, "release '%s': the token does not hold the lock", key);
     }
     return rk__ret(op_end(&op, rc), ctx);
+}
+
+/* ---- the lease watchdog ---- */
+
+/* The watchdog renews the lease it watches, by its token, not whatever the handle holds now: a
+ * renewal in flight while the key is released and acquired again must not cut the new lease to
+ * the old TTL. It answers within the time the lease has left. */
+static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
+                       uint64_t timeout_ms)
+{
+    lock_op op;
+    int rc = op_begin(&op, ud, key, timeout_ms);
+    if (rc == RK_OK)
+        rc = extend_token(&op, token, ttl_ms);
+    op_end(&op, rc);
+    return rc == RK_OK ? RK__LEASE_RENEWED : rc == RK_ENOTOWNER ? RK__LEASE_LOST : RK__LEASE_FAILED;
+}
+
+int rk_lock_set_lost_handler(rk_lock *l, rk_lock_lost_fn fn, void *ud)
+{
+    if (!l)
+        return rk__err(RK_EINVAL, "rk_lock_set_lost_handler: lock is NULL");
+    rk__component_check_fork(&l->base); /* the watchdog's mutex may be a parent thread's */
+    rk__watchdog_set_lost(l->wd, fn, ud);
+    return RK_OK;
+}
+
+/* Renew now, which also tells that the lease is still ours, then let the watchdog go on. */
+int rk_lock_watch(rk_lock *l, const char *key)
+{
+    lock_op op;
+    holding h = {"", 0};
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK && !*(h = recall_holding(l, &op)).token)
+        rc = rk__err(RK_ENOTOWNER, "watch '%s': this handle does not hold the lock", key);
+    uint64_t since = rk__now_ms(); /* the renewed lease runs from no earlier than this */
+    if (rc == RK_OK && (rc = extend_token(&op, h.token, h.ttl_ms)) == RK_OK)
+        rc = rk__watchdog_watch(l->wd, key, h.token, h.ttl_ms, since);
+    /* A close that stopped the watchdog before our watch: nothing else would end it. */
+    if (rc == RK_OK && !rk_lock_is_open(l)) {
+        rk__watchdog_unwatch(l->wd, key, h.token);
+        rc = rk__client_not_open("lock");
+    }
+    return rk__ret(op_end(&op, rc), NULL);
 }
