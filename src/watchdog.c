@@ -142,7 +142,7 @@ static rk__lease renew(rk__watchdog *w, watched *k, uint64_t left_ms)
     w->busy = k;
     pthread_mutex_unlock(&w->mu);
     rk__lease r = w->renew(w->renew_ud, k->names, k->lease, k->ttl_ms, left_ms);
-    if (r == RK__LEASE_FAILED) /* the thread's own error, so read it before anything else runs */
+    if (r == RK__LEASE_FAILED) /* this thread's error: read it before its next call */
         snprintf(k->why, sizeof k->why, "%s", rk_last_error()->message);
     pthread_mutex_lock(&w->mu);
     w->busy = NULL;
@@ -199,6 +199,7 @@ static void tick(rk__watchdog *w, watched *k)
         k->renewed = sent;
         k->due = sent + every(k->ttl_ms);
         k->failing = false;
+        k->why[0] = '\0';
     } else if (r == RK__LEASE_LOST || rk__now_ms() >= expiry) {
         report(w, k, r == RK__LEASE_LOST);
     } else {
