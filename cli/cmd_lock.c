@@ -1,4 +1,6 @@
 /* redkit lock run|try|release */
+#include <inttypes.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -26,8 +28,9 @@ const char cli_lock_usage[] =
  * release a lock handed to it at that very moment. So the wait runs in slices of this length
  * (each leaves the queue cleanly), and a signal ends it between two slices. */
 #define WAIT_SLICE_MS 200
-/* The keeper must notice a lost lease while it still matters: one Redis call may take at most
- * a third of the TTL (unless --config sets options.timeout), but not less than this. */
+/* The library's watchdog must notice a lost lease while it still matters: one Redis call may
+ * take at most a third of the TTL (unless --config sets options.timeout), but not less than
+ * this. */
 #define MIN_OP_TIMEOUT_MS 250
 
 typedef struct lock_opts {
@@ -41,11 +44,6 @@ typedef struct lock_run {
     const char *key;
     const lock_opts *o;
     cli_child child;
-    pthread_t keeper;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
-    uint64_t held_since; /* when the lease was last confirmed */
 } lock_run;
 
 /* `op_timeout_ms` > 0 bounds each Redis call unless the user's configuration does. */
@@ -82,81 +80,18 @@ static bool is_token(const char *s, size_t len)
     return true;
 }
 
-/* ---- lock run: the lease keeper ---- */
+/* ---- lock run: the lease, renewed by the library's watchdog ---- */
 
-static void lease_lost(lock_run *r)
+/* Called once, from the watchdog's thread, when a renewal found the lease gone or none got
+ * through for a whole TTL. */
+static void lease_lost(void *ud, const char *key)
 {
-    cli_note("lost the lock on %s: %s", r->key, rk_last_error()->message);
+    lock_run *r = ud;
+    cli_note("lost the lock on %s: %s", key, rk_last_error()->message);
     if (r->o->kill_on_loss) {
         cli_note("terminating the command (--kill-on-loss)");
         cli_child_kill(&r->child, SIGTERM);
     }
-}
-
-/* Extend the lease. @return false once it is lost. A failure other than NOT_OWNER may be a
- * passing network problem, so the keeper retries until the lease must have run out. */
-static bool renew(lock_run *r, bool *warned)
-{
-    uint64_t sent = cli_now_ms(); /* the new lease runs from no earlier than this */
-    int rc = rk_lock_extend(r->lock, NULL, r->key, r->o->ttl_ms);
-    if (rc == RK_OK) {
-        r->held_since = sent;
-        *warned = false;
-        return true;
-    }
-    if (rc != RK_ENOTOWNER && cli_now_ms() - r->held_since < r->o->ttl_ms) {
-        if (!*warned)
-            cli_note("could not renew the lock on %s, retrying: %s", r->key,
-                     rk_last_error()->message);
-        *warned = true;
-        return true;
-    }
-    lease_lost(r);
-    return false;
-}
-
-static void *keeper_main(void *arg)
-{
-    lock_run *r = arg;
-    uint64_t every = r->o->ttl_ms / 3 ? r->o->ttl_ms / 3 : 1;
-    bool warned = false, held = true;
-    pthread_mutex_lock(&r->mu);
-    while (!r->stop && held) {
-        struct timespec ts;
-        cli_deadline_in(&ts, every);
-        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) == 0)
-            ;
-        if (r->stop)
-            break;
-        pthread_mutex_unlock(&r->mu);
-        held = renew(r, &warned);
-        pthread_mutex_lock(&r->mu);
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-static bool keeper_start(lock_run *r)
-{
-    cli_cond_init(&r->cv);
-    pthread_mutex_init(&r->mu, NULL);
-    r->stop = false;
-    if (pthread_create(&r->keeper, NULL, keeper_main, r) == 0)
-        return true;
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
-    return false;
-}
-
-static void keeper_stop(lock_run *r)
-{
-    pthread_mutex_lock(&r->mu);
-    r->stop = true;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->keeper, NULL);
-    pthread_cond_destroy(&r->cv);
-    pthread_mutex_destroy(&r->mu);
 }
 
 /* ---- lock run ---- */
@@ -203,7 +138,6 @@ static int acquire(lock_run *r)
     int rc = acquire_sliced(r);
     if (r->o->wait_ms > 0)
         cli_spinner_stop(&sp);
-    r->held_since = cli_now_ms();
     if ((sig = cli_child_interrupted(&r->child)) != 0)
         return interrupted(r, sig, rc == RK_OK);
     if (rc == RK_OK)
@@ -214,18 +148,43 @@ static int acquire(lock_run *r)
     return rc;
 }
 
+/* The watch's first renewal failed, so CMD does not run. A lease lost already is a lock taken
+ * by another owner, like one waited for in vain. */
+static int not_watched(lock_run *r, int rc)
+{
+    if (rc == RK_ENOTOWNER) {
+        cli_note("lost the lock on %s before running the command: %s", r->key,
+                 rk_last_error()->message);
+        rc = EX_TEMPFAIL;
+    } else {
+        rc = cli_fail(false);
+        cli_note("cannot renew the lock on %s: not running the command", r->key);
+    }
+    release(r);
+    return rc;
+}
+
+/* With options.lock_fencing, CMD gets its grant's number to hand to what the lock protects. */
+static void export_fencing_token(lock_run *r)
+{
+    uint64_t fence;
+    char text[24];
+    if (rk_lock_fencing_token(r->lock, r->key, &fence) != RK_OK)
+        return; /* fencing is off */
+    snprintf(text, sizeof text, "%" PRIu64, fence);
+    setenv("REDKIT_FENCING_TOKEN", text, 1);
+}
+
 static int run_held(lock_run *r, char **cmd)
 {
-    if (!keeper_start(r)) {
-        release(r);
-        cli_note("cannot start the lease keeper thread");
-        return EX_OSERR;
-    }
+    int rc = rk_lock_set_lost_handler(r->lock, lease_lost, r);
+    if (rc != RK_OK || (rc = rk_lock_watch(r->lock, r->key)) != RK_OK)
+        return not_watched(r, rc);
+    export_fencing_token(r);
     int status = cli_child_spawn(&r->child, cmd, -1);
     if (status == 0)
         status = cli_child_wait(&r->child);
-    keeper_stop(r);
-    release(r);
+    release(r); /* ends the renewals first */
     return status;
 }
 
@@ -239,8 +198,8 @@ static int lock_run_cmd(cli_global *g, const char *key, const lock_opts *o, char
         return rc;
     if ((rc = open_lock(g, op_timeout, &r.lock)) == 0 && (rc = acquire(&r)) == 0)
         rc = run_held(&r, cmd);
+    rk_lock_free(r.lock); /* first: its watchdog may be telling the child to stop */
     cli_child_destroy(&r.child);
-    rk_lock_free(r.lock);
     return rc;
 }
 

@@ -40,7 +40,7 @@ static const char exit_usage[] =
     "  69   Redis unreachable: refused, timed out, lost (EX_UNAVAILABLE)\n"
     "  70   internal or unexpected error, Redis error reply (EX_SOFTWARE)\n"
     "  74   writing the output or reading stdin failed (EX_IOERR)\n"
-    "  75   lock or memo wait timed out (EX_TEMPFAIL)\n"
+    "  75   lock or memo wait timed out, or the lock was lost before CMD ran (EX_TEMPFAIL)\n"
     "  77   wrong password or ACL denied (EX_NOPERM)\n"
     "  78   bad configuration or URL (EX_CONFIG)\n"
     "  lock run and memo run exit with CMD's status (128+N if signal N killed it; 126/127 if\n"

@@ -44,6 +44,8 @@ static void check_fork(rk__component *c)
     pthread_mutex_unlock(&fork_mu);
 }
 
+void rk__component_check_fork(rk__component *c) { check_fork(c); }
+
 /* ---- lifecycle ---- */
 
 int rk__component_init(rk__component *c, const char *kind, bool pubsub)

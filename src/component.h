@@ -51,6 +51,10 @@ bool rk__component_is_open(const rk__component *c);
 rk__client *rk__component_begin(rk__component *c);
 void rk__component_end(rk__client *cl);
 
+/* In a forked child, drop what the parent left in the handle (once). Every entry point above
+ * does it; a component's own entry point that uses none of them calls it first. */
+void rk__component_check_fork(rk__component *c);
+
 /* RK_EINVAL unless `key` is a non-empty string; `what` names the argument ("key", "id"). */
 int rk__check_key(const char *key, const char *what);
 

@@ -14,6 +14,7 @@
 #include "scripts.h"
 #include "token.h"
 #include "wait.h"
+#include "watchdog.h"
 
 struct rk_lock {
     rk__component base; /* first: the component's hooks get it back as an rk_lock */
@@ -23,6 +24,7 @@ struct rk_lock {
      * a release could hand the lock to a token nobody is waiting for. */
     unsigned waiting;
     pthread_cond_t none_waiting;
+    rk__watchdog *wd; /* renews the locks rk_lock_watch() was asked to */
 };
 
 static pthread_condattr_t mono_attr;
@@ -36,6 +38,8 @@ static void init_attr(void)
 
 static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
+static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
+                       uint64_t timeout_ms);
 
 int rk_lock_new(rk_lock **out)
 {
@@ -56,6 +60,11 @@ int rk_lock_new(rk_lock **out)
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
     }
+    if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, l)) != RK_OK) {
+        pthread_cond_destroy(&l->none_waiting);
+        pthread_mutex_destroy(&l->mu);
+        rk__component_destroy(&l->base);
+    }
     if (rc != RK_OK) {
         rk__free(l);
         return rc;
@@ -70,7 +79,9 @@ void rk_lock_free(rk_lock *l)
 {
     if (!l)
         return;
+    rk_lock_close(l, NULL); /* ends the watchdog's thread while the handle is whole */
     rk__component_destroy(&l->base);
+    rk__watchdog_free(l->wd);
     rk__map_clear(&l->tokens, rk__free);
     pthread_cond_destroy(&l->none_waiting);
     pthread_mutex_destroy(&l->mu);
@@ -107,6 +118,7 @@ static void drain(rk__component *c, rk__client *cl)
 {
     rk_lock *l = (rk_lock *)c;
     struct timespec ts;
+    rk__watchdog_stop(l->wd); /* joined once the client is closed, which ends a renewal at once */
     rk__timespec_at(&ts, rk__deadline(cl->opts.connect_timeout_ms));
     pthread_mutex_lock(&l->mu);
     while (l->waiting && pthread_cond_timedwait(&l->none_waiting, &l->mu, &ts) == 0)
@@ -122,13 +134,16 @@ static void after_fork(rk__component *c)
     pthread_cond_init(&l->none_waiting, &mono_attr);
     rk__map_clear(&l->tokens, rk__free);
     l->waiting = 0;
+    rk__watchdog_after_fork(l->wd);
 }
 
 int rk_lock_close(rk_lock *l, const rk_context *ctx)
 {
     if (!l)
         return rk__ret(rk__err(RK_EINVAL, "rk_lock_close: lock is NULL"), ctx);
-    return rk__component_close(&l->base);
+    int rc = rk__component_close(&l->base);
+    rk__watchdog_join(l->wd);
+    return rc;
 }
 
 /* ---- one operation's view: client, deadline, names ---- */
@@ -366,17 +381,17 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
     const rk__options *o = &op->cl->opts;
     int rc = op_names(op);
     if (rc == RK_OK) {
-        const char *args[8] = {op->full.str, op->queue.str,     op->waiters.str, op->fence.str,
-                               token,        flag(o->lock_fencing), yield,        standback};
-        size_t lens[8] = {op->full.len,
-                          op->queue.len,
-                          op->waiters.len,
-                          op->fence.len,
-                          RK__TOKEN_LEN,
-                          1,
-                          (size_t)snprintf(yield, sizeof yield, "%" PRIu64, o->lock_yield_ms),
-                          (size_t)snprintf(standback, sizeof standback, "%" PRIu64,
-                                           o->retry_timeout_ms + 10)};
+        const char *args[8] = {op->full.str, op->queue.str,         op->waiters.str, op->fence.str,
+                               token,        flag(o->lock_fencing), yield,           standback};
+        size_t lens[8] = {
+            op->full.len,
+            op->queue.len,
+            op->waiters.len,
+            op->fence.len,
+            RK__TOKEN_LEN,
+            1,
+            (size_t)snprintf(yield, sizeof yield, "%" PRIu64, o->lock_yield_ms),
+            (size_t)snprintf(standback, sizeof standback, "%" PRIu64, o->retry_timeout_ms + 10)};
         rc = script(op, &rk__script_lock_release, deadline, 4, 8, args, lens, &result);
     }
     if (was_held)
@@ -578,8 +593,7 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
     if (rc == RK_OK && !hot)
         rc = fair_attempt(op, h.token, ttl_ms, 0, first, &fence, NULL);
     if (rc == RK_OK && !fence)
-        rc = timeout_ms == 0 ? lock_timeout(op->key)
-                             : wait_in_line(l, op, h.token, ttl_ms, &fence);
+        rc = timeout_ms == 0 ? lock_timeout(op->key) : wait_in_line(l, op, h.token, ttl_ms, &fence);
     h.fence = op->cl->opts.lock_fencing ? fence : 0;
     if (rc == RK_OK && fence)
         rc = remember(l, op, &h);
@@ -607,8 +621,10 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
     lock_op op;
     held h;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
-    if (rc == RK_OK)
+    if (rc == RK_OK) {
+        rk__watchdog_unwatch(l->wd, key, NULL); /* before the script: see rk__watchdog_unwatch */
         recall(l, &op, &h);
+    }
     if (rc == RK_OK && *h.token) {
         if ((rc = release_token(&op, h.token, op.deadline, NULL)) == RK_OK)
             forget(l, &op, h.token); /* released, handed over, or expired: ours no more */
@@ -618,12 +634,27 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
     return rk__ret(op_end(&op, rc), ctx);
 }
 
+/* Extend the lease of `token` (compare-and-PEXPIRE: a key gone stays gone). */
+static int extend_token(lock_op *op, const char *token, uint64_t ttl_ms)
+{
+    char ttl[24];
+    long long result = 0;
+    const char *args[3] = {op->full.str, token, ttl};
+    size_t lens[3] = {op->full.len, RK__TOKEN_LEN,
+                      (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
+    int rc = script(op, &rk__script_extend, op->deadline, 1, 3, args, lens, &result);
+    if (rc != RK_OK)
+        return rk__err_prefix("extend '%s': ", op->key);
+    if (result != 1)
+        return rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
+                       op->key);
+    return RK_OK;
+}
+
 int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms)
 {
     lock_op op;
     held h;
-    char ttl[24];
-    long long result = 0;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
@@ -631,16 +662,8 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
         recall(l, &op, &h);
     if (rc == RK_OK && !*h.token)
         rc = rk__err(RK_ENOTOWNER, "extend '%s': this handle does not hold the lock", key);
-    if (rc == RK_OK) {
-        const char *args[3] = {op.full.str, h.token, ttl};
-        size_t lens[3] = {op.full.len, RK__TOKEN_LEN,
-                          (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
-        if ((rc = script(&op, &rk__script_extend, op.deadline, 1, 3, args, lens, &result)))
-            rk__err_prefix("extend '%s': ", key);
-        else if (result != 1)
-            rc = rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
-                         key);
-    }
+    if (rc == RK_OK)
+        rc = extend_token(&op, h.token, ttl_ms);
     return rk__ret(op_end(&op, rc), ctx);
 }
 
@@ -680,8 +703,7 @@ int rk_lock_fencing_token(rk_lock *l, const char *key, uint64_t *out)
     int rc = holding(l, &op, key, "fencing token", out, "out", &h);
     if (rc == RK_OK && !op.cl->opts.lock_fencing)
         rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
-                           "fencing token '%s': options.lock_fencing is off (set it to true)",
-                           key);
+                           "fencing token '%s': options.lock_fencing is off (set it to true)", key);
     if (rc == RK_OK)
         *out = h.fence;
     return rk__ret(op_end(&op, rc), NULL);
@@ -702,6 +724,8 @@ int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, co
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
     if (rc == RK_OK && (!token || !is_token(token)))
         rc = rk__err(RK_EINVAL, "release '%s': token is not 32 lowercase hex characters", key);
+    if (rc == RK_OK)
+        rk__watchdog_unwatch(l->wd, key, token); /* if it is the lease watched on `key` */
     if (rc == RK_OK && (rc = release_token(&op, token, op.deadline, &was_held)) != RK_OK)
         rk__err_prefix("release '%s': ", key);
     if (rc == RK_OK) {
@@ -710,4 +734,50 @@ int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key, co
             rc = rk__err(RK_ENOTOWNER, "release '%s': the token does not hold the lock", key);
     }
     return rk__ret(op_end(&op, rc), ctx);
+}
+
+/* ---- the lease watchdog ---- */
+
+/* The watchdog renews the lease it watches, by its token, not whatever the handle holds now: a
+ * renewal in flight while the key is released and acquired again must not cut the new lease to
+ * the old TTL. It answers within the time the lease has left. */
+static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
+                       uint64_t timeout_ms)
+{
+    lock_op op;
+    int rc = op_begin(&op, ud, key, timeout_ms);
+    if (rc == RK_OK)
+        rc = extend_token(&op, token, ttl_ms);
+    op_end(&op, rc);
+    return rc == RK_OK ? RK__LEASE_RENEWED : rc == RK_ENOTOWNER ? RK__LEASE_LOST : RK__LEASE_FAILED;
+}
+
+int rk_lock_set_lost_handler(rk_lock *l, rk_lock_lost_fn fn, void *ud)
+{
+    if (!l)
+        return rk__err(RK_EINVAL, "rk_lock_set_lost_handler: lock is NULL");
+    rk__component_check_fork(&l->base); /* the watchdog's mutex may be a parent thread's */
+    rk__watchdog_set_lost(l->wd, fn, ud);
+    return RK_OK;
+}
+
+/* Renew now, which also tells that the lease is still ours, then let the watchdog go on. */
+int rk_lock_watch(rk_lock *l, const char *key)
+{
+    lock_op op;
+    held h = {"", 0, 0};
+    int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK)
+        recall(l, &op, &h);
+    if (rc == RK_OK && !*h.token)
+        rc = rk__err(RK_ENOTOWNER, "watch '%s': this handle does not hold the lock", key);
+    uint64_t since = rk__now_ms(); /* the renewed lease runs from no earlier than this */
+    if (rc == RK_OK && (rc = extend_token(&op, h.token, h.ttl_ms)) == RK_OK)
+        rc = rk__watchdog_watch(l->wd, key, h.token, h.ttl_ms, since);
+    /* A close that stopped the watchdog before our watch: nothing else would end it. */
+    if (rc == RK_OK && !rk_lock_is_open(l)) {
+        rk__watchdog_unwatch(l->wd, key, h.token);
+        rc = rk__client_not_open("lock");
+    }
+    return rk__ret(op_end(&op, rc), NULL);
 }

@@ -23,7 +23,8 @@
  *
  * Leases: a lock expires after its TTL even if its holder still runs (process pause, GC, slow
  * network). redkit never deletes a successor's lock, but cannot stop a paused holder from
- * acting after its lease ended; see docs/RELIABILITY.md.
+ * acting after its lease ended; see docs/RELIABILITY.md. rk_lock_watch() renews a lease from a
+ * background thread for as long as it is held, and reports its loss to a handler.
  *
  * Configuration: the connection/credential keys of rk_cache plus `options.retry_timeout`
  * (ms, 100): the longest a waiter goes without re-trying; `options.lock_fencing` (false):
@@ -47,10 +48,15 @@ RK_EXTERN int rk_lock_set_references(rk_lock *l, const rk_references *refs);
 RK_EXTERN int rk_lock_open(rk_lock *l, const rk_context *ctx);
 RK_EXTERN bool rk_lock_is_open(const rk_lock *l);
 
-/** Close connections; waiters in rk_lock_acquire() leave the queue and return RK_ENOTOPEN. */
+/**
+ * Close connections; waiters in rk_lock_acquire() leave the queue and return RK_ENOTOPEN.
+ * Watched locks are no longer renewed (and expire), without a lost callback; a callback already
+ * running has returned when close does, unless close is called from it.
+ */
 RK_EXTERN int rk_lock_close(rk_lock *l, const rk_context *ctx);
 
-/** Close if needed and free. Held locks are not released (they expire). NULL-safe. */
+/** Close if needed and free. Held locks are not released (they expire). NULL-safe. Not from a
+ *  lost handler. */
 RK_EXTERN void rk_lock_free(rk_lock *l);
 
 /**
@@ -75,6 +81,7 @@ RK_EXTERN int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key
 
 /**
  * Release the lock this handle holds on `key`: deleted only if it still carries our token.
+ * A watch of `key` ends first, without a lost callback, even if the release then fails.
  * @return RK_OK if released, not held, expired or taken over by someone else.
  */
 RK_EXTERN int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key);
@@ -109,12 +116,49 @@ RK_EXTERN int rk_lock_fencing_token(rk_lock *l, const char *key, uint64_t *out);
 
 /**
  * Release the lock on `key` if `token` still holds it, whoever acquired it: the same atomic
- * compare-and-delete as rk_lock_release(), handing the lock to the next waiter.
+ * compare-and-delete as rk_lock_release(), handing the lock to the next waiter. If this handle
+ * watches `key` with that token, the watch ends first, without a lost callback.
  * @return RK_OK if released, RK_ENOTOWNER if `token` does not hold it (expired or another
  *         owner's), RK_EINVAL if `token` is not a token.
  */
 RK_EXTERN int rk_lock_release_token(rk_lock *l, const rk_context *ctx, const char *key,
                                     const char *token);
+
+/**
+ * Called once, from the watchdog thread, when a watched lock turns out to be lost: a renewal
+ * found the key gone or another owner's (rk_lock_extend()'s RK_ENOTOWNER), or no renewal got
+ * through for a whole TTL (Redis unreachable: the lease has expired whatever Redis says later).
+ * rk_last_error() on that thread tells which. The key is no longer watched. The handler may call
+ * this handle's functions (release, acquire, watch, even close), except rk_lock_free().
+ */
+typedef void (*rk_lock_lost_fn)(void *ud, const char *key);
+
+/**
+ * Set (or clear with NULL) the handle's lost handler, for every watched key. Once this returns
+ * the previous handler is not running (unless this is called from it) and will not be called
+ * again, so its `ud` may be released. Works before open, and survives close and open.
+ * @return RK_OK, or RK_EINVAL if `l` is NULL.
+ */
+RK_EXTERN int rk_lock_set_lost_handler(rk_lock *l, rk_lock_lost_fn fn, void *ud);
+
+/**
+ * Renew the held lock `key` every ttl/3 from a background thread until it is released or the
+ * handle closes; RK_ENOTOWNER if the handle does not hold `key`.
+ *
+ * ttl is the `ttl_ms` of the acquisition that got the lock. The lock is renewed once right away,
+ * within this call, so a lease already lost is reported here. Each renewal is rk_lock_extend()'s
+ * compare-and-PEXPIRE, by the watched acquisition's token: it never re-creates a released key,
+ * nor touches a later acquisition of it. A renewal without an answer (connection lost, timeout)
+ * is retried at the next tick; the first failure in a row is logged as a warning
+ * (rk_set_log_handler()). A renewal that finds the lock lost, or a whole TTL without a renewal
+ * that got through, calls the lost handler once and ends the watch. rk_lock_release() and
+ * rk_lock_release_token() end the watch before releasing, close and free end them all, all
+ * without a callback. Watching a watched key again starts over. One thread per handle, started
+ * on the first watch; after fork() a child watches nothing until it calls this itself.
+ * @return RK_OK, RK_ENOTOWNER (not held, or found lost), RK_EINVAL, RK_ENOTOPEN, or the error
+ *         of the first renewal (the key is then not watched).
+ */
+RK_EXTERN int rk_lock_watch(rk_lock *l, const char *key);
 
 RK_END_DECLS
 

@@ -3,8 +3,9 @@
  * @brief Where redkit's diagnostics go.
  *
  * redkit never writes to stderr itself. What it has to say outside the result of a call (today,
- * only that options.tls_verify=false leaves a connection unauthenticated) goes to one
- * process-wide log handler, by default a printer to stderr.
+ * that options.tls_verify=false leaves a connection unauthenticated, and that the renewal of a
+ * watched lock failed and will be retried) goes to one process-wide log handler, by default a
+ * printer to stderr.
  */
 #ifndef REDKIT_LOG_H
 #define REDKIT_LOG_H

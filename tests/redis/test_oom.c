@@ -455,6 +455,16 @@ static void recover_extend(fixture *f)
     verify_extended(f);
 }
 
+static int run_watch(fixture *f) { return rk_lock_watch(f->lock, "oom-lock"); }
+
+/* A failed watch leaves the lock held, and watching it again works. Releasing it (in
+ * assert_holds) ends the watch, and freeing the handle gives the watchdog's memory back. */
+static void recover_watch(fixture *f)
+{
+    ASSERT_OK(run_watch(f));
+    assert_holds(f, "oom-lock");
+}
+
 /* ---- cases ---- */
 
 static void configuration(void)
@@ -490,6 +500,7 @@ static void lock(void)
                 verify_acquired, true});
     sweep(&(op){"lock_release", setup_held, run_release, recover_release, verify_released, false});
     sweep(&(op){"lock_extend", setup_held, run_extend, recover_extend, verify_extended, false});
+    sweep(&(op){"lock_watch", setup_held, run_watch, recover_watch, verify_acquired, false});
 }
 
 RKT_MAIN(RKT_CASE(configuration), RKT_CASE(cache), RKT_CASE(lock))
