@@ -52,24 +52,6 @@ static int call_get(job *j)
 
 static int call_retrieve(job *j) { return rk_cache_retrieve(j->cache, NULL, "key", &j->out); }
 
-/* Requests the stopped server received but never read: its established connections with bytes
- * in their receive queue (/proc/net/tcp; the server listens on 127.0.0.1). */
-static int unanswered(const rkt_server *s)
-{
-    char line[512];
-    int n = 0;
-    FILE *f = fopen("/proc/net/tcp", "r");
-    ASSERT_TRUE(f != NULL);
-    while (fgets(line, sizeof line, f)) {
-        unsigned port, state, rx_queue;
-        if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%x", &port, &state, &rx_queue) == 3 &&
-            port == (unsigned)s->port && state == 1 /* ESTABLISHED */ && rx_queue > 0)
-            n++;
-    }
-    fclose(f);
-    return n;
-}
-
 static void stop_server(const rkt_server *s) { ASSERT_EQ(kill(s->pid, SIGSTOP), 0); }
 
 /* Once the waiting call has sent the stopped server a request (a lock waiter's heartbeat, a
@@ -77,7 +59,7 @@ static void stop_server(const rkt_server *s) { ASSERT_EQ(kill(s->pid, SIGSTOP), 
  * the case a close must not wait out. */
 static void wait_unanswered(const rkt_server *s)
 {
-    while (unanswered(s) < 1)
+    while (rkt_server_unanswered(s) < 1)
         usleep(1000);
 }
 

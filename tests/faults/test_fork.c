@@ -14,14 +14,6 @@
 
 enum { CHILD_ALARM_S = 40 };
 
-static void *shared_alloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ASSERT_TRUE(p != MAP_FAILED);
-    memset(p, 0, size);
-    return p;
-}
-
 /* The child's exit status, failing on a crash, a hang (SIGALRM) or a non-zero exit. */
 static int wait_child(pid_t pid)
 {
@@ -107,7 +99,7 @@ static void cache_shared_by_parent_and_child(void)
     rkt_server_start(&s, NULL);
     rk_cache *c = rkt_open_cache(rkt_server_config(&s, "options.timeout=2000"));
     ASSERT_OK(rk_cache_store(c, NULL, "before-fork", "x", 1, 60000)); /* a pooled connection */
-    tally parent = {0}, *child = shared_alloc(sizeof *child);
+    tally parent = {0}, *child = rkt_shared_alloc(sizeof *child);
     pid_t pid = fork();
     if (pid == 0) {
         alarm(CHILD_ALARM_S);
@@ -169,7 +161,7 @@ static void lock_ownership_not_inherited(void)
     rk_lock *l = rkt_open_lock(rkt_server_config(&s, NULL));
     ASSERT_OK(rk_lock_acquire(l, NULL, "parents", 30000, 0));
     ASSERT_OK(rk_lock_token(l, "parents", token));
-    lock_report *r = shared_alloc(sizeof *r);
+    lock_report *r = rkt_shared_alloc(sizeof *r);
     pid_t pid = fork();
     if (pid == 0) {
         alarm(CHILD_ALARM_S);
@@ -370,7 +362,7 @@ static void memolock_works_in_child(void)
     redisContext *c = rkt_raw_port(p.s.port);
     freeReplyObject(rkt_cmd(c, "SET", memo_name(":", "stored"), "stored before fork", NULL));
     redisFree(c);
-    memo_report *r = shared_alloc(sizeof *r);
+    memo_report *r = rkt_shared_alloc(sizeof *r);
     pid_t pid = fork_memo_child(memo_child, p.m, r);
     ASSERT_EQ(wait_child(pid), 0);
     printf("     child: fresh id %d \"%s\", stored id %d \"%s\"\n", r->fetch_rc, r->fetched,
@@ -399,7 +391,7 @@ static void memolock_child_waiter_is_notified(void)
     memo_parent p;
     memo_parent_start(&p);
     hold_lock(&p.s, "awaited");
-    memo_report *r = shared_alloc(sizeof *r);
+    memo_report *r = rkt_shared_alloc(sizeof *r);
     pid_t pid = fork_memo_child(memo_child_waits, p.m, r);
     /* Publish once the child listens; if it never does, publish anyway so that it can finish. */
     uint64_t t0 = rkt_now_ms();

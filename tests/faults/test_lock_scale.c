@@ -19,14 +19,6 @@
 /* How long a test waits for Redis to show a state it is arranging (a waiter queued). */
 enum { STATE_WAIT_MS = 5000 };
 
-static void *shared_alloc(size_t size)
-{
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    ASSERT_TRUE(p != MAP_FAILED);
-    memset(p, 0, size);
-    return p;
-}
-
 static void sleep_ms(unsigned ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
@@ -131,7 +123,7 @@ static void killed_waiter_is_skipped(void)
     int status;
     rkt_server_start(&s, NULL);
     (void)rkt_prefix(); /* shared by the children */
-    waiter_report *rep = shared_alloc(sizeof *rep);
+    waiter_report *rep = rkt_shared_alloc(sizeof *rep);
     rk_lock *holder = rkt_open_lock(rkt_server_config(&s, NULL));
     ASSERT_OK(rk_lock_acquire(holder, NULL, "dead", DEAD_TTL, 0));
     pid_t dead = fork();
@@ -246,7 +238,7 @@ static void fencing_rejects_stale_holder(void)
     char value[64], fence[32], mine_str[32];
     rkt_server_start(&s, NULL);
     (void)rkt_prefix(); /* shared by the child */
-    stale_report *rep = shared_alloc(sizeof *rep);
+    stale_report *rep = rkt_shared_alloc(sizeof *rep);
     rep->wrote = -1;
     pid_t pid = fork();
     if (pid == 0) {
@@ -454,7 +446,7 @@ static void wait_ready(int fd, int n)
  * RUN_MS, and wait for all of them. The caller unmaps the result. */
 static contention *contend(const rkt_server *s, const char *key, const char *extra)
 {
-    contention *c = shared_alloc(sizeof *c);
+    contention *c = rkt_shared_alloc(sizeof *c);
     pid_t pids[WORKERS + 1];
     int ready[2], gate[2];
     ASSERT_EQ(pipe(ready), 0);

@@ -233,23 +233,6 @@ static void release_stops_renewals(void)
 
 /* ---- (4) close with watched keys ---- */
 
-/* The stopped server's established connections with a request it has not read. */
-static int unanswered(const rkt_server *s)
-{
-    char line[512];
-    int n = 0;
-    FILE *f = fopen("/proc/net/tcp", "r");
-    ASSERT_TRUE(f != NULL);
-    while (fgets(line, sizeof line, f)) {
-        unsigned port, state, rx_queue;
-        if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%x", &port, &state, &rx_queue) == 3 &&
-            port == (unsigned)s->port && state == 1 /* ESTABLISHED */ && rx_queue > 0)
-            n++;
-    }
-    fclose(f);
-    return n;
-}
-
 static void close_with_watched_keys(void)
 {
     rkt_server s;
@@ -288,7 +271,7 @@ static void close_during_stalled_renewal(void)
     losses_init(&g);
     rk_lock *l = watched_lock(&s, &g, "stalled", LONG_TTL);
     ASSERT_EQ(kill(s.pid, SIGSTOP), 0);
-    while (unanswered(&s) < 1) /* the renewal due at ttl/3 */
+    while (rkt_server_unanswered(&s) < 1) /* the renewal due at ttl/3 */
         sleep_ms(5);
     uint64_t t0 = rkt_now_ms();
     ASSERT_OK(rk_lock_close(l, NULL));

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -337,4 +338,28 @@ rk_memolock *rkt_open_memolock(rk_config *cfg)
     rk_config_free(cfg);
     ASSERT_OK(rk_memolock_open(m, NULL));
     return m;
+}
+
+int rkt_server_unanswered(const rkt_server *s)
+{
+    char line[512];
+    int n = 0;
+    FILE *f = fopen("/proc/net/tcp", "r");
+    ASSERT_TRUE(f != NULL);
+    while (fgets(line, sizeof line, f)) {
+        unsigned port, state, rx_queue;
+        if (sscanf(line, " %*u: %*x:%x %*x:%*x %x %*x:%x", &port, &state, &rx_queue) == 3 &&
+            port == (unsigned)s->port && state == 1 /* ESTABLISHED */ && rx_queue > 0)
+            n++;
+    }
+    fclose(f);
+    return n;
+}
+
+void *rkt_shared_alloc(size_t size)
+{
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    ASSERT_TRUE(p != MAP_FAILED);
+    memset(p, 0, size);
+    return p;
 }

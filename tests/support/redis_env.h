@@ -83,4 +83,11 @@ rk_cache *rkt_open_cache(rk_config *cfg);
 rk_lock *rkt_open_lock(rk_config *cfg);
 rk_memolock *rkt_open_memolock(rk_config *cfg);
 
+/* Connections to the (stopped) server `s` holding a request it has not read yet
+ * (/proc/net/tcp): a call is then surely blocked on it. */
+int rkt_server_unanswered(const rkt_server *s);
+
+/* Zeroed memory shared with forked children (MAP_SHARED); unmap it with munmap. */
+void *rkt_shared_alloc(size_t size);
+
 #endif
