@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <spawn.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -88,6 +89,35 @@ void cli_child_destroy(cli_child *c)
     pthread_mutex_destroy(&c->mu);
 }
 
+/* Variables that carry the connection's secrets: CMD gets the lock or the memo, not the
+ * credentials behind them. */
+static const char *const secret_vars[] = {"REDKIT_URL", "REDIS_URL", "REDKIT_PASSWORD"};
+
+static bool is_secret(const char *entry)
+{
+    for (size_t i = 0; i < sizeof secret_vars / sizeof secret_vars[0]; i++) {
+        size_t n = strlen(secret_vars[i]);
+        if (!strncmp(entry, secret_vars[i], n) && entry[n] == '=')
+            return true;
+    }
+    return false;
+}
+
+/* environ without the secret variables (a copy of the pointers: other threads may read it). */
+static char **child_environ(void)
+{
+    size_t n = 0, k = 0;
+    while (environ[n])
+        n++;
+    char **env = malloc((n + 1) * sizeof *env);
+    for (size_t i = 0; env && i < n; i++)
+        if (!is_secret(environ[i]))
+            env[k++] = environ[i];
+    if (env)
+        env[k] = NULL;
+    return env;
+}
+
 static int spawn_status(const char *cmd, int err)
 {
     cli_note("cannot run %s: %s", cmd, strerror(err));
@@ -104,12 +134,14 @@ int cli_child_spawn(cli_child *c, char *const argv[], int out_fd)
     posix_spawn_file_actions_init(&fa);
     if (out_fd >= 0)
         posix_spawn_file_actions_adddup2(&fa, out_fd, STDOUT_FILENO);
+    char **env = child_environ();
     pthread_mutex_lock(&c->mu);
-    int interrupted = c->interrupted, err = 0;
+    int interrupted = c->interrupted, err = env ? 0 : ENOMEM;
     pid_t pid = 0;
-    if (!interrupted && (err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, environ)) == 0)
+    if (!interrupted && !err && (err = posix_spawnp(&pid, argv[0], &fa, &attr, argv, env)) == 0)
         c->pid = pid;
     pthread_mutex_unlock(&c->mu);
+    free(env);
     posix_spawn_file_actions_destroy(&fa);
     posix_spawnattr_destroy(&attr);
     if (interrupted)

@@ -14,10 +14,10 @@
 #include <redkit.h>
 
 #define CLI_DEFAULT_URL "redis://127.0.0.1:6379"
-#define CLI_EXIT_NO 1     /* a negative answer: cache miss, lock not acquired */
-#define CLI_MAX_POS 4     /* positional arguments a command may take */
-#define CLI_EX_NOEXEC 126 /* the command exists but could not run, as in shells */
-#define CLI_EX_NOCMD 127  /* the command was not found, as in shells */
+#define CLI_EXIT_NO 1         /* a negative answer: cache miss, lock not acquired */
+#define CLI_EX_NOEXEC 126     /* the command exists but could not run, as in shells */
+#define CLI_EX_NOCMD 127      /* the command was not found, as in shells */
+#define CLI_PASSWORD_MAX 4096 /* bytes of a --password-file line */
 
 /* Options accepted before or after the command name. */
 typedef struct cli_global {
@@ -26,16 +26,18 @@ typedef struct cli_global {
     const char *password_file;
 } cli_global;
 
-/* One long option of a command: `--name VALUE` (or `--name=VALUE`) when `value` is set, else a
- * flag. */
+/* One option of a command, parsed with getopt_long() conventions: `--name VALUE`,
+ * `--name=VALUE` (and `-c VALUE`, `-cVALUE` when `short_name` is set) when `value` is set, else
+ * a flag (`--name`, `-c`). */
 typedef struct cli_opt {
     const char *name;
     const char **value;
     bool *flag;
+    char short_name;
 } cli_opt;
 
 typedef struct cli_args {
-    char *pos[CLI_MAX_POS];
+    char **pos; /* up to the command's `max_pos`; valid until the next cli_parse() */
     int npos;
     char **cmd; /* the command to run (after "--" or the last positional), NULL-terminated */
     int ncmd;
@@ -43,8 +45,10 @@ typedef struct cli_args {
 } cli_args;
 
 /* Parse a command's arguments (argv[0] is the command name). `opts` ends with a zeroed entry.
- * With `max_pos` positionals seen, the next non-option argument starts the command to run when
- * `want_cmd`, else it is an error. @return 0 or EX_USAGE (after printing why). */
+ * Options may come before or after positionals; "--" ends them. With `max_pos` positionals seen,
+ * the next non-option argument starts the command to run when `want_cmd`, else it is an error.
+ * A password in --url is scrubbed from argv (g->url then points to a copy).
+ * @return 0 or EX_USAGE (after printing why). */
 int cli_parse(int argc, char **argv, const cli_opt *opts, cli_global *g, int max_pos, bool want_cmd,
               cli_args *out);
 

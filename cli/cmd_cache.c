@@ -106,7 +106,7 @@ static int check_args(const cache_sub *sub, const cli_args *a, const char *ttl, 
 int cmd_cache(cli_global *g, int argc, char **argv)
 {
     const char *ttl = NULL;
-    const cli_opt opts[] = {{"ttl", &ttl, NULL}, {NULL, NULL, NULL}};
+    const cli_opt opts[] = {{"ttl", &ttl, NULL, 't'}, {NULL, NULL, NULL, 0}};
     const cache_sub *sub = argc > 1 ? find_sub(argv[1]) : NULL;
     cli_args a;
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {

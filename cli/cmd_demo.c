@@ -400,7 +400,7 @@ static void cleanup(const demo *d)
 int cmd_demo(cli_global *g, int argc, char **argv)
 {
     const char *clients = NULL;
-    const cli_opt opts[] = {{"clients", &clients, NULL}, {NULL, NULL, NULL}};
+    const cli_opt opts[] = {{"clients", &clients, NULL, 0}, {NULL, NULL, NULL, 0}};
     cli_args a;
     int rc = cli_parse(argc, argv, opts, g, 0, false, &a);
     if (rc || a.help) {

@@ -283,12 +283,12 @@ static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
 int cmd_lock(cli_global *g, int argc, char **argv)
 {
     lock_opts o = {0};
-    const cli_opt opts[] = {{"ttl", &o.ttl, NULL},
-                            {"wait", &o.wait, NULL},
-                            {"token", &o.token, NULL},
-                            {"force", NULL, &o.force},
-                            {"kill-on-loss", NULL, &o.kill_on_loss},
-                            {NULL, NULL, NULL}};
+    const cli_opt opts[] = {{"ttl", &o.ttl, NULL, 't'},
+                            {"wait", &o.wait, NULL, 'w'},
+                            {"token", &o.token, NULL, 0},
+                            {"force", NULL, &o.force, 0},
+                            {"kill-on-loss", NULL, &o.kill_on_loss, 0},
+                            {NULL, NULL, NULL, 0}};
     const char *sub = argc > 1 ? argv[1] : "";
     bool run = !strcmp(sub, "run");
     cli_args a;

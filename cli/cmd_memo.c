@@ -240,8 +240,10 @@ static int check_opts(const cli_args *a, memo_opts *o)
 int cmd_memo(cli_global *g, int argc, char **argv)
 {
     memo_opts o = {0};
-    const cli_opt opts[] = {
-        {"ttl", &o.ttl, NULL}, {"wait", &o.wait, NULL}, {"tag", &o.tag, NULL}, {NULL, NULL, NULL}};
+    const cli_opt opts[] = {{"ttl", &o.ttl, NULL, 't'},
+                            {"wait", &o.wait, NULL, 'w'},
+                            {"tag", &o.tag, NULL, 0},
+                            {NULL, NULL, NULL, 0}};
     const char *sub = argc > 1 ? argv[1] : "";
     cli_args a;
     if (!strcmp(sub, "--help") || !strcmp(sub, "-h")) {

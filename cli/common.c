@@ -1,5 +1,6 @@
 #include <errno.h>
 #include <fcntl.h>
+#include <getopt.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -41,75 +42,171 @@ int cli_usage_error(const char *fmt, ...)
 
 /* ---- arguments ---- */
 
-static const cli_opt *find_opt(const cli_opt *opts, const char *name, size_t len)
+#define MAX_OPTS 24     /* a command's options and the global ones */
+#define LONG_ONLY 0x100 /* getopt values of options without a short form: LONG_ONLY + index */
+
+/* getopt_long()'s view of a command's options. */
+typedef struct parser {
+    const cli_opt *opts[MAX_OPTS];
+    struct option longs[MAX_OPTS + 2]; /* + --help and the terminator */
+    char shorts[3 * MAX_OPTS + 8];
+    int n;
+} parser;
+
+static void add_opts(parser *p, const cli_opt *o)
 {
-    for (; opts && opts->name; opts++)
-        if (strlen(opts->name) == len && !strncmp(opts->name, name, len))
-            return opts;
+    for (; o && o->name && p->n < MAX_OPTS; o++, p->n++) {
+        p->opts[p->n] = o;
+        p->longs[p->n] = (struct option){o->name, o->value ? required_argument : no_argument, NULL,
+                                         o->short_name ? o->short_name : LONG_ONLY + p->n};
+        if (o->short_name) {
+            size_t len = strlen(p->shorts);
+            p->shorts[len++] = o->short_name;
+            if (o->value)
+                p->shorts[len++] = ':';
+            p->shorts[len] = '\0';
+        }
+    }
+}
+
+static const cli_opt *opt_of(const parser *p, int val)
+{
+    if (val >= LONG_ONLY && val < LONG_ONLY + p->n)
+        return p->opts[val - LONG_ONLY];
+    for (int i = 0; i < p->n; i++)
+        if (val && p->opts[i]->short_name == val)
+            return p->opts[i];
     return NULL;
 }
 
-/* One "--name[=value]" at argv[*i]; advances *i past a separate value. */
-static int parse_option(int argc, char **argv, int *i, const cli_opt *opts, const cli_opt *globals)
+/* getopt_long's '?' or ':' for `arg` (opterr is off: the messages are ours). */
+static int option_error(const parser *p, int c, const char *arg)
 {
-    const char *name = argv[*i] + 2, *eq = strchr(name, '=');
-    size_t len = eq ? (size_t)(eq - name) : strlen(name);
-    const cli_opt *o = find_opt(opts, name, len);
-    if (!o)
-        o = find_opt(globals, name, len);
-    if (!o)
-        return cli_usage_error("unknown option '--%.*s'", (int)len, name);
-    if (!o->value) {
-        if (eq)
-            return cli_usage_error("option '--%s' takes no value", o->name);
+    bool is_long = !strncmp(arg, "--", 2);
+    const cli_opt *o = opt_of(p, optopt);
+    if (c == ':')
+        return cli_usage_error("option '%s' needs a value", arg);
+    if (o && is_long)
+        return cli_usage_error("option '--%s' takes no value", o->name);
+    if (optopt && !is_long)
+        return cli_usage_error("unknown option '-%c'", optopt);
+    return cli_usage_error("unknown or ambiguous option '%s'", arg);
+}
+
+/* Positionals live until exit, so that a command may keep them; one parse replaces the last. */
+static char **pos_store;
+
+/* Take argv[i] as a positional. @return 1 when it starts the command to run, 0, or EX_USAGE. */
+static int positional(int argc, char **argv, int i, int max_pos, bool want_cmd, cli_args *out)
+{
+    if (out->npos < max_pos) {
+        out->pos[out->npos++] = argv[i];
+        return 0;
+    }
+    if (!want_cmd)
+        return cli_usage_error("unexpected argument '%s'", argv[i]);
+    out->cmd = argv + i;
+    out->ncmd = argc - i;
+    return 1;
+}
+
+/* One option getopt_long returned. */
+static int take_option(const parser *p, int c, char **argv, cli_args *out)
+{
+    const cli_opt *o = c == 'h' ? NULL : opt_of(p, c);
+    if (c == 'h')
+        out->help = true;
+    else if (!o)
+        return option_error(p, c, argv[optind - 1]);
+    else if (o->value)
+        *o->value = optarg;
+    else
         *o->flag = true;
-        return 0;
-    }
-    if (eq) {
-        *o->value = eq + 1;
-        return 0;
-    }
-    if (*i + 1 >= argc)
-        return cli_usage_error("option '--%s' needs a value", o->name);
-    *o->value = argv[++*i];
     return 0;
 }
 
-static bool is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
+static int parse_args(int argc, char **argv, const parser *p, int max_pos, bool want_cmd,
+                      cli_args *out)
+{
+    int c, rc;
+    optind = 0; /* a fresh scan: main parses the global options first */
+    opterr = 0;
+    /* "-": non-options come back in order (1), so options may follow positionals while a
+     * command's own arguments stay untouched; ":": a missing value is told apart. "--" ends the
+     * options: what follows is positional, so keys and values may start with '-'. */
+    while ((c = getopt_long(argc, argv, p->shorts, p->longs, NULL)) != -1) {
+        if (c == 1)
+            rc = positional(argc, argv, optind - 1, max_pos, want_cmd, out);
+        else
+            rc = take_option(p, c, argv, out);
+        if (rc)
+            return rc == 1 ? 0 : rc;
+    }
+    for (int i = optind; i < argc; i++)
+        if ((rc = positional(argc, argv, i, max_pos, want_cmd, out)) != 0)
+            return rc == 1 ? 0 : rc;
+    return 0;
+}
+
+/* ---- a password in --url ---- */
+
+static char *url_copy; /* --url, once its password is scrubbed from argv */
+
+/* The password in a URL's userinfo ("scheme://user:PASSWORD@host..."), or NULL. */
+static char *url_password(char *url, size_t *len)
+{
+    char *p = strstr(url, "://");
+    if (!p)
+        return NULL;
+    p += 3;
+    char *at = memrchr(p, '@', strcspn(p, "/?#"));
+    char *colon = at ? memchr(p, ':', (size_t)(at - p)) : NULL;
+    if (!colon || colon + 1 == at)
+        return NULL;
+    *len = (size_t)(at - colon - 1);
+    return colon + 1;
+}
+
+/* Anyone can read /proc/PID/cmdline: warn, as redis-cli does, and overwrite the password in
+ * argv (which is what /proc shows) with 'x' once the URL is copied. */
+static void protect_url(cli_global *g)
+{
+    size_t len;
+    char *url = (char *)g->url, *pw = url_password(url, &len);
+    if (!pw)
+        return;
+    fprintf(stderr, "redkit: warning: a password in --url can be seen by other users (ps, "
+                    "/proc); use --password-file or REDKIT_PASSWORD\n");
+    char *copy = strdup(url);
+    if (!copy)
+        return;
+    free(url_copy);
+    g->url = url_copy = copy;
+    memset(pw, 'x', len);
+}
 
 int cli_parse(int argc, char **argv, const cli_opt *opts, cli_global *g, int max_pos, bool want_cmd,
               cli_args *out)
 {
-    const cli_opt globals[] = {{"url", &g->url, NULL},
-                               {"config", &g->config, NULL},
-                               {"password-file", &g->password_file, NULL},
-                               {NULL, NULL, NULL}};
+    const cli_opt globals[] = {{"url", &g->url, NULL, 0},
+                               {"config", &g->config, NULL, 0},
+                               {"password-file", &g->password_file, NULL, 0},
+                               {NULL, NULL, NULL, 0}};
+    parser p = {.shorts = "-:h", .longs = {{0}}};
+    add_opts(&p, opts);
+    add_opts(&p, globals);
+    p.longs[p.n] = (struct option){"help", no_argument, NULL, 'h'};
     memset(out, 0, sizeof *out);
-    for (int i = 1; i < argc; i++) {
-        char *a = argv[i];
-        if (is_help(a)) {
-            out->help = true;
-        } else if (!strcmp(a, "--")) {
-            if (!want_cmd)
-                return cli_usage_error("unexpected '--'");
-            out->cmd = argv + i + 1;
-            out->ncmd = argc - i - 1;
-            return 0;
-        } else if (!strncmp(a, "--", 2)) {
-            int rc = parse_option(argc, argv, &i, opts, globals);
-            if (rc)
-                return rc;
-        } else if (out->npos < max_pos) {
-            out->pos[out->npos++] = a;
-        } else if (want_cmd) {
-            out->cmd = argv + i;
-            out->ncmd = argc - i;
-            return 0;
-        } else {
-            return cli_usage_error("unexpected argument '%s'", a);
-        }
-    }
-    return 0;
+    free(pos_store);
+    pos_store = calloc((size_t)argc + 1, sizeof *pos_store);
+    if (!pos_store)
+        return EX_OSERR;
+    out->pos = pos_store;
+    const char *url = g->url;
+    int rc = parse_args(argc, argv, &p, max_pos, want_cmd, out);
+    if (g->url && g->url != url)
+        protect_url(g);
+    return rc;
 }
 
 /* ---- durations ---- */
@@ -239,31 +336,52 @@ static bool names_connection(const rk_config *cfg)
     return false;
 }
 
-/* The first line of the file, without its line ending. */
-static int read_password(const char *path, char **out)
+/* The first line of `fd` into buf (NUL-terminated, without its line ending). Read byte by byte:
+ * stdin's remainder stays for the command (cache set reads its value there), and a file without
+ * line ends (/dev/zero) costs at most `cap` bytes. @return 0, -1 (errno set) or 1: too long. */
+static int read_first_line(int fd, char *buf, size_t cap)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    char *data = NULL;
     size_t len = 0;
-    if (fd < 0 || cli_read_all(fd, &data, &len) != 0) {
-        cli_note("cannot read the password file %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            close(fd);
-        return EX_NOINPUT;
+    for (;;) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0 || c == '\n')
+            break;
+        if (len + 1 >= cap)
+            return 1;
+        buf[len++] = c;
     }
-    close(fd);
-    data[strcspn(data, "\r\n")] = '\0';
-    *out = data;
+    if (len > 0 && buf[len - 1] == '\r')
+        len--;
+    buf[len] = '\0';
     return 0;
 }
 
-static void free_secret(char *s)
+/* The first line of the file ('-': stdin), at most CLI_PASSWORD_MAX bytes. */
+static int read_password(const char *path, char *buf, size_t cap)
 {
-    if (!s)
-        return;
-    for (volatile char *p = s; *p; p++)
+    bool std_in = !strcmp(path, "-");
+    const char *name = std_in ? "(stdin)" : path;
+    int fd = std_in ? STDIN_FILENO : open(path, O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? -1 : read_first_line(fd, buf, cap);
+    int err = errno;
+    if (fd >= 0 && !std_in)
+        close(fd);
+    if (rc < 0)
+        cli_note("cannot read the password file %s: %s", name, strerror(err));
+    else if (rc > 0)
+        cli_note("the password file %s: the first line is longer than %zu bytes", name, cap - 1);
+    return rc ? EX_NOINPUT : 0;
+}
+
+static void wipe(char *s, size_t n)
+{
+    for (volatile char *p = s; n--; p++)
         *p = 0;
-    free(s);
 }
 
 static int set_url(const cli_global *g, rk_config *cfg)
@@ -272,6 +390,8 @@ static int set_url(const cli_global *g, rk_config *cfg)
     if (!url && !names_connection(cfg)) {
         url = getenv("REDKIT_URL");
         if (!url || !*url)
+            url = getenv("REDIS_URL"); /* the name other Redis tools read */
+        if (!url || !*url)
             url = CLI_DEFAULT_URL;
     }
     if (url && !*url)
@@ -279,15 +399,22 @@ static int set_url(const cli_global *g, rk_config *cfg)
     return url && rk_config_set(cfg, "connection.uri", url) ? cli_fail(true) : 0;
 }
 
+/* --password-file, else $REDKIT_PASSWORD unless --config sets credential.password. */
 static int set_password(const cli_global *g, rk_config *cfg)
 {
-    char *pw = NULL;
-    if (!g->password_file)
+    char pw[CLI_PASSWORD_MAX + 1];
+    const char *env = getenv("REDKIT_PASSWORD");
+    int rc = 0;
+    if (g->password_file) {
+        rc = read_password(g->password_file, pw, sizeof pw);
+    } else if (env && *env && !rk_config_get(cfg, "credential.password")) {
+        snprintf(pw, sizeof pw, "%s", env);
+    } else {
         return 0;
-    int rc = read_password(g->password_file, &pw);
+    }
     if (rc == 0 && rk_config_set(cfg, "credential.password", pw) != RK_OK)
         rc = cli_fail(true);
-    free_secret(pw);
+    wipe(pw, sizeof pw);
     return rc;
 }
 

@@ -23,10 +23,16 @@ static const char global_usage[] =
     "Connection (before or after the command):\n"
     "  --url URL             redis://[user[:password]@]host[:port][/db], rediss://... (TLS),\n"
     "                        unix:///path/redis.sock[?db=N]; default $REDKIT_URL, else\n"
-    "                        " CLI_DEFAULT_URL "\n"
+    "                        $REDIS_URL, else " CLI_DEFAULT_URL ". A password in --url\n"
+    "                        is visible in ps: redkit warns and overwrites it in its argv\n"
     "  --config \"k=v;...\"    pip-services keys, e.g. \"connection.host=h;credential.password=p;\n"
     "                        options.prefix=app:\" (a --url wins over connection.* keys)\n"
-    "  --password-file FILE  AUTH with the first line of FILE (keeps it out of ps and history)\n"
+    "  --password-file FILE  AUTH with the first line of FILE ('-': stdin; at most 4096 bytes),\n"
+    "                        which keeps it out of ps and history\n"
+    "  $REDKIT_PASSWORD      AUTH with this password unless --password-file or --config\n"
+    "                        credential.password gives one\n"
+    "lock run and memo run remove REDKIT_URL, REDIS_URL and REDKIT_PASSWORD from CMD's\n"
+    "environment.\n"
     "\n"
     "Durations: 500ms, 30s, 5m, 1h, 1m30s, 1.5s (a bare number is seconds).\n";
 
@@ -36,7 +42,7 @@ static const char exit_usage[] =
     "  1    cache miss (get, ttl); lock taken (lock try) or not ours (lock release --token)\n"
     "  64   bad arguments (EX_USAGE)\n"
     "  65   bad data, e.g. an empty key (EX_DATAERR)\n"
-    "  66   the password file cannot be read (EX_NOINPUT)\n"
+    "  66   the password file cannot be read, or its first line is too long (EX_NOINPUT)\n"
     "  69   Redis unreachable: refused, timed out, lost (EX_UNAVAILABLE)\n"
     "  70   internal or unexpected error, Redis error reply (EX_SOFTWARE)\n"
     "  74   writing the output or reading stdin failed (EX_IOERR)\n"
@@ -72,7 +78,7 @@ int main(int argc, char **argv)
 {
     cli_global g = {NULL, NULL, NULL};
     bool version = false;
-    const cli_opt opts[] = {{"version", NULL, &version}, {NULL, NULL, NULL}};
+    const cli_opt opts[] = {{"version", NULL, &version, 0}, {NULL, NULL, NULL, 0}};
     cli_args args;
     /* Global options up to the command name, which starts the "command to run". */
     int rc = cli_parse(argc, argv, opts, &g, 0, true, &args);

@@ -58,3 +58,47 @@ redis-cli -p "$SERVER_PORT" -a 's3cret pass' --no-auth-warning \
 expect 77 "$REDKIT" --url "redis://reader:r@127.0.0.1:$SERVER_PORT" cache get k
 contains "$err" "NOPERM"
 ok "an ACL NOPERM exits 77"
+
+# Secrets: the password file is read one bounded line at a time; '-' is stdin.
+start=$SECONDS
+expect 66 bash -c 'ulimit -v 1000000; exec "$@"' _ "$REDKIT" --url "$auth" --password-file /dev/zero \
+    cache get k
+contains "$err" "/dev/zero: the first line is longer than 4096 bytes"
+[ $((SECONDS - start)) -lt 20 ] || fail "/dev/zero as a password file should fail fast"
+head -c 5000 /dev/urandom | base64 -w0 >"$TMP/long-pw"
+expect 66 "$REDKIT" --url "$auth" --password-file "$TMP/long-pw" cache get k
+contains "$err" "long-pw: the first line is longer than 4096 bytes"
+expect 0 bash -c 'printf "s3cret pass\n" | "$@"' _ "$REDKIT" --url "$auth" --password-file - cache get k
+[ "$out" = v ] || fail "--password-file - should read stdin"
+expect 0 bash -c 'printf "s3cret pass\nfrom-stdin" | "$@"' _ "$REDKIT" --url "$auth" --password-file - \
+    cache set k2
+expect 0 env REDKIT_PASSWORD='s3cret pass' "$REDKIT" --url "$auth" cache get k2
+[ "$out" = from-stdin ] || fail "stdin after the password line should be the value, got '$out'"
+ok "--password-file reads one bounded line (/dev/zero: exit 66), '-' is stdin; REDKIT_PASSWORD"
+
+expect 0 "$REDKIT" --url "redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT" cache get k
+contains "$err" "warning: a password in --url can be seen by other users"
+[[ $err != *s3cret* ]] || fail "the warning should not show the password: $err"
+"$REDKIT" --url "redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT" lock run argv-k -- \
+    bash -c 'touch "$0/argv-started"; exec sleep 60' "$TMP" 2>/dev/null &
+pid=$!
+_pids+=("$pid")
+wait_for 30 test -e "$TMP/argv-started"
+cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+contains "$cmdline" "lock run argv-k"
+[[ $cmdline != *s3cret* ]] || fail "the --url password is visible in /proc/$pid/cmdline: $cmdline"
+kill -TERM "$pid"
+wait "$pid" || true
+ok "a password in --url is warned about and scrubbed from /proc/PID/cmdline"
+
+# CMD gets the lock, not the credentials.
+for var in REDKIT_URL REDIS_URL; do
+    expect 0 env "$var=$auth" REDKIT_PASSWORD='s3cret pass' "$REDKIT" lock run env-k -- sh -c env
+    contains "$out" "PATH="
+    [[ $out != *REDKIT_URL=* && $out != *REDIS_URL=* && $out != *REDKIT_PASSWORD=* ]] ||
+        fail "lock run passed a secret to CMD: $out"
+    expect 0 env "$var=$auth" REDKIT_PASSWORD='s3cret pass' "$REDKIT" memo run "env-$var" -- sh -c env
+    [[ $out != *REDKIT_URL=* && $out != *REDIS_URL=* && $out != *REDKIT_PASSWORD=* ]] ||
+        fail "memo run passed a secret to CMD: $out"
+done
+ok "REDIS_URL is honoured; lock run and memo run keep REDKIT_URL, REDIS_URL, REDKIT_PASSWORD from CMD"

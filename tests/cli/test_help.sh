@@ -10,7 +10,7 @@ fail() {
 
 help=$("$REDKIT" --help)
 for word in "cache set" "lock run" "memo run" "redkit demo" "--url" "--config" "--password-file" \
-    "Exit status" "75" "EX_TEMPFAIL" "REDKIT_URL"; do
+    "Exit status" "75" "EX_TEMPFAIL" "REDKIT_URL" "REDIS_URL" "REDKIT_PASSWORD"; do
     case $help in *"$word"*) ;; *) fail "--help does not mention '$word'" ;; esac
 done
 for cmd in cache lock memo demo; do
