@@ -14,7 +14,8 @@
 #include <redkit.h>
 
 #define CLI_DEFAULT_URL "redis://127.0.0.1:6379"
-#define CLI_EXIT_NO 1         /* a negative answer: cache miss, lock not acquired */
+#define CLI_EXIT_NO 1  /* a negative answer: cache miss, lock not acquired */
+#define CLI_EX_LOST 76 /* lock run: the lease was lost while CMD ran (CMD's status is not ours) */
 #define CLI_EX_NOEXEC 126     /* the command exists but could not run, as in shells */
 #define CLI_EX_NOCMD 127      /* the command was not found, as in shells */
 #define CLI_PASSWORD_MAX 4096 /* bytes of a --password-file line */

@@ -1,21 +1,25 @@
 /* redkit lock run|try|release */
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
 
 const char cli_lock_usage[] =
-    "redkit lock run KEY [--ttl 30s] [--wait 10s] [--kill-on-loss] [--] CMD [ARGS...]\n"
-    "    Acquire KEY, waiting up to --wait for it (0s: one attempt), run CMD, renew the lease\n"
-    "    every ttl/3 while CMD runs, release it and exit with CMD's status. Exit 75 if the\n"
-    "    lock stays taken. A lost lease is reported on stderr; --kill-on-loss also sends CMD\n"
-    "    SIGTERM. SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2 are passed on to CMD; one that\n"
-    "    arrives during the wait ends it (exit 128+N). The lock and the place in its queue are\n"
-    "    given back on every way out.\n"
-    "redkit lock try KEY [--ttl 30s]\n"
+    "redkit lock run KEY [-t|--ttl 30s] [-w|--wait 10s|forever] [-q|--quiet]\n"
+    "                [-E|--conflict-exit 75] [--kill-on-loss] [--] CMD [ARGS...]\n"
+    "    Acquire KEY, waiting up to --wait for it (0s: one attempt; forever: no limit), run\n"
+    "    CMD, renew the lease every ttl/3 while CMD runs, release it and exit with CMD's\n"
+    "    status. If the lock stays taken, exit 75 (or --conflict-exit N), silently with\n"
+    "    --quiet. A lost lease is reported on stderr and redkit exits 76 whatever CMD's\n"
+    "    status; --kill-on-loss also sends CMD SIGTERM. SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/\n"
+    "    SIGUSR2 are passed on to CMD; one that arrives during the wait ends it (exit 128+N).\n"
+    "    The lock and the place in its queue are given back on every way out.\n"
+    "    In a crontab: redkit lock run -q -w 0 nightly -- ./backup.sh\n"
+    "redkit lock try KEY [-t|--ttl 30s] [-q|--quiet]\n"
     "    One attempt. Acquired: print the lock's token and exit 0; the lock stays held until\n"
-    "    its TTL ends or 'lock release'. Taken: exit 1.\n"
+    "    its TTL ends or 'lock release'. Taken: exit 1 (silently with --quiet).\n"
     "redkit lock release KEY (--token TOKEN | --force)\n"
     "    --token: release the lock if it still holds TOKEN (from 'lock try'), handing it to\n"
     "    the next waiter, else exit 1.\n"
@@ -34,8 +38,10 @@ const char cli_lock_usage[] =
 #define MIN_OP_TIMEOUT_MS 250
 
 typedef struct lock_opts {
-    const char *ttl, *wait, *token;
-    bool kill_on_loss, force;
+    const char *ttl, *wait, *token, *conflict_exit;
+    bool kill_on_loss, force, quiet;
+    bool forever; /* --wait forever */
+    int conflict_code;
     uint64_t ttl_ms, wait_ms;
 } lock_opts;
 
@@ -44,6 +50,7 @@ typedef struct lock_run {
     const char *key;
     const lock_opts *o;
     cli_child child;
+    atomic_bool lost; /* set by the watchdog's thread */
 } lock_run;
 
 /* `op_timeout_ms` > 0 bounds each Redis call unless the user's configuration does. */
@@ -87,6 +94,7 @@ static bool is_token(const char *s, size_t len)
 static void lease_lost(void *ud, const char *key)
 {
     lock_run *r = ud;
+    atomic_store(&r->lost, true);
     cli_note("lost the lock on %s: %s", key, rk_last_error()->message);
     if (r->o->kill_on_loss) {
         cli_note("terminating the command (--kill-on-loss)");
@@ -112,12 +120,14 @@ static int interrupted(lock_run *r, int sig, bool acquired)
     return 128 + sig;
 }
 
-/* Wait up to --wait for the lock, slice by slice, until a signal arrives. */
+/* Wait up to --wait (or forever) for the lock, slice by slice, until a signal arrives. */
 static int acquire_sliced(lock_run *r)
 {
     uint64_t deadline = cli_now_ms() + r->o->wait_ms;
     for (;;) {
         uint64_t now = cli_now_ms(), left = deadline > now ? deadline - now : 0;
+        if (r->o->forever)
+            left = UINT64_MAX;
         uint64_t slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
         int rc = rk_lock_acquire(r->lock, NULL, r->key, r->o->ttl_ms, slice);
         if (rc != RK_ETIMEDOUT || slice == left || cli_child_interrupted(&r->child))
@@ -125,27 +135,48 @@ static int acquire_sliced(lock_run *r)
     }
 }
 
+/* The lock stayed taken: --conflict-exit's status, and with --quiet not a word (as flock -n
+ * in a crontab, where every line on stderr becomes a mail). */
+static int conflict(lock_run *r)
+{
+    char took[32];
+    if (!r->o->quiet) {
+        cli_fail(false);
+        cli_note("the lock on %s is held by another owner; gave up after %s", r->key,
+                 cli_fmt_ms(r->o->wait_ms, took, sizeof took));
+    }
+    return r->o->conflict_code;
+}
+
+static void spinner_start(lock_run *r, cli_spinner *sp)
+{
+    char took[32];
+    if (r->o->forever)
+        cli_spinner_start(sp, "waiting for the lock on %s", r->key);
+    else
+        cli_spinner_start(sp, "waiting up to %s for the lock on %s",
+                          cli_fmt_ms(r->o->wait_ms, took, sizeof took), r->key);
+}
+
 static int acquire(lock_run *r)
 {
     cli_spinner sp;
-    char took[32];
+    bool waits = r->o->wait_ms > 0 || r->o->forever;
     int sig = cli_child_interrupted(&r->child);
     if (sig)
         return interrupted(r, sig, false);
-    if (r->o->wait_ms > 0)
-        cli_spinner_start(&sp, "waiting up to %s for the lock on %s",
-                          cli_fmt_ms(r->o->wait_ms, took, sizeof took), r->key);
+    if (waits)
+        spinner_start(r, &sp);
     int rc = acquire_sliced(r);
-    if (r->o->wait_ms > 0)
+    if (waits)
         cli_spinner_stop(&sp);
     if ((sig = cli_child_interrupted(&r->child)) != 0)
         return interrupted(r, sig, rc == RK_OK);
     if (rc == RK_OK)
         return 0;
-    if ((rc = cli_fail(false)) == EX_TEMPFAIL)
-        cli_note("the lock on %s is held by another owner; gave up after %s", r->key,
-                 cli_fmt_ms(r->o->wait_ms, took, sizeof took));
-    return rc;
+    if (cli_exit_code(rk_last_error(), false) == EX_TEMPFAIL)
+        return conflict(r);
+    return cli_fail(false);
 }
 
 /* The watch's first renewal failed, so CMD does not run. A lease lost already is a lock taken
@@ -153,9 +184,10 @@ static int acquire(lock_run *r)
 static int not_watched(lock_run *r, int rc)
 {
     if (rc == RK_ENOTOWNER) {
-        cli_note("lost the lock on %s before running the command: %s", r->key,
-                 rk_last_error()->message);
-        rc = EX_TEMPFAIL;
+        if (!r->o->quiet)
+            cli_note("lost the lock on %s before running the command: %s", r->key,
+                     rk_last_error()->message);
+        rc = r->o->conflict_code;
     } else {
         rc = cli_fail(false);
         cli_note("cannot renew the lock on %s: not running the command", r->key);
@@ -184,13 +216,20 @@ static int run_held(lock_run *r, char **cmd)
     int status = cli_child_spawn(&r->child, cmd, -1);
     if (status == 0)
         status = cli_child_wait(&r->child);
-    release(r); /* ends the renewals first */
-    return status;
+    release(r); /* ends the renewals first: `lost` is final now */
+    if (!atomic_load(&r->lost))
+        return status;
+    /* CMD ran partly unprotected: a cron job's success must not hide that. */
+    cli_note("exiting %d instead of the command's status %d: the lock on %s was lost while it "
+             "ran",
+             CLI_EX_LOST, status, r->key);
+    return CLI_EX_LOST;
 }
 
 static int lock_run_cmd(cli_global *g, const char *key, const lock_opts *o, char **cmd)
 {
     lock_run r = {.key = key, .o = o};
+    atomic_init(&r.lost, false);
     uint64_t op_timeout = o->ttl_ms / 3 > MIN_OP_TIMEOUT_MS ? o->ttl_ms / 3 : MIN_OP_TIMEOUT_MS;
     /* Signals are blocked before any thread starts, the library's included. */
     int rc = cli_child_init(&r.child, NULL, NULL);
@@ -213,7 +252,8 @@ static int lock_try(const cli_global *g, const char *key, const lock_opts *o)
     if (rc == 0 && rk_lock_try_acquire(l, NULL, key, o->ttl_ms, &acquired) != RK_OK)
         rc = cli_fail(false);
     if (rc == 0 && !acquired) {
-        cli_note("the lock on %s is held by another owner", key);
+        if (!o->quiet)
+            cli_note("the lock on %s is held by another owner", key);
         rc = CLI_EXIT_NO;
     }
     char token[RK_LOCK_TOKEN_SIZE];
@@ -259,6 +299,18 @@ static int lock_release(const cli_global *g, const char *key, const lock_opts *o
 
 /* ---- dispatch ---- */
 
+/* --conflict-exit N: 0..255, as an exit status can carry. */
+static int conflict_code(lock_opts *o)
+{
+    char *end;
+    long n = o->conflict_exit ? strtol(o->conflict_exit, &end, 10) : EX_TEMPFAIL;
+    if (o->conflict_exit && (!*o->conflict_exit || *end || n < 0 || n > 255))
+        return cli_usage_error("--conflict-exit: '%s' is not an exit status (0 to 255)",
+                               o->conflict_exit);
+    o->conflict_code = (int)n;
+    return 0;
+}
+
 static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
 {
     bool run = !strcmp(sub, "run"), is_try = !strcmp(sub, "try");
@@ -266,16 +318,21 @@ static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
         return cli_usage_error("lock %s: missing KEY", sub);
     if (run && a->ncmd == 0)
         return cli_usage_error("lock run: missing the command to run (lock run KEY -- CMD ...)");
-    if ((o->wait || o->kill_on_loss) && !run)
-        return cli_usage_error("lock %s: --wait and --kill-on-loss apply to 'lock run' only", sub);
+    if ((o->wait || o->kill_on_loss || o->conflict_exit) && !run)
+        return cli_usage_error(
+            "lock %s: --wait, --kill-on-loss and --conflict-exit apply to 'lock run' only", sub);
+    if (o->quiet && !run && !is_try)
+        return cli_usage_error("lock %s: --quiet applies to 'lock run' and 'lock try' only", sub);
     if ((o->token || o->force) && (run || is_try))
         return cli_usage_error("lock %s: --token and --force apply to 'lock release' only", sub);
     if (o->ttl && !run && !is_try)
         return cli_usage_error("lock release: --ttl does not apply");
     o->ttl_ms = DEFAULT_TTL_MS;
     o->wait_ms = DEFAULT_WAIT_MS;
+    o->forever = o->wait && !strcmp(o->wait, "forever");
     if ((o->ttl && cli_duration("ttl", o->ttl, false, &o->ttl_ms)) ||
-        (o->wait && cli_duration("wait", o->wait, false, &o->wait_ms)))
+        (o->wait && !o->forever && cli_duration("wait", o->wait, false, &o->wait_ms)) ||
+        conflict_code(o) != 0)
         return EX_USAGE;
     return o->ttl_ms ? 0 : cli_usage_error("--ttl must be longer than 0ms");
 }
@@ -288,6 +345,8 @@ int cmd_lock(cli_global *g, int argc, char **argv)
                             {"token", &o.token, NULL, 0},
                             {"force", NULL, &o.force, 0},
                             {"kill-on-loss", NULL, &o.kill_on_loss, 0},
+                            {"quiet", NULL, &o.quiet, 'q'},
+                            {"conflict-exit", &o.conflict_exit, NULL, 'E'},
                             {NULL, NULL, NULL, 0}};
     const char *sub = argc > 1 ? argv[1] : "";
     bool run = !strcmp(sub, "run");

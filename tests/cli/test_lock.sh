@@ -68,7 +68,8 @@ expect 0 rk lock run kept --ttl 300ms -- bash -c 'sleep 1.5; "$0" --url "$1" \
 contains "$out" "try=1"
 ok "lock run renews the lease while CMD runs"
 
-# Lost lease, reported: CMD keeps running without --kill-on-loss.
+# Lost lease, reported: CMD keeps running without --kill-on-loss; redkit exits 76 whatever CMD's
+# status.
 "${RK[@]}" lock run lost --ttl 600ms -- bash -c 'touch "$0/started"; until [ -e "$0/go" ]; do sleep 0.02; done' \
     "$TMP" 2>"$TMP/lost.err" &
 pid=$!
@@ -76,8 +77,10 @@ wait_for 30 test -e "$TMP/started"
 rcli del "${PREFIX}lost" >/dev/null
 wait_for 30 grep -q "lost the lock on lost" "$TMP/lost.err"
 touch "$TMP/go"
-wait "$pid" || fail "without --kill-on-loss CMD's status (0) should pass through"
-ok "a lost lease is reported on stderr"
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" = 76 ] || fail "a lost lease should exit 76 even when CMD exits 0, got $rc"
+ok "a lost lease is reported on stderr and exits 76"
 
 # Lost lease with --kill-on-loss: CMD gets SIGTERM.
 "${RK[@]}" lock run lost --ttl 600ms --kill-on-loss -- bash -c 'touch "$0/started2"; exec sleep 60' \
@@ -87,8 +90,9 @@ wait_for 30 test -e "$TMP/started2"
 rcli set "${PREFIX}lost" someone-else >/dev/null
 rc=0
 wait "$pid" || rc=$?
-[ "$rc" = 143 ] || fail "--kill-on-loss should end CMD with SIGTERM (143), got $rc"
+[ "$rc" = 76 ] || fail "--kill-on-loss: a lost lease exits 76, got $rc"
 contains "$(cat "$TMP/kill.err")" "lost the lock on lost"
+contains "$(cat "$TMP/kill.err")" "instead of the command's status 143"
 [ "$(rcli get "${PREFIX}lost")" = someone-else ] || fail "the new owner's lock must survive"
 ok "--kill-on-loss terminates CMD, and the new owner's lock is left alone"
 
