@@ -53,8 +53,8 @@ typedef struct cli_args {
 int cli_parse(int argc, char **argv, const cli_opt *opts, cli_global *g, int max_pos, bool want_cmd,
               cli_args *out);
 
-/* "250ms", "30s", "5m", "1h", "1m30s", "1.5s"; a bare number is seconds. `none_ok` also accepts
- * "none" (RK_TTL_NONE). @return 0 or EX_USAGE (after printing why). */
+/* "250ms", "30s", "5m", "1h", "1d", "1m30s", "1.5s"; a bare number is seconds. `none_ok` also
+ * accepts "none" (RK_TTL_NONE). @return 0 or EX_USAGE (after printing why). */
 int cli_duration(const char *opt, const char *s, bool none_ok, uint64_t *ms);
 
 /* "1.2s", "350ms", "2m05s" for messages. */
@@ -85,6 +85,9 @@ int cli_exit_code(const rk_error *e, bool setup);
 
 /* Write all bytes to a file descriptor. @return 0, or EX_IOERR after printing why. */
 int cli_write_all(int fd, const void *data, size_t len);
+
+/* Write `s` as a JSON string (quoted and escaped; bytes >= 0x80 pass through as UTF-8). */
+void cli_json_str(FILE *f, const char *s);
 
 /* Read a whole file descriptor into a malloc'ed buffer. @return 0 or EX_IOERR. */
 int cli_read_all(int fd, char **data, size_t *len);

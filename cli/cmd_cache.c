@@ -1,4 +1,5 @@
 /* redkit cache set|get|del|ttl */
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -6,21 +7,24 @@
 #include "cli.h"
 
 const char cli_cache_usage[] =
-    "redkit cache set KEY [VALUE|-] [--ttl DURATION|none]\n"
+    "redkit cache set KEY [VALUE|-] [-t|--ttl DURATION|none]\n"
     "    Store VALUE, or stdin (binary-safe) when VALUE is '-' or absent. --ttl defaults to\n"
-    "    options.default_ttl (60s); 'none' stores without expiry.\n"
+    "    options.default_ttl (60s); 'none' stores without expiry. Put '--' before a KEY or\n"
+    "    VALUE that starts with '-': redkit cache set -- -k -v\n"
     "redkit cache get KEY\n"
     "    Write the value's raw bytes to stdout; exit 1 (printing nothing) on a miss.\n"
-    "redkit cache del KEY\n"
-    "    Delete KEY; succeeds whether or not it existed.\n"
-    "redkit cache ttl KEY\n"
+    "redkit cache del KEY [KEY...]\n"
+    "    Delete the KEYs (in one round trip); succeeds whether or not they existed.\n"
+    "redkit cache ttl KEY [--json]\n"
     "    Print the time KEY has left in milliseconds (\"29500ms\"), or \"none\" if it does not\n"
-    "    expire: both are valid --ttl values. Exit 1 (printing nothing) on a miss.\n";
+    "    expire: both are valid --ttl values. --json: {\"key\":\"k\",\"ttl_ms\":29500} (null: no\n"
+    "    expiry). Exit 1 (printing nothing) on a miss.\n";
 
 typedef struct cache_call {
     rk_cache *cache;
     const cli_args *args;
     uint64_t ttl_ms;
+    bool json;
 } cache_call;
 
 static int do_set(cache_call *c)
@@ -60,6 +64,15 @@ static int do_ttl(cache_call *c)
         return CLI_EXIT_NO;
     if (rc != RK_OK)
         return cli_fail(false);
+    if (c->json) {
+        fputs("{\"key\":", stdout);
+        cli_json_str(stdout, c->args->pos[0]);
+        if (left == RK_TTL_NONE)
+            printf(",\"ttl_ms\":null}\n");
+        else
+            printf(",\"ttl_ms\":%llu}\n", (unsigned long long)left);
+        return fflush(stdout) == 0 ? 0 : EX_IOERR;
+    }
     char line[32];
     int n = left == RK_TTL_NONE ? snprintf(line, sizeof line, "none\n")
                                 : snprintf(line, sizeof line, "%llums\n", (unsigned long long)left);
@@ -68,7 +81,10 @@ static int do_ttl(cache_call *c)
 
 static int do_del(cache_call *c)
 {
-    return rk_cache_remove(c->cache, NULL, c->args->pos[0]) == RK_OK ? 0 : cli_fail(false);
+    const char *const *keys = (const char *const *)c->args->pos;
+    return rk_cache_remove_many(c->cache, NULL, keys, (size_t)c->args->npos) == RK_OK
+               ? 0
+               : cli_fail(false);
 }
 
 typedef struct cache_sub {
@@ -78,7 +94,7 @@ typedef struct cache_sub {
 } cache_sub;
 
 static const cache_sub subs[] = {
-    {"set", do_set, 2}, {"get", do_get, 1}, {"del", do_del, 1}, {"ttl", do_ttl, 1}};
+    {"set", do_set, 2}, {"get", do_get, 1}, {"del", do_del, INT_MAX}, {"ttl", do_ttl, 1}};
 
 static const cache_sub *find_sub(const char *name)
 {
@@ -93,6 +109,8 @@ static int check_args(const cache_sub *sub, const cli_args *a, const char *ttl, 
 {
     if (a->npos < 1)
         return cli_usage_error("cache %s: missing KEY", sub->name);
+    if (call->json && sub->run != do_ttl)
+        return cli_usage_error("cache %s: --json applies to 'cache ttl' only", sub->name);
     if (ttl && sub->run != do_set)
         return cli_usage_error("cache %s: --ttl applies to 'cache set' only", sub->name);
     call->ttl_ms = 0; /* options.default_ttl */
@@ -106,7 +124,9 @@ static int check_args(const cache_sub *sub, const cli_args *a, const char *ttl, 
 int cmd_cache(cli_global *g, int argc, char **argv)
 {
     const char *ttl = NULL;
-    const cli_opt opts[] = {{"ttl", &ttl, NULL, 't'}, {NULL, NULL, NULL, 0}};
+    cache_call call = {NULL, NULL, 0, false};
+    const cli_opt opts[] = {
+        {"ttl", &ttl, NULL, 't'}, {"json", NULL, &call.json, 0}, {NULL, NULL, NULL, 0}};
     const cache_sub *sub = argc > 1 ? find_sub(argv[1]) : NULL;
     cli_args a;
     if (argc > 1 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
@@ -122,7 +142,7 @@ int cmd_cache(cli_global *g, int argc, char **argv)
             fputs(cli_cache_usage, stdout);
         return rc;
     }
-    cache_call call = {NULL, &a, 0};
+    call.args = &a;
     if ((rc = check_args(sub, &a, ttl, &call)) != 0)
         return rc;
     if ((rc = cli_open_cache(g, &call.cache)) == 0)

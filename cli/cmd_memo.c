@@ -10,7 +10,7 @@
 #include "cli.h"
 
 const char cli_memo_usage[] =
-    "redkit memo run KEY [--ttl 60s] [--wait 30s] [--tag redkit-memo] [--] CMD [ARGS...]\n"
+    "redkit memo run KEY [-t|--ttl 60s] [-w|--wait 30s] [--tag redkit-memo] [--] CMD [ARGS...]\n"
     "    Print CMD's stdout, running CMD at most once across all concurrent callers on any\n"
     "    host: one caller runs it (renewing its lease while it runs) and stores its output for\n"
     "    --ttl ('none': no expiry); the others wait up to --wait and print the same bytes;\n"

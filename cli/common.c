@@ -216,7 +216,7 @@ static int unit_ms(const char **p, uint64_t *mult)
     static const struct {
         const char *name;
         uint64_t ms;
-    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
+    } units[] = {{"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}, {"d", 86400000}};
     for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
         size_t n = strlen(units[i].name);
         if (!strncmp(*p, units[i].name, n) && !((*p)[n] >= 'a' && (*p)[n] <= 'z')) {
@@ -266,8 +266,8 @@ int cli_duration(const char *opt, const char *s, bool none_ok, uint64_t *ms)
     while (*p && duration_term(&p, first, &total) == 0)
         first = false;
     if (*p || first)
-        return cli_usage_error("--%s: '%s' is not a duration (e.g. 500ms, 30s, 5m, 1h%s)", opt, s,
-                               none_ok ? ", none" : "");
+        return cli_usage_error("--%s: '%s' is not a duration (e.g. 500ms, 30s, 5m, 1h, 1d%s)", opt,
+                               s, none_ok ? ", none" : "");
     *ms = total;
     return 0;
 }
@@ -462,6 +462,20 @@ int cli_open_cache(const cli_global *g, rk_cache **out)
 
 /* ---- I/O ---- */
 
+void cli_json_str(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
 int cli_write_all(int fd, const void *data, size_t len)
 {
     const char *p = data;
@@ -580,8 +594,10 @@ static void *spin_main(void *arg)
 
 void cli_spinner_start(cli_spinner *s, const char *fmt, ...)
 {
+    const char *term = getenv("TERM");
     memset(s, 0, sizeof *s);
-    if (!isatty(STDERR_FILENO))
+    /* A dumb terminal (an editor's shell buffer, a serial console) cannot redraw a line. */
+    if (!isatty(STDERR_FILENO) || (term && !strcmp(term, "dumb")))
         return;
     va_list ap;
     va_start(ap, fmt);

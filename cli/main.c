@@ -34,12 +34,16 @@ static const char global_usage[] =
     "lock run and memo run remove REDKIT_URL, REDIS_URL and REDKIT_PASSWORD from CMD's\n"
     "environment.\n"
     "\n"
-    "Durations: 500ms, 30s, 5m, 1h, 1m30s, 1.5s (a bare number is seconds).\n";
+    "Durations: 500ms, 30s, 5m, 1h, 1d, 1m30s, 1.5s (a bare number is seconds).\n"
+    "Options follow getopt_long: before or after the arguments, --name=VALUE, short forms\n"
+    "bundled (-qw0); '--' ends them, so a KEY or VALUE may start with '-'.\n"
+    "Progress indicators are shown on a terminal only, and not when TERM=dumb.\n";
 
 static const char exit_usage[] =
     "Exit status:\n"
     "  0    success\n"
-    "  1    cache miss (get, ttl); lock taken (lock try) or not ours (lock release --token)\n"
+    "  1    cache miss (get, ttl); lock taken (lock try), free (lock status) or not ours\n"
+    "       (lock release --token)\n"
     "  64   bad arguments (EX_USAGE)\n"
     "  65   bad data, e.g. an empty key (EX_DATAERR)\n"
     "  66   the password file cannot be read, or its first line is too long (EX_NOINPUT)\n"

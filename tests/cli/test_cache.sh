@@ -60,6 +60,40 @@ expect 1 rk cache ttl nothing-here
 [ -z "$out$err" ] || fail "a ttl miss should print nothing, got '$out' / '$err'"
 ok "cache ttl prints the time left (usable as --ttl), none, or exits 1 on a miss"
 
+# getopt_long conventions: "--" ends the options, short -t, --ttl=VALUE; days.
+expect 0 rk cache set -- --key --value
+expect 0 rk cache get -- --key
+[ "$out" = --value ] || fail "'--' should let keys and values start with '-', got '$out'"
+[ "$(rcli get "${PREFIX}--key")" = --value ] || fail "the key should be '--key'"
+expect 0 rk cache set -t 90s short-t v
+pttl=$(rcli pttl "${PREFIX}short-t")
+[ "$pttl" -gt 80000 ] && [ "$pttl" -le 90000 ] || fail "-t 90s gave a PTTL of $pttl"
+expect 0 rk cache set days v --ttl=2d
+pttl=$(rcli pttl "${PREFIX}days")
+[ "$pttl" -gt 172000000 ] && [ "$pttl" -le 172800000 ] || fail "--ttl=2d gave a PTTL of $pttl"
+expect 0 rk cache set mixed v --ttl 1d12h
+[ "$(rcli pttl "${PREFIX}mixed")" -gt 129000000 ] || fail "--ttl 1d12h"
+ok "'--' before keys and values starting with '-'; -t, --ttl=VALUE; durations in days"
+
+for k in a b c; do expect 0 rk cache set "many-$k" v; done
+expect 0 rk cache del many-a many-b nothing-here -- many-c --key
+for k in many-a many-b many-c --key; do
+    [ "$(rcli exists "${PREFIX}$k")" = 0 ] || fail "cache del of several keys left $k"
+done
+ok "cache del takes several keys"
+
+expect 0 rk cache ttl ttl-key --json
+[[ $out =~ ^\{\"key\":\"ttl-key\",\"ttl_ms\":[0-9]+\}$ ]] || fail "cache ttl --json: '$out'"
+expect 0 rk cache ttl forever --json
+[ "$out" = '{"key":"forever","ttl_ms":null}' ] || fail "cache ttl --json without expiry: '$out'"
+expect 0 rk cache set 'q"uote\' v
+expect 0 rk cache ttl --json -- 'q"uote\'
+[[ $out == '{"key":"q\"uote\\","ttl_ms":'* ]] || fail "the key should be JSON-escaped: '$out'"
+expect 1 rk cache ttl nothing-here --json
+[ -z "$out$err" ] || fail "a ttl --json miss should print nothing"
+expect 64 rk cache get ttl-key --json
+ok "cache ttl --json"
+
 expect 64 rk cache get
 expect 64 rk cache frob x
 expect 64 rk cache set k v --ttl 10parsecs
@@ -69,6 +103,9 @@ expect 64 rk cache get k --ttl 5s
 expect 64 rk cache ttl
 expect 64 rk cache get k extra
 expect 64 rk cache get k --bogus
+expect 64 rk cache get k -x
+expect 64 rk cache set k v --ttl
+contains "$err" "needs a value"
 expect 65 rk cache get ''
 contains "$err" "INVALID_ARGUMENT"
 ok "usage errors exit 64, an empty key 65"

@@ -16,7 +16,11 @@ done
 for cmd in cache lock memo demo; do
     "$REDKIT" "$cmd" --help | grep -q "redkit $cmd" || fail "redkit $cmd --help"
 done
-"$REDKIT" lock run --help | grep -q -- "--kill-on-loss" || fail "lock run --help"
+for word in --kill-on-loss --quiet --conflict-exit forever "lock status" --json "76"; do
+    "$REDKIT" lock --help | grep -q -- "$word" || fail "lock --help does not mention '$word'"
+done
+"$REDKIT" cache --help | grep -q -- "cache ttl KEY \[--json\]" || fail "cache --help: --json"
+"$REDKIT" cache --help | grep -q -- "cache del KEY \[KEY...\]" || fail "cache --help: del KEY..."
 "$REDKIT" --version | grep -q '^redkit [0-9]' || fail "--version"
 echo "ok - --help, COMMAND --help, --version"
 

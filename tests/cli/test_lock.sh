@@ -22,6 +22,28 @@ expect 0 rk lock try job --ttl 60s
 expect 0 rk lock release job --force
 ok "lock try prints a token; release --token is owner-checked; release --force"
 
+token=$(rk lock try st --ttl 30s)
+expect 0 rk lock status st
+[[ $out =~ ^held,\ [0-9]+ms\ left$ ]] || fail "lock status when held: '$out'"
+left=${out#held, }
+left=${left%ms left}
+[ "$left" -gt 20000 ] && [ "$left" -le 30000 ] || fail "lock status after --ttl 30s: '$out'"
+expect 0 rk lock status st --token
+[ "$out" = "$token" ] || fail "lock status --token: '$out', expected '$token'"
+expect 0 rk lock status --json st
+[[ $out =~ ^\{\"key\":\"st\",\"held\":true,\"ttl_ms\":[0-9]+,\"token\":\"$token\"\}$ ]] ||
+    fail "lock status --json: '$out'"
+expect 0 rk lock release st --token "$token"
+expect 1 rk lock status st
+[ "$out" = free ] || fail "lock status when free: '$out'"
+expect 1 rk lock status st --json
+[ "$out" = '{"key":"st","held":false}' ] || fail "lock status --json when free: '$out'"
+expect 1 rk lock status st --token
+[ -z "$out" ] || fail "lock status --token when free should print nothing: '$out'"
+expect 64 rk lock status
+expect 64 rk lock status st --ttl 5s
+ok "lock status: held (time left, --token, --json) exits 0, free exits 1"
+
 expect 0 rk lock run job -- sh -c 'echo "running $0"' under-lock
 [ "$out" = "running under-lock" ] || fail "CMD's stdout: '$out'"
 [ "$(rcli exists "${PREFIX}job")" = 0 ] || fail "lock run should release the lock"
@@ -47,10 +69,14 @@ ok "a lock that stays taken exits 75 after --wait (0s: one attempt) and leaves t
 
 # On a terminal the wait shows a one-line progress display (script(1) provides the TTY).
 if command -v script >/dev/null; then
-    script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 1s -- echo never)" /dev/null \
-        >"$TMP/tty" 2>&1 || true
+    TERM=xterm script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 1s -- echo never)" \
+        /dev/null >"$TMP/tty" 2>&1 || true
     grep -q "waiting up to 1.0s for the lock on busy" "$TMP/tty" || fail "no progress on a TTY: $(cat -v "$TMP/tty")"
-    ok "a TTY shows the wait's progress"
+    TERM=dumb script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 1s -- echo never)" \
+        /dev/null >"$TMP/tty" 2>&1 || true
+    ! grep -q "waiting up to" "$TMP/tty" || fail "TERM=dumb should show no progress: $(cat -v "$TMP/tty")"
+    grep -q "gave up after 1.0s" "$TMP/tty" || fail "TERM=dumb: $(cat -v "$TMP/tty")"
+    ok "a TTY shows the wait's progress, unless TERM=dumb"
 fi
 
 # lock run waits for a release: held by a try, released by token while the run waits.

@@ -63,7 +63,7 @@ ok "memo run exits 75 when no output arrives within --wait"
 
 # On a terminal the wait shows a one-line progress display (script(1) provides the TTY).
 if command -v script >/dev/null; then
-    script -qefc "$(printf '%q ' "${RK[@]}" memo run stuck --wait 1s -- echo never)" /dev/null \
+    TERM=xterm script -qefc "$(printf '%q ' "${RK[@]}" memo run stuck --wait 1s -- echo never)" /dev/null \
         >"$TMP/tty" 2>&1 || true
     grep -q "waiting up to 1.0s for the output of stuck" "$TMP/tty" ||
         fail "no progress on a TTY: $(cat -v "$TMP/tty")"
