@@ -67,11 +67,12 @@ expect 75 rk lock run busy --wait 0s -- echo never
 [ "$(rcli llen "redkit:lock-queue:${PREFIX}busy")" = 0 ] || fail "a waiter that gave up left its queue place"
 ok "a lock that stays taken exits 75 after --wait (0s: one attempt) and leaves the queue"
 
-# On a terminal the wait shows a one-line progress display (script(1) provides the TTY).
+# On a terminal the wait shows a one-line progress display (script(1) provides the TTY). It
+# appears after 0.3s: a 3s wait leaves a loaded machine time to draw it.
 if command -v script >/dev/null; then
-    TERM=xterm script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 1s -- echo never)" \
+    TERM=xterm script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 3s -- echo never)" \
         /dev/null >"$TMP/tty" 2>&1 || true
-    grep -q "waiting up to 1.0s for the lock on busy" "$TMP/tty" || fail "no progress on a TTY: $(cat -v "$TMP/tty")"
+    grep -q "waiting up to 3.0s for the lock on busy" "$TMP/tty" || fail "no progress on a TTY: $(cat -v "$TMP/tty")"
     TERM=dumb script -qefc "$(printf '%q ' "${RK[@]}" lock run busy --wait 1s -- echo never)" \
         /dev/null >"$TMP/tty" 2>&1 || true
     ! grep -q "waiting up to" "$TMP/tty" || fail "TERM=dumb should show no progress: $(cat -v "$TMP/tty")"
@@ -88,15 +89,18 @@ wait "$waiter" || fail "the waiting lock run failed: $(cat "$TMP/waiter")"
 [ "$(cat "$TMP/waiter")" = "got it" ] || fail "waiter: $(cat "$TMP/waiter")"
 ok "lock run --wait acquires once the holder releases"
 
-# A 300 ms lease outlives CMD's 1.5 s because it is renewed every 100 ms.
-expect 0 rk lock run kept --ttl 300ms -- bash -c 'sleep 1.5; "$0" --url "$1" \
+# A 2 s lease outlives CMD's 4.5 s because it is renewed every 0.67 s (exit 0: never lost). The
+# lease is long enough that a loaded machine does not lose it by missing a few renewals.
+expect 0 rk lock run kept --ttl 2s -- bash -c 'sleep 4.5; "$0" --url "$1" \
     --config "options.prefix=$2" lock try kept; echo "try=$?"' "$REDKIT" "$URL" "$PREFIX"
 contains "$out" "try=1"
 ok "lock run renews the lease while CMD runs"
 
 # Lost lease, reported: CMD keeps running without --kill-on-loss; redkit exits 76 whatever CMD's
-# status.
-"${RK[@]}" lock run lost --ttl 600ms -- bash -c 'touch "$0/started"; until [ -e "$0/go" ]; do sleep 0.02; done' \
+# status. A 3 s lease cannot be lost by a slow start on a busy machine (with --kill-on-loss that
+# would kill CMD before it signals "started"); the deletion is seen at the next renewal (1 s),
+# and the test waits for the message, not for a time.
+"${RK[@]}" lock run lost --ttl 3s -- bash -c 'touch "$0/started"; until [ -e "$0/go" ]; do sleep 0.02; done' \
     "$TMP" 2>"$TMP/lost.err" &
 pid=$!
 wait_for 30 test -e "$TMP/started"
@@ -109,7 +113,7 @@ wait "$pid" || rc=$?
 ok "a lost lease is reported on stderr and exits 76"
 
 # Lost lease with --kill-on-loss: CMD gets SIGTERM.
-"${RK[@]}" lock run lost --ttl 600ms --kill-on-loss -- bash -c 'touch "$0/started2"; exec sleep 60' \
+"${RK[@]}" lock run lost --ttl 3s --kill-on-loss -- bash -c 'touch "$0/started2"; exec sleep 60' \
     "$TMP" 2>"$TMP/kill.err" &
 pid=$!
 wait_for 30 test -e "$TMP/started2"

@@ -45,11 +45,12 @@ expect 137 rk memo run killed -- sh -c 'kill -KILL $$'
 expect 127 rk memo run missing -- no-such-command-here
 ok "a failing CMD is not stored and its status passes through"
 
-# The lease is renewed while CMD runs longer than options.lock_timeout.
-expect 0 rk --config "options.prefix=$PREFIX;options.lock_timeout=300" memo run slow -- \
-    bash -c 'sleep 1; redis-cli -h "$0" -p "$1" exists "$2"' "$REDKIT_TEST_HOST" \
+# The lease is renewed while CMD runs longer than options.lock_timeout: more than two 2 s leases.
+# (A 300 ms lease renewed every 100 ms expired on a loaded machine: one late renewal lost it.)
+expect 0 rk --config "options.prefix=$PREFIX;options.lock_timeout=2000" memo run slow -- \
+    bash -c 'sleep 4.5; redis-cli -h "$0" -p "$1" exists "$2"' "$REDKIT_TEST_HOST" \
     "$REDKIT_TEST_PORT" "${PREFIX}$tag/lock:slow"
-[ "$out" = 1 ] || fail "the memo lease should still be held after 1s on a 300ms lease"
+[ "$out" = 1 ] || fail "the memo lease should still be held after 4.5s on a 2s lease"
 ok "the memo lease is renewed while CMD runs"
 
 # Someone else computes and never finishes within --wait.
@@ -61,11 +62,12 @@ contains "$err" "TIMEOUT"
 [ $((SECONDS - start)) -lt 20 ] || fail "--wait should bound the wait"
 ok "memo run exits 75 when no output arrives within --wait"
 
-# On a terminal the wait shows a one-line progress display (script(1) provides the TTY).
+# On a terminal the wait shows a one-line progress display (script(1) provides the TTY). It
+# appears after 0.3s: a 3s wait leaves a loaded machine time to draw it.
 if command -v script >/dev/null; then
-    TERM=xterm script -qefc "$(printf '%q ' "${RK[@]}" memo run stuck --wait 1s -- echo never)" /dev/null \
+    TERM=xterm script -qefc "$(printf '%q ' "${RK[@]}" memo run stuck --wait 3s -- echo never)" /dev/null \
         >"$TMP/tty" 2>&1 || true
-    grep -q "waiting up to 1.0s for the output of stuck" "$TMP/tty" ||
+    grep -q "waiting up to 3.0s for the output of stuck" "$TMP/tty" ||
         fail "no progress on a TTY: $(cat -v "$TMP/tty")"
     ok "a TTY shows the wait's progress"
 fi
