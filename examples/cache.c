@@ -16,7 +16,7 @@ int main(int argc, char **argv)
 {
     rk_config *cfg;
     rk_cache *cache;
-    rk_buf value = RK_BUF_INIT;
+    rk_buf value = RK_BUF_INIT; /* retrieve frees what `value` held: it must start empty */
     const char *uri = argc > 1 ? argv[1] : "redis://127.0.0.1:6379";
 
     if (rk_config_from_tuples(&cfg, "connection.uri", uri, "options.prefix", "example:", NULL) ||

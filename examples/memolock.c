@@ -19,7 +19,7 @@ int main(int argc, char **argv)
 {
     rk_config *cfg;
     rk_memolock *memo;
-    rk_buf value = RK_BUF_INIT;
+    rk_buf value = RK_BUF_INIT; /* get frees what `value` held: it must start empty */
     char id[] = "user:42";
     const char *uri = argc > 1 ? argv[1] : "redis://127.0.0.1:6379";
 

@@ -74,20 +74,21 @@ static void redis_cli_target(char *buf, size_t cap)
         snprintf(buf, cap, "-u '%s'", redis_url);
 }
 
-/* The "external program": upper-cases the id a second later, then SETs and PUBLISHes it. */
-static int start_external(void *ud)
+/* The "external program": upper-cases the id a second later, then SETs and PUBLISHes it on
+ * the names redkit hands it, which carry options.prefix when one is configured. */
+static int start_external(void *ud, const char *value_key, const char *channel)
 {
     const char *id = ud;
     char target[512], cmd[2048];
-    if (strchr(id, '\''))
-        return 1;
+    if (strchr(id, '\'') || strchr(value_key, '\'') || strchr(channel, '\''))
+        return 1; /* they are quoted for the shell below */
     printf("(ext/%s) cache miss: starting the external program\n", id);
     redis_cli_target(target, sizeof target);
     snprintf(cmd, sizeof cmd,
              "(sleep 1; v=$(printf %%s '%s' | tr a-z A-Z);"
-             " redis-cli %s SET 'ext:%s' \"$v\" PX 10000 >/dev/null;"
-             " redis-cli %s PUBLISH 'ext/notif:%s' \"$v\" >/dev/null) &",
-             id, target, id, target, id);
+             " redis-cli %s SET '%s' \"$v\" PX 10000 >/dev/null;"
+             " redis-cli %s PUBLISH '%s' \"$v\" >/dev/null) &",
+             id, target, value_key, target, channel);
     return system(cmd);
 }
 
@@ -100,7 +101,7 @@ static int route(const char *url, rk_buf *body)
         return rk_memolock_get_renewable(report, NULL, id, 10000, renewable_report, (void *)id,
                                          body);
     if (!strncmp(url, "/ext/", 5) && *(id = url + 5))
-        return rk_memolock_get_external(ext, NULL, id, 10000, start_external, (void *)id, body);
+        return rk_memolock_get_external2(ext, NULL, id, 10000, start_external, (void *)id, body);
     return RK_ENOTFOUND;
 }
 

@@ -38,6 +38,7 @@ typedef struct fetcher {
     rk_memolock_fetch_fn plain;
     rk_memolock_renewable_fetch_fn renewable;
     rk_memolock_external_fn external;
+    rk_memolock_external2_fn external2; /* FETCH_EXTERNAL told the names; else `external` */
     void *ud;
 } fetcher;
 
@@ -291,6 +292,8 @@ static int call_fetch(const names *n, const fetcher *f, const char *token, rk_bu
         return f->plain(f->ud, value, ttl_ms);
     if (f->kind == FETCH_RENEWABLE)
         return f->renewable(f->ud, &renewer, value, ttl_ms);
+    if (f->external2)
+        return f->external2(f->ud, n->value.str, n->channel.str);
     return f->external(f->ud);
 }
 
@@ -354,6 +357,8 @@ static int waiting_check(void *arg, bool *done)
 {
     wait_state *w = arg;
     bool may_take = rk__remaining_ms(w->n->deadline) >= w->n->cl->opts.lock_timeout_ms;
+    /* Once our external producer started, its lease expiring means only that it is slow:
+     * taking the lock again would start a second producer in this call. */
     int rc = step(w, may_take && !w->own[0]);
     *done = w->done;
     return rc;
@@ -508,7 +513,7 @@ static int get(rk_memolock *m, const char *id, uint64_t timeout_ms, const fetche
 int rk_memolock_get(rk_memolock *m, const rk_context *ctx, const char *id, uint64_t timeout_ms,
                     rk_memolock_fetch_fn fn, void *ud, rk_buf *out)
 {
-    fetcher f = {FETCH_PLAIN, fn, NULL, NULL, ud};
+    fetcher f = {FETCH_PLAIN, fn, NULL, NULL, NULL, ud};
     int rc = check_args(m, id, fn != NULL, out);
     return rk__ret(rc == RK_OK ? get(m, id, timeout_ms, &f, out) : rc, ctx);
 }
@@ -517,7 +522,7 @@ int rk_memolock_get_renewable(rk_memolock *m, const rk_context *ctx, const char 
                               uint64_t timeout_ms, rk_memolock_renewable_fetch_fn fn, void *ud,
                               rk_buf *out)
 {
-    fetcher f = {FETCH_RENEWABLE, NULL, fn, NULL, ud};
+    fetcher f = {FETCH_RENEWABLE, NULL, fn, NULL, NULL, ud};
     int rc = check_args(m, id, fn != NULL, out);
     return rk__ret(rc == RK_OK ? get(m, id, timeout_ms, &f, out) : rc, ctx);
 }
@@ -525,7 +530,16 @@ int rk_memolock_get_renewable(rk_memolock *m, const rk_context *ctx, const char 
 int rk_memolock_get_external(rk_memolock *m, const rk_context *ctx, const char *id,
                              uint64_t timeout_ms, rk_memolock_external_fn fn, void *ud, rk_buf *out)
 {
-    fetcher f = {FETCH_EXTERNAL, NULL, NULL, fn, ud};
+    fetcher f = {FETCH_EXTERNAL, NULL, NULL, fn, NULL, ud};
+    int rc = check_args(m, id, fn != NULL, out);
+    return rk__ret(rc == RK_OK ? get(m, id, timeout_ms, &f, out) : rc, ctx);
+}
+
+int rk_memolock_get_external2(rk_memolock *m, const rk_context *ctx, const char *id,
+                              uint64_t timeout_ms, rk_memolock_external2_fn fn, void *ud,
+                              rk_buf *out)
+{
+    fetcher f = {FETCH_EXTERNAL, NULL, NULL, NULL, fn, ud};
     int rc = check_args(m, id, fn != NULL, out);
     return rk__ret(rc == RK_OK ? get(m, id, timeout_ms, &f, out) : rc, ctx);
 }

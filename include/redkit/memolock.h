@@ -11,9 +11,12 @@
  * - lock `T/lock:I` holding a fresh random owner token while someone computes;
  * - channel `T/notif:I`; the published payload is the value itself, and the value is always
  *   SET before it is PUBLISHed.
- * The winner stores, publishes and releases its lock in one owner-checked Lua script. An
- * external producer completes a rk_memolock_get_external() call with
- * `SET T:I <value> PX <ttl>` then `PUBLISH T/notif:I <value>`.
+ * All three names start with `options.prefix` (empty by default): with prefix P they are
+ * `PT:I`, `PT/lock:I` and `PT/notif:I`, and a Go or C# client sharing them must use the same
+ * prefix in its tag. The winner stores, publishes and releases its lock in one owner-checked
+ * Lua script. An external producer completes a rk_memolock_get_external() call with
+ * `SET PT:I <value> PX <ttl>` then `PUBLISH PT/notif:I <value>`; rk_memolock_get_external2()
+ * hands it these two names, so it need not rebuild them.
  *
  * Subscriptions: each process subscribes with SUBSCRIBE to the channels of the ids it is
  * waiting for (one shared connection per memolock object), not with the reference's
@@ -66,14 +69,21 @@ typedef struct rk_memolock_renewer rk_memolock_renewer;
 typedef int (*rk_memolock_fetch_fn)(void *ud, rk_buf *value, uint64_t *ttl_ms);
 
 /** As ::rk_memolock_fetch_fn, able to extend its lease with rk_memolock_renew(). */
-typedef int (*rk_memolock_renewable_fetch_fn)(void *ud, rk_memolock_renewer *renew,
-                                              rk_buf *value, uint64_t *ttl_ms);
+typedef int (*rk_memolock_renewable_fetch_fn)(void *ud, rk_memolock_renewer *renew, rk_buf *value,
+                                              uint64_t *ttl_ms);
 
 /**
  * Start external work that will SET and PUBLISH the value (see the wire protocol above).
  * Return 0 if it started; non-zero fails the call with RK_EFETCH and releases the lock.
  */
 typedef int (*rk_memolock_external_fn)(void *ud);
+
+/**
+ * As ::rk_memolock_external_fn, told where the value goes: `value_key` is `<prefix><tag>:<id>`
+ * (SET the value there) and `channel` is `<prefix><tag>/notif:<id>` (then PUBLISH the value
+ * there). Both are valid only during the callback: copy them if the producer needs them later.
+ */
+typedef int (*rk_memolock_external2_fn)(void *ud, const char *value_key, const char *channel);
 
 RK_EXTERN int rk_memolock_new(rk_memolock **out);
 
@@ -113,10 +123,25 @@ RK_EXTERN int rk_memolock_renew(rk_memolock_renewer *r, uint64_t extension_ms);
 /**
  * As rk_memolock_get(), but the winner calls `fn` to start an external producer and then waits
  * like everyone else for the value to be SET and PUBLISHed.
+ *
+ * A call starts its producer at most once. After starting it, the call only waits for the
+ * value until its deadline: if the producer outlives the lease (`options.lock_timeout`), the
+ * lock expires but this call does not take it again, and returns RK_ETIMEDOUT at its deadline
+ * if no value came. Another call (from any process, or a later one from this process) that
+ * finds the lock expired may start a second producer: give the lease the producer's whole
+ * running time, since nothing renews it.
  */
 RK_EXTERN int rk_memolock_get_external(rk_memolock *m, const rk_context *ctx, const char *id,
                                        uint64_t timeout_ms, rk_memolock_external_fn fn, void *ud,
                                        rk_buf *out);
+
+/**
+ * As rk_memolock_get_external(), with a producer that is handed the value key and channel
+ * names (prefix included), so it completes the call without rebuilding them.
+ */
+RK_EXTERN int rk_memolock_get_external2(rk_memolock *m, const rk_context *ctx, const char *id,
+                                        uint64_t timeout_ms, rk_memolock_external2_fn fn, void *ud,
+                                        rk_buf *out);
 
 RK_END_DECLS
 

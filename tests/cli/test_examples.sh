@@ -15,6 +15,11 @@ contains "$out" "greeting expires in "
 contains "$out" "greeting removed"
 ok "examples/cache.c: store, retrieve, ttl, remove"
 
+expect 0 "$EXAMPLES/example_cache_json" "$socket"
+[ "$out" = $'stored: "say \\"hi\\""\ntext: say "hi"\nanswer: 42' ] || fail "cache_json example: $out"
+[ "$(rcli exists greeting answer)" = 0 ] || fail "the cache_json example should remove its keys"
+ok "examples/cache_json.c: JSON text as the pip-services ports store it"
+
 expect 0 "$EXAMPLES/example_lock" "$socket"
 [ "$out" = $'lock held: generating the report\nlock released' ] || fail "lock example: $out"
 [ "$(rcli exists report)" = 0 ] || fail "the lock example should release its lock"
@@ -54,5 +59,5 @@ check_excerpt() {
     [[ $src == *"$chunk"* ]] || fail "README's $1 snippet is not in examples/$1.c:"$'\n'"$chunk"
 }
 
-for name in cache lock memolock; do check_excerpt "$name"; done
+for name in cache cache_json lock memolock; do check_excerpt "$name"; done
 ok "the README's library snippets are excerpts of examples/"

@@ -350,6 +350,76 @@ static void external_producer(void)
     rk_memolock_free(m);
 }
 
+/* ---- the external2 producer is told the names, prefix included, and completes the call ---- */
+
+typedef struct {
+    char value_key[256], channel[256];
+    unsigned delay_ms; /* before the producer SETs and PUBLISHes; 0: it never does */
+    atomic_int starts;
+} ext_job;
+
+/* Start redis-cli on exactly the names redkit handed us, as an external producer would. */
+static int start_told(void *ud, const char *value_key, const char *channel)
+{
+    ext_job *j = ud;
+    char cmd[1024];
+    int port = server_port ? server_port : rkt_port();
+    atomic_fetch_add(&j->starts, 1);
+    snprintf(j->value_key, sizeof j->value_key, "%s", value_key);
+    snprintf(j->channel, sizeof j->channel, "%s", channel);
+    if (!j->delay_ms)
+        return 0;
+    snprintf(cmd, sizeof cmd,
+             "(sleep %u.%03u; redis-cli -p %d SET '%s' 'told' PX 10000 >/dev/null;"
+             " redis-cli -p %d PUBLISH '%s' 'told' >/dev/null) &",
+             j->delay_ms / 1000, j->delay_ms % 1000, port, value_key, port, channel);
+    return system(cmd);
+}
+
+static void external2_told_the_names(void)
+{
+    rk_memolock *m = open_memo("ext2", "options.retry_timeout=60000"); /* the PUBLISH ends it */
+    ext_job j = {"", "", 100, 0};
+    rk_buf out = RK_BUF_INIT;
+    ASSERT_OK(rk_memolock_get_external2(m, NULL, "names", 10000, start_told, &j, &out));
+    ASSERT_STR_EQ(j.value_key, name("ext2", ":", "names"));
+    ASSERT_STR_EQ(j.channel, name("ext2", "/notif:", "names"));
+    ASSERT_STR_EQ(out.data, "told");
+    ASSERT_EQ(atomic_load(&j.starts), 1);
+    ASSERT_EQ(raw_int("EXISTS", name("ext2", "/lock:", "names")), 0);
+    raw_int("DEL", name("ext2", ":", "names"));
+    rk_buf_free(&out);
+    rk_memolock_free(m);
+}
+
+/* A producer slower than its lease: the lock expires under the call, whose re-checks every
+ * 50 ms find it free, yet the call waits for the producer it started instead of starting
+ * another. */
+static void external_slower_than_lease_starts_once(void)
+{
+    rk_memolock *m = open_memo("ext2", "options.lock_timeout=200;options.retry_timeout=50");
+    ext_job j = {"", "", 900, 0}; /* four and a half leases */
+    rk_buf out = RK_BUF_INIT;
+    ASSERT_OK(rk_memolock_get_external2(m, NULL, "slow", 10000, start_told, &j, &out));
+    ASSERT_STR_EQ(out.data, "told");
+    ASSERT_EQ(atomic_load(&j.starts), 1);
+    raw_int("DEL", name("ext2", ":", "slow"));
+    rk_buf_free(&out);
+    rk_memolock_free(m);
+}
+
+/* A producer that never delivers: one start, then RK_ETIMEDOUT at the deadline. */
+static void external_never_done_starts_once(void)
+{
+    rk_memolock *m = open_memo("ext2", "options.lock_timeout=200;options.retry_timeout=50");
+    ext_job j = {"", "", 0, 0};
+    rk_buf out = RK_BUF_INIT;
+    ASSERT_RC(rk_memolock_get_external2(m, NULL, "never", 1500, start_told, &j, &out),
+              RK_ETIMEDOUT);
+    ASSERT_EQ(atomic_load(&j.starts), 1);
+    rk_memolock_free(m);
+}
+
 /* ---- renewable fetch longer than its lease; renewal after loss reports it ---- */
 
 typedef struct {
@@ -650,7 +720,9 @@ static void bad_input(void)
 RKT_MAIN(RKT_CASE(basic_hit_and_miss), RKT_CASE(ttl_choices),
          RKT_CASE(stampede_threads_and_processes), RKT_CASE(winner_failure_hands_over),
          RKT_CASE(singleflight_shares_failure), RKT_CASE(killed_winner_is_replaced),
-         RKT_CASE(external_producer), RKT_CASE(renewable_runs_once), RKT_CASE(renew_after_loss),
-         RKT_CASE(subscriber_killed_while_waiting), RKT_CASE(waiter_times_out),
-         RKT_CASE(close_releases_waiters), RKT_CASE(singleflight_one_round_trip),
-         RKT_CASE(wire_names), RKT_CASE(bad_input))
+         RKT_CASE(external_producer), RKT_CASE(external2_told_the_names),
+         RKT_CASE(external_slower_than_lease_starts_once),
+         RKT_CASE(external_never_done_starts_once), RKT_CASE(renewable_runs_once),
+         RKT_CASE(renew_after_loss), RKT_CASE(subscriber_killed_while_waiting),
+         RKT_CASE(waiter_times_out), RKT_CASE(close_releases_waiters),
+         RKT_CASE(singleflight_one_round_trip), RKT_CASE(wire_names), RKT_CASE(bad_input))
