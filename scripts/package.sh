@@ -42,7 +42,8 @@ check_prefix() {
 
     cmake -S "$src/packaging/consumer" -B "$out/cmake" -DCMAKE_PREFIX_PATH="$root" >/dev/null
     cmake --build "$out/cmake" >/dev/null
-    ldd "$out/cmake/consumer" | grep -q "libredkit.so.0 => $root/" || fail "consumer links elsewhere"
+    grep -q "libredkit.so.0 => $root/" <<<"$(ldd "$out/cmake/consumer")" ||
+        fail "the consumer loads another libredkit.so.0"
     echo "$2: find_package consumer: $("$out/cmake/consumer")"
 
     local pc libdir
