@@ -2,6 +2,7 @@
 # Install the Debian packages redkit needs to build, test and run its demo.
 #   scripts/setup.sh          build + test + demo: compiler, cmake, hiredis, OpenSSL, redis
 #   scripts/setup.sh --dev    also clang, valgrind and the clang runtimes (sanitizers, fuzzing)
+#   scripts/setup.sh --package   also help2man (redkit(1)) for scripts/package.sh
 # As root it runs apt-get; otherwise it prints the command to run.
 set -euo pipefail
 
@@ -9,6 +10,9 @@ pkgs=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl redis-s
       libmicrohttpd-dev curl)
 if [ "${1:-}" = "--dev" ]; then
     pkgs+=(clang libclang-rt-14-dev valgrind clang-format)
+fi
+if [ "${1:-}" = "--package" ]; then
+    pkgs+=(help2man dpkg-dev)    # dpkg-dev: dpkg-shlibdeps, which fills in the .deb's Depends
 fi
 
 missing=()

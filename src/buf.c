@@ -29,3 +29,5 @@ int rk_buf_set(rk_buf *buf, const void *data, size_t len)
     buf->len = len;
     return RK_OK;
 }
+
+const char *rk_version(void) { return RK_VERSION_STRING; }

@@ -36,6 +36,12 @@
 
 RK_BEGIN_DECLS
 
+/**
+ * The version of the library actually loaded, RK_VERSION_STRING when it was built: compare it
+ * with the RK_VERSION_STRING a program was compiled against to catch a stale libredkit.so.
+ */
+RK_EXTERN const char *rk_version(void);
+
 /** Per-call context, as in pip-services. May be NULL everywhere. */
 typedef struct rk_context {
     const char *trace_id; /**< copied into ::rk_error::trace_id when the call fails */
