@@ -27,14 +27,20 @@ int rk_config_new(rk_config **out)
     return *out ? RK_OK : rk__err(RK_ENOMEM, "cannot allocate a configuration");
 }
 
+/* Every entry is wiped, not only the credential.* ones: a password can sit under any key (a
+ * URI, a store's section, a typo), and configurations are small. */
+static void entry_free(entry *e)
+{
+    rk__free_secret(e->key);
+    rk__free_secret(e->value);
+}
+
 void rk_config_free(rk_config *cfg)
 {
     if (!cfg)
         return;
-    for (size_t i = 0; i < cfg->count; i++) {
-        rk__free(cfg->items[i].key);
-        rk__free(cfg->items[i].value);
-    }
+    for (size_t i = 0; i < cfg->count; i++)
+        entry_free(&cfg->items[i]);
     rk__free(cfg->items);
     rk__free(cfg);
 }
@@ -56,7 +62,7 @@ static int set_n(rk_config *cfg, const char *key, size_t klen, const char *value
     if (!v)
         return rk__err(RK_ENOMEM, "cannot allocate a configuration value");
     if (e) {
-        rk__free(e->value);
+        rk__free_secret(e->value);
         e->value = v;
         return RK_OK;
     }
@@ -64,7 +70,7 @@ static int set_n(rk_config *cfg, const char *key, size_t klen, const char *value
         size_t cap = cfg->cap ? cfg->cap * 2 : 8;
         entry *items = rk__realloc(cfg->items, cap * sizeof *items);
         if (!items) {
-            rk__free(v);
+            rk__free_secret(v);
             return rk__err(RK_ENOMEM, "cannot grow a configuration");
         }
         cfg->items = items;
@@ -72,7 +78,7 @@ static int set_n(rk_config *cfg, const char *key, size_t klen, const char *value
     }
     char *k = rk__strndup(key, klen);
     if (!k) {
-        rk__free(v);
+        rk__free_secret(v);
         return rk__err(RK_ENOMEM, "cannot allocate a configuration key");
     }
     cfg->items[cfg->count++] = (entry){k, v};
@@ -84,8 +90,7 @@ static void remove_key(rk_config *cfg, const char *key)
     entry *e = find(cfg, key, strlen(key));
     if (!e)
         return;
-    rk__free(e->key);
-    rk__free(e->value);
+    entry_free(e);
     size_t i = (size_t)(e - cfg->items);
     memmove(e, e + 1, (cfg->count - i - 1) * sizeof *e);
     cfg->count--;

@@ -39,16 +39,6 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
     return RK_OK;
 }
 
-void rk__free_secret(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = 0;
-    rk__free(s);
-}
-
 void rk__endpoint_clear(rk__endpoint *ep)
 {
     rk__free(ep->host);
@@ -102,6 +92,7 @@ static int decode(char **out, span s, const char *what, const char *part)
         int hi = p + 2 < s.e ? hexval((unsigned char)p[1]) : -1;
         int lo = p + 2 < s.e ? hexval((unsigned char)p[2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) { /* %00 would cut the C string */
+            rk__wipe(d, (size_t)(s.e - s.b) + 1);       /* what was decoded may be a password */
             rk__free(d);
             return rk__err(RK_EINVAL, "%s: invalid percent-escape in the %s", what, part);
         }

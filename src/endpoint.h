@@ -33,9 +33,6 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src);
 /* Free the strings (wiping the password) and zero the struct. */
 void rk__endpoint_clear(rk__endpoint *ep);
 
-/* Zero a password before freeing it, so it does not linger in freed heap memory (NULL-safe). */
-void rk__free_secret(char *s);
-
 /* "host:port", "[v6]:port" or "unix:/path" into buf, for messages. Returns buf. */
 const char *rk__endpoint_name(const rk__endpoint *ep, char *buf, size_t cap);
 
