@@ -55,7 +55,7 @@ static bool secret_bearing(const char *key)
 
 /* How much of a malformed entry may be quoted: its leading key characters, and only when they
  * look like a redkit key (all have a '.'; a lone word is more likely a value that lost its key).
- * A secret key is cut after "pass"/"password" (or its "credential." prefix), so
+ * A secret key is cut after "pass"/"password", so
  * "credential.passwordhunter2" shows as 'credential.password'. 0: quote nothing. */
 static int quotable(const char *b, const char *e, const char *prev)
 {
@@ -69,9 +69,8 @@ static int quotable(const char *b, const char *e, const char *prev)
     const char *m = find_ci(b, p, "password");
     if (m)
         return (int)(m + 8 - b);
-    if ((m = find_ci(b, p, "pass")))
-        return (int)(m + 4 - b);
-    return (int)((const char *)memchr(b, '.', (size_t)(p - b)) + 1 - b);
+    m = find_ci(b, p, "pass");
+    return (int)((m ? m + 4 : p) - b); /* credential.username: the name is no secret */
 }
 
 /* "configuration entry 'key' <problem>", or by its number when nothing of it can be quoted. */
