@@ -27,7 +27,7 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
                           .tls = src->tls,
                           .db = src->db,
                           .connect_timeout_ms = src->connect_timeout_ms,
-                          .tls_opts = {.insecure = t->insecure}};
+                          .tls_opts = {.insecure = t->insecure, .unused = t->unused}};
     if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||
         dup_opt(&dst->username, src->username) || dup_opt(&dst->password, src->password) ||
         dup_opt(&d->ca_file, t->ca_file) || dup_opt(&d->ca_dir, t->ca_dir) ||

@@ -13,6 +13,9 @@
 typedef struct rk__tls_options {
     char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
     bool insecure; /* options.tls_verify=false */
+    /* The first options.tls_* set on an endpoint that is not TLS (static, not owned): the client
+     * warns, since that option does nothing and the connection is plaintext. */
+    const char *unused;
 } rk__tls_options;
 
 typedef struct rk__endpoint {

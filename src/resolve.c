@@ -59,6 +59,15 @@ static int tls_options_check(const rk_config *cfg)
     return RK_OK;
 }
 
+/* The first options.tls_* (other than options.tls) set, by its canonical name, or NULL. */
+static const char *first_tls_option(const rk_config *cfg)
+{
+    for (size_t i = 0; i < sizeof tls_paths / sizeof tls_paths[0]; i++)
+        if (rk_config_get(cfg, tls_paths[i]))
+            return tls_paths[i];
+    return rk_config_get(cfg, "options.tls_verify") ? "options.tls_verify" : NULL;
+}
+
 /* Copy the TLS options into the endpoint; the client builds the TLS context from them. */
 static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
 {
@@ -71,8 +80,10 @@ static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
     if (rc != RK_OK)
         return rc;
     ep->tls = ep->tls || on;
-    if (!ep->tls)
+    if (!ep->tls) {
+        t->unused = first_tls_option(cfg);
         return RK_OK;
+    }
     if (ep->path) {
         char peer[80];
         return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
