@@ -70,3 +70,18 @@ char *rk__strndup(const char *s, size_t len)
 }
 
 char *rk__strdup(const char *s) { return rk__strndup(s, strlen(s)); }
+
+void rk__wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+    while (n--)
+        *v++ = 0;
+}
+
+void rk__free_secret(char *s)
+{
+    if (!s)
+        return;
+    rk__wipe(s, strlen(s));
+    rk__free(s);
+}

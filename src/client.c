@@ -26,11 +26,16 @@ static void client_free(rk__client *cl)
  * file fails the open before any connection is tried. */
 static int make_tls(rk__client *cl, const rk__endpoint *ep)
 {
+    char peer[80];
+    if (!ep->tls && ep->tls_opts.unused) /* once per open: a CA file suggests TLS was meant */
+        rk__log(RK_LOG_WARN,
+                "%s is set but the connection to %s is not TLS: it is plaintext (use rediss:// "
+                "or options.tls=true)",
+                ep->tls_opts.unused, rk__endpoint_name(ep, peer, sizeof peer));
     if (!ep->tls)
         return RK_OK;
     int rc = rk__tls_ctx_new(&cl->tls_ctx, &ep->tls_opts);
-    if (rc == RK_OK && ep->tls_opts.insecure) {
-        char peer[80]; /* once per open, so that it cannot go unnoticed */
+    if (rc == RK_OK && ep->tls_opts.insecure) { /* once per open, so it cannot go unnoticed */
         rk__log(RK_LOG_WARN,
                 "options.tls_verify=false: the TLS certificate of %s is not verified, so anyone "
                 "on the network path can impersonate the server (insecure)",

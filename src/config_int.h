@@ -4,6 +4,14 @@
 
 #include "redkit/config.h"
 
+/* Whether values under `key` are secrets: credential.*, credentials.*, and any key containing
+ * "pass" (case-insensitive). Messages name such keys but never quote their values. */
+bool rk__config_is_secret(const char *key);
+
+/* Whether an error message may quote `value` of `key`: not a secret key, and nothing in it that
+ * looks like a URI or user:password ('@', ':', '/') typed into the wrong key. */
+bool rk__config_may_quote(const char *key, const char *value);
+
 /* Deep copy; `*out` is NULL when `cfg` is NULL. */
 int rk__config_copy(rk_config **out, const rk_config *cfg);
 

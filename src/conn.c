@@ -85,6 +85,8 @@ int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
         p = encode(p, &cmds[i]);
     c->cls = RK__REPLY_OK;
     int rc = rk__transport_write(&c->tr, buf, (size_t)(p - buf), deadline);
+    if (c->secret_send)
+        rk__wipe(buf, (size_t)(p - buf));
     if (buf != stack)
         rk__free(buf);
     return rc == RK_OK ? RK_OK : broken(c, rc); /* nothing written on failures above */
@@ -170,7 +172,9 @@ static int handshake(rk__conn *c, const rk__endpoint *ep, uint64_t deadline)
     if (n == 0)
         return RK_OK;
     redisReply *replies[2];
+    c->secret_send = ep->password != NULL;
     int rc = rk__conn_exec(c, cmds, n, replies, deadline);
+    c->secret_send = false;
     for (size_t i = 0; rc == RK_OK && i < n; i++) {
         if (replies[i]->type != REDIS_REPLY_ERROR)
             continue;

@@ -21,6 +21,7 @@ typedef struct rk__conn {
     rk__transport tr;
     redisReader *reader;
     bool broken;
+    bool secret_send;      /* the handshake: the encoded batch holds the password, wipe it */
     rk__reply_class cls;   /* first error class read since the last send: the retry loop's input */
     uint64_t idle_since;   /* monotonic ms, set by the pool */
     uint64_t gen;          /* pool generation that created it */

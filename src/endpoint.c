@@ -27,7 +27,7 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
                           .tls = src->tls,
                           .db = src->db,
                           .connect_timeout_ms = src->connect_timeout_ms,
-                          .tls_opts = {.insecure = t->insecure}};
+                          .tls_opts = {.insecure = t->insecure, .unused = t->unused}};
     if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||
         dup_opt(&dst->username, src->username) || dup_opt(&dst->password, src->password) ||
         dup_opt(&d->ca_file, t->ca_file) || dup_opt(&d->ca_dir, t->ca_dir) ||
@@ -37,16 +37,6 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
         return rk__err(RK_ENOMEM, "cannot copy connection settings");
     }
     return RK_OK;
-}
-
-void rk__free_secret(char *s)
-{
-    if (!s)
-        return;
-    volatile char *p = s;
-    while (*p)
-        *p++ = 0;
-    rk__free(s);
 }
 
 void rk__endpoint_clear(rk__endpoint *ep)
@@ -102,6 +92,7 @@ static int decode(char **out, span s, const char *what, const char *part)
         int hi = p + 2 < s.e ? hexval((unsigned char)p[1]) : -1;
         int lo = p + 2 < s.e ? hexval((unsigned char)p[2]) : -1;
         if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) { /* %00 would cut the C string */
+            rk__wipe(d, (size_t)(s.e - s.b) + 1);       /* what was decoded may be a password */
             rk__free(d);
             return rk__err(RK_EINVAL, "%s: invalid percent-escape in the %s", what, part);
         }
@@ -173,7 +164,25 @@ static int parse_userinfo(rk__endpoint *ep, span u, const char *what)
     return rc;
 }
 
-static int parse_hostport(rk__endpoint *ep, span h, const char *what)
+static bool all_digits(const char *b, const char *e)
+{
+    for (const char *p = b; p < e; p++)
+        if (!isdigit((unsigned char)*p))
+            return false;
+    return true;
+}
+
+/* Without an '@', "redis://admin:hunter2" reads as host "admin", port "hunter2": a port that is
+ * not a number is then more likely a password than a typo, so it is not quoted. */
+static int bad_port(const char *b, const char *e, bool had_userinfo, const char *what)
+{
+    if (!had_userinfo && !all_digits(b, e))
+        return rk__err(RK_EINVAL, "%s: port is not a number (if this is user:password, add @host)",
+                       what);
+    return rk__err(RK_EINVAL, "%s: port '%.*s' is not in 1..65535", what, (int)(e - b), b);
+}
+
+static int parse_hostport(rk__endpoint *ep, span h, bool had_userinfo, const char *what)
 {
     const char *port = NULL;
     span host = h;
@@ -198,8 +207,7 @@ static int parse_hostport(rk__endpoint *ep, span h, const char *what)
     if (port) {
         unsigned long p;
         if (parse_uint(port, h.e, 65535, &p) != 0 || p == 0)
-            return rk__err(RK_EINVAL, "%s: port '%.*s' is not in 1..65535", what, (int)(h.e - port),
-                           port);
+            return bad_port(port, h.e, had_userinfo, what);
         ep->port = (uint16_t)p;
     }
     if (host.b == host.e)
@@ -210,7 +218,7 @@ static int parse_hostport(rk__endpoint *ep, span h, const char *what)
 /* Split `scheme://authority/path?query` once the scheme is known. */
 static int parse_after_scheme(rk__endpoint *ep, span rest, bool is_unix, const char *what)
 {
-    const char *q = memchr(rest.b, '?', (size_t)(rest.e - rest.b));
+    const char *end = rest.e, *q = memchr(rest.b, '?', (size_t)(rest.e - rest.b));
     span query = {q ? q + 1 : rest.e, rest.e};
     rest.e = q ? q : rest.e;
     const char *slash = memchr(rest.b, '/', (size_t)(rest.e - rest.b));
@@ -219,6 +227,13 @@ static int parse_after_scheme(rk__endpoint *ep, span rest, bool is_unix, const c
     for (const char *p = auth.b; p < auth.e; p++)
         if (*p == '@')
             at = p; /* the last '@': raw '@' in passwords still parses */
+    /* An '@' past the authority means a raw '/' or '?' cut the user info short: what comes
+     * before it is part of a password, so no message below may quote it. */
+    if (auth.e < end && memchr(auth.e, '@', (size_t)(end - auth.e)))
+        return rk__err(RK_EINVAL,
+                       "%s: '@' after the host: a '/' or '?' in the user name or password must "
+                       "be percent-encoded (%%2F, %%3F)",
+                       what);
     int rc = at ? parse_userinfo(ep, (span){auth.b, at}, what) : RK_OK;
     if (at)
         auth.b = at + 1;
@@ -229,7 +244,7 @@ static int parse_after_scheme(rk__endpoint *ep, span rest, bool is_unix, const c
             return rk__err(RK_EINVAL, "%s: unix URI has no socket path", what);
         rc = decode(&ep->path, path, what, "socket path");
     } else if (rc == RK_OK) {
-        rc = parse_hostport(ep, auth, what);
+        rc = parse_hostport(ep, auth, at != NULL, what);
         if (rc == RK_OK && path.e - path.b > 1)
             rc = parse_db(ep, (span){path.b + 1, path.e}, what);
     }
@@ -243,6 +258,15 @@ static void clear_address(rk__endpoint *ep)
     rk__free(ep->username);
     rk__free_secret(ep->password);
     ep->host = ep->path = ep->username = ep->password = NULL;
+}
+
+/* RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), or empty (quoted as ''). */
+static bool is_scheme(span s)
+{
+    for (const char *p = s.b; p < s.e; p++)
+        if (!isalnum((unsigned char)*p) && *p != '+' && *p != '-' && *p != '.')
+            return false;
+    return true;
 }
 
 int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
@@ -259,6 +283,11 @@ int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
         ep->tls = true;
     else if (sep - uri == 4 && !strncasecmp(uri, "unix", 4))
         is_unix = true, ep->tls = false; /* a former rediss:// must not make it TLS */
+    else if (!is_scheme(scheme)) /* "admin:hunter2@redis://h": the "scheme" holds a password */
+        return rk__err(RK_EINVAL,
+                       "%s: the text before '://' is not a scheme (expected redis, "
+                       "rediss or unix)",
+                       what);
     else
         return rk__err(RK_EINVAL, "%s: unknown scheme '%.*s' (expected redis, rediss or unix)",
                        what, (int)(scheme.e - scheme.b), scheme.b);

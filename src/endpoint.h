@@ -13,6 +13,9 @@
 typedef struct rk__tls_options {
     char *ca_file, *ca_dir, *cert_file, *key_file, *server_name;
     bool insecure; /* options.tls_verify=false */
+    /* The first options.tls_* set on an endpoint that is not TLS (static, not owned): the client
+     * warns, since that option does nothing and the connection is plaintext. */
+    const char *unused;
 } rk__tls_options;
 
 typedef struct rk__endpoint {
@@ -32,9 +35,6 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src);
 
 /* Free the strings (wiping the password) and zero the struct. */
 void rk__endpoint_clear(rk__endpoint *ep);
-
-/* Zero a password before freeing it, so it does not linger in freed heap memory (NULL-safe). */
-void rk__free_secret(char *s);
 
 /* "host:port", "[v6]:port" or "unix:/path" into buf, for messages. Returns buf. */
 const char *rk__endpoint_name(const rk__endpoint *ep, char *buf, size_t cap);

@@ -1,3 +1,5 @@
+#include <stdio.h>
+
 #include "alloc.h"
 #include "config_int.h"
 #include "error_int.h"
@@ -115,13 +117,18 @@ int rk__references_copy(rk_references **out, const rk_references *refs)
     return RK_OK;
 }
 
+/* `shown` is the key as messages may quote it: NULL for a credential.store_key, since no
+ * credential.* value is ever quoted (a password typed there must not surface). */
 static int lookup(rk_discovery_fn fn, void *ud, const char *what, const rk_context *ctx,
-                  const char *key, rk_config **out)
+                  const char *key, const char *shown, rk_config **out)
 {
     *out = NULL;
+    char quoted[160] = "credential.store_key";
+    if (shown)
+        snprintf(quoted, sizeof quoted, "'%s'", shown);
     if (!fn)
-        return rk__err(RK_EREF, "Failed to obtain reference to %s (needed for key '%s')", what,
-                       key);
+        return rk__err(RK_EREF, "Failed to obtain reference to %s (needed for %s%s)", what,
+                       shown ? "key " : "", quoted);
     int rc = fn(ud, ctx, key, out);
     if (rc == RK_OK)
         return RK_OK;
@@ -130,7 +137,7 @@ static int lookup(rk_discovery_fn fn, void *ud, const char *what, const rk_conte
     if (rc > 0)
         rc = RK_ERROR;
     if (rk_last_error()->code != rc)
-        rk__err(rc, "%s lookup of '%s' failed", what, key);
+        rk__err(rc, "%s lookup of %s failed", what, quoted);
     return rc;
 }
 
@@ -138,12 +145,12 @@ int rk__references_discover(const rk_references *refs, const rk_context *ctx, co
                             rk_config **out)
 {
     return lookup(refs ? refs->discovery : NULL, refs ? refs->discovery_ud : NULL, "discovery", ctx,
-                  key, out);
+                  key, key, out);
 }
 
 int rk__references_credential(const rk_references *refs, const rk_context *ctx, const char *key,
                               rk_config **out)
 {
     return lookup(refs ? refs->store : NULL, refs ? refs->store_ud : NULL, "credential store", ctx,
-                  key, out);
+                  key, NULL, out);
 }

@@ -59,6 +59,15 @@ static int tls_options_check(const rk_config *cfg)
     return RK_OK;
 }
 
+/* The first options.tls_* (other than options.tls) set, by its canonical name, or NULL. */
+static const char *first_tls_option(const rk_config *cfg)
+{
+    for (size_t i = 0; i < sizeof tls_paths / sizeof tls_paths[0]; i++)
+        if (rk_config_get(cfg, tls_paths[i]))
+            return tls_paths[i];
+    return rk_config_get(cfg, "options.tls_verify") ? "options.tls_verify" : NULL;
+}
+
 /* Copy the TLS options into the endpoint; the client builds the TLS context from them. */
 static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
 {
@@ -71,8 +80,10 @@ static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
     if (rc != RK_OK)
         return rc;
     ep->tls = ep->tls || on;
-    if (!ep->tls)
+    if (!ep->tls) {
+        t->unused = first_tls_option(cfg);
         return RK_OK;
+    }
     if (ep->path) {
         char peer[80];
         return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
@@ -242,8 +253,18 @@ static int apply_connection(rk__endpoint *ep, const rk_config *conn)
     if (rc != RK_OK)
         return rk__err_prefix("connection.port: ");
     if (protocol && strcmp(protocol, "redis") && strcmp(protocol, "rediss"))
+        return rk__config_may_quote("protocol", protocol)
+                   ? rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                   "connection.protocol: '%s' is not redis or rediss", protocol)
+                   : rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                   "connection.protocol is not redis or rediss (not shown: it "
+                                   "looks like a URI; a URI goes in connection.uri)");
+    /* "admin:hunter2@h" or "redis://..." as a host would reach DNS and every message naming the
+     * host, password included. */
+    if (host && strpbrk(host, "@/"))
         return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
-                             "connection.protocol: '%s' is not redis or rediss", protocol);
+                             "connection.host is not a host name: it has '@' or '/' (not "
+                             "shown; a URI goes in connection.uri)");
     ep->tls = protocol && !strcmp(protocol, "rediss");
     ep->port = (uint16_t)port;
     ep->host = rk__strdup(host && *host ? host : "localhost");
@@ -299,8 +320,8 @@ static int resolve_credential(rk__endpoint *ep, const rk_config *cfg, const rk_r
         rc = pick(&cred, &l, "store_key", rk__references_credential, refs, ctx, false);
     if (rc == RK_OK && l.count && !cred)
         rc = rk__err_named(RK_EINVAL, "MISSING_CREDENTIALS", "Misconfiguration", NULL,
-                           "credential store_key '%s' was not found in the credential store",
-                           rk_config_get(l.items[0], "store_key"));
+                           "credential.store_key was not found in the credential store (its "
+                           "value is not shown, as no credential.* value is)");
     if (rc == RK_OK && cred)
         rc = apply_credential(ep, cred);
     rk_config_free(cred);

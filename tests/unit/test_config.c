@@ -36,7 +36,9 @@ static void from_string_errors(void)
     rk_config *cfg = (rk_config *)1;
     ASSERT_RC(rk_config_from_string(&cfg, "a=1;connection.host localhost;b=2"), RK_EINVAL);
     ASSERT_TRUE(cfg == NULL);
-    ASSERT_CONTAINS(rk_last_error()->message, "'connection.host localhost' has no '='");
+    /* The key is named, the value after the blank is not. */
+    ASSERT_CONTAINS(rk_last_error()->message, "'connection.host' has no '='");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "localhost");
     ASSERT_RC(rk_config_from_string(&cfg, "=value"), RK_EINVAL);
     ASSERT_CONTAINS(rk_last_error()->message, "empty key");
     ASSERT_RC(rk_config_from_string(NULL, "a=1"), RK_EINVAL);

@@ -119,6 +119,55 @@ static void insecure_tls_warning_is_unchanged(void)
     ASSERT_CONTAINS(rec.message, "cache.internal:6380 is not verified");
 }
 
+/* Open a cache with `settings` (nobody listens on 127.0.0.1:1, so it fails after the client
+ * is built, which is where the warning comes); the log goes to `rec`. */
+static void open_logged(const char *settings, record *rec)
+{
+    rk_config *cfg;
+    rk_cache *c;
+    ASSERT_OK(rk_config_from_string(&cfg, settings));
+    ASSERT_OK(rk_config_set(cfg, "options.retries", "0"));
+    ASSERT_OK(rk_cache_new(&c));
+    ASSERT_OK(rk_cache_configure(c, cfg));
+    rk_set_log_handler(record_handler, rec);
+    ASSERT_TRUE(rk_cache_open(c, NULL) != RK_OK);
+    rk_set_log_handler(NULL, NULL);
+    rk_cache_free(c);
+    rk_config_free(cfg);
+}
+
+/* options.tls_* on a plain connection does nothing: a warning per open names the option and
+ * says the connection is not TLS, and none comes without such an option or with TLS on. */
+static void tls_options_on_plain_connection_warn(void)
+{
+    record rec = {0};
+    open_logged("connection.uri=redis://127.0.0.1:1;options.tls_ca_file=/etc/redis/ca.crt", &rec);
+    ASSERT_EQ(rec.calls, 1);
+    ASSERT_EQ(rec.level, RK_LOG_WARN);
+    ASSERT_STR_EQ(rec.message, "options.tls_ca_file is set but the connection to 127.0.0.1:1 is "
+                               "not TLS: it is plaintext (use rediss:// or options.tls=true)");
+    open_logged("connection.uri=redis://127.0.0.1:1;options.tls_ca_file=/etc/redis/ca.crt", &rec);
+    ASSERT_EQ(rec.calls, 2); /* once per open */
+    record host = {0};
+    open_logged("connection.host=127.0.0.1;connection.port=1;options.tls=false;"
+                "options.tls_server_name=cache.internal",
+                &host);
+    ASSERT_EQ(host.calls, 1);
+    ASSERT_CONTAINS(host.message, "options.tls_server_name is set but the connection to "
+                                  "127.0.0.1:1 is not TLS");
+    record verify = {0};
+    open_logged("connection.uri=redis://127.0.0.1:1;options.tls_verify=false", &verify);
+    ASSERT_EQ(verify.calls, 1);
+    ASSERT_CONTAINS(verify.message, "options.tls_verify is set");
+    record quiet = {0};
+    open_logged("connection.uri=redis://127.0.0.1:1", &quiet);
+    ASSERT_EQ(quiet.calls, 0);
+    /* TLS on: the options are used (the open fails on the missing CA file), no such warning. */
+    open_logged("connection.uri=rediss://127.0.0.1:1;options.tls_ca_file=/nonexistent/ca.crt",
+                &quiet);
+    ASSERT_EQ(quiet.calls, 0);
+}
+
 static void long_messages_are_cut_errno_is_kept(void)
 {
     static char big[3 * RK__LOG_MAX];
@@ -201,4 +250,5 @@ static void swap_while_threads_log(void)
 
 RKT_MAIN(RKT_CASE(custom_handler_gets_level_and_message),
          RKT_CASE(null_restores_the_stderr_printer), RKT_CASE(insecure_tls_warning_is_unchanged),
+         RKT_CASE(tls_options_on_plain_connection_warn),
          RKT_CASE(long_messages_are_cut_errno_is_kept), RKT_CASE(swap_while_threads_log))

@@ -118,7 +118,10 @@ static void bad_uris(void)
     parse_bad("http://h", "unknown scheme 'http'");
     parse_bad("redis://h:0", "port '0'");
     parse_bad("redis://h:65536", "port '65536'");
-    parse_bad("redis://h:6a", "port '6a'");
+    parse_bad("redis://h:6a", "port is not a number"); /* no '@': it may be a password */
+    parse_bad("redis://u:p@h:6a", "port '6a'");        /* after the '@': safe to quote */
+    parse_bad("ftp+x://h", "unknown scheme 'ftp+x'");
+    parse_bad("u:pw@redis://h", "not a scheme");
     parse_bad("redis://h:", "port ''");
     parse_bad("redis://h/x", "database 'x'");
     parse_bad("redis://%zz@h", "percent-escape");
@@ -138,6 +141,12 @@ static void errors_never_show_the_password(void)
     ASSERT_NOT_CONTAINS(rk_last_error()->message, "supersecret");
     parse_bad("redis://u:supersecret@h/zz", "database");
     ASSERT_NOT_CONTAINS(rk_last_error()->message, "supersecret");
+    parse_bad("redis://admin:supersecret", "port is not a number (if this is user:password");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "supersecret");
+    parse_bad("redis://u:super/secret@h:1", "'@' after the host");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "super");
+    parse_bad("redis://u:super?secret@h:1", "must be percent-encoded");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "super");
 }
 
 static void endpoint_names(void)
