@@ -9,7 +9,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl redis-server redis-tools
       libmicrohttpd-dev curl)
 if [ "${1:-}" = "--dev" ]; then
-    pkgs+=(clang libclang-rt-14-dev valgrind clang-format)
+    pkgs+=(clang libclang-rt-14-dev valgrind clang-format time)  # time: RSS of sanitized runs
 fi
 if [ "${1:-}" = "--package" ]; then
     pkgs+=(help2man dpkg-dev)    # dpkg-dev: dpkg-shlibdeps, which fills in the .deb's Depends

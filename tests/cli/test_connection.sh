@@ -60,9 +60,18 @@ contains "$err" "NOPERM"
 ok "an ACL NOPERM exits 77"
 
 # Secrets: the password file is read one bounded line at a time; '-' is stdin.
+# A 1 GB address-space limit makes reading all of /dev/zero fail at once; AddressSanitizer's
+# shadow memory alone needs more address space than that, so a sanitized build is held to the
+# same bound by its memory report instead (the run must stay far below 1 GB resident).
 start=$SECONDS
-expect 66 bash -c 'ulimit -v 1000000; exec "$@"' _ "$REDKIT" --url "$auth" --password-file /dev/zero \
-    cache get k
+if grep -q __asan_init "$REDKIT"; then
+    expect 66 /usr/bin/time -f "%M" -o "$TMP/rss" "$REDKIT" --url "$auth" \
+        --password-file /dev/zero cache get k
+    [ "$(cat "$TMP/rss")" -lt 1000000 ] || fail "/dev/zero as a password file used $(cat "$TMP/rss") KiB"
+else
+    expect 66 bash -c 'ulimit -v 1000000; exec "$@"' _ "$REDKIT" --url "$auth" \
+        --password-file /dev/zero cache get k
+fi
 contains "$err" "/dev/zero: the first line is longer than 4096 bytes"
 [ $((SECONDS - start)) -lt 20 ] || fail "/dev/zero as a password file should fail fast"
 head -c 5000 /dev/urandom | base64 -w0 >"$TMP/long-pw"
