@@ -96,17 +96,13 @@ static int fetch(void *ud, rk_buf *value, uint64_t *ttl_ms)
 /* Configure, open, use, close and free one of each component with `cfg` (which is freed). */
 static void whole_life(rk_config *cfg)
 {
-    rk_cache *c;
-    rk_lock *l;
-    rk_memolock *m;
+    rkt_trio t;
     rk_buf b = RK_BUF_INIT;
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
+    rkt_trio_new(&t, cfg);
     rk_config_free(cfg);
+    rk_cache *c = t.cache;
+    rk_lock *l = t.lock;
+    rk_memolock *m = t.memo;
     ASSERT_OK(rk_cache_open(c, NULL));
     ASSERT_OK(rk_lock_open(l, NULL));
     ASSERT_OK(rk_memolock_open(m, NULL));
@@ -118,9 +114,7 @@ static void whole_life(rk_config *cfg)
     ASSERT_OK(rk_cache_close(c, NULL));
     ASSERT_OK(rk_lock_close(l, NULL));
     ASSERT_OK(rk_memolock_close(m, NULL));
-    rk_cache_free(c);
-    rk_lock_free(l);
-    rk_memolock_free(m);
+    rkt_trio_free(&t);
     rk_buf_free(&b);
 }
 

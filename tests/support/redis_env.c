@@ -363,3 +363,22 @@ void *rkt_shared_alloc(size_t size)
     memset(p, 0, size);
     return p;
 }
+
+void rkt_trio_new(rkt_trio *t, const rk_config *cfg)
+{
+    ASSERT_OK(rk_cache_new(&t->cache));
+    ASSERT_OK(rk_lock_new(&t->lock));
+    ASSERT_OK(rk_memolock_new(&t->memo));
+    if (!cfg)
+        return;
+    ASSERT_OK(rk_cache_configure(t->cache, cfg));
+    ASSERT_OK(rk_lock_configure(t->lock, cfg));
+    ASSERT_OK(rk_memolock_configure(t->memo, cfg));
+}
+
+void rkt_trio_free(rkt_trio *t)
+{
+    rk_cache_free(t->cache);
+    rk_lock_free(t->lock);
+    rk_memolock_free(t->memo);
+}

@@ -83,6 +83,17 @@ rk_cache *rkt_open_cache(rk_config *cfg);
 rk_lock *rkt_open_lock(rk_config *cfg);
 rk_memolock *rkt_open_memolock(rk_config *cfg);
 
+/* One of each component, for tests that do the same to all three. */
+typedef struct rkt_trio {
+    rk_cache *cache;
+    rk_lock *lock;
+    rk_memolock *memo;
+} rkt_trio;
+
+/* New handles, each configured with `cfg` (borrowed; NULL: not configured). */
+void rkt_trio_new(rkt_trio *t, const rk_config *cfg);
+void rkt_trio_free(rkt_trio *t);
+
 /* Connections to the (stopped) server `s` holding a request it has not read yet
  * (/proc/net/tcp): a call is then surely blocked on it. */
 int rkt_server_unanswered(const rkt_server *s);

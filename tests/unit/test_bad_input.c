@@ -2,7 +2,7 @@
  * and values at and past their limits, unknown options, and URIs broken in ways test_uri.c
  * does not already cover, each through the public API. Every rejection is RK_EINVAL naming the
  * argument, key or option at fault; everything else gets its documented result. */
-#include "harness.h"
+#include "redis_env.h"
 
 static rk_config *parse(const char *s)
 {
@@ -146,18 +146,9 @@ static void unknown_options(void)
     rk_config *cfg = parse("connection.host=h;options.resource_tag=t;options.max_size=abc;"
                            "options.bogus=;bogus=1;connection.bogus=\xff;credential.what=?;"
                            "connections=x;credentials=;options=1;.=.");
-    rk_cache *c;
-    rk_lock *l;
-    rk_memolock *m;
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_memolock_new(&m));
-    ASSERT_OK(rk_cache_configure(c, cfg));
-    ASSERT_OK(rk_lock_configure(l, cfg));
-    ASSERT_OK(rk_memolock_configure(m, cfg));
-    rk_cache_free(c);
-    rk_lock_free(l);
-    rk_memolock_free(m);
+    rkt_trio t;
+    rkt_trio_new(&t, cfg);
+    rkt_trio_free(&t);
     rk_config_free(cfg);
 }
 

@@ -78,24 +78,18 @@ static rk_config *settings(const char *const *kv)
 static void open_fails(const char *secret, const char *what, const char *const *kv)
 {
     rk_config *cfg = settings(kv);
-    rk_cache *c;
-    rk_lock *l;
-    rk_memolock *m;
-    ASSERT_OK(rk_cache_new(&c));
-    ASSERT_OK(rk_lock_new(&l));
-    ASSERT_OK(rk_memolock_new(&m));
-    int rc = rk_cache_configure(c, cfg);
-    ASSERT_TRUE(rc != RK_OK || rk_cache_open(c, NULL) != RK_OK);
+    rkt_trio t;
+    rkt_trio_new(&t, NULL); /* configured below: configure may be what fails */
+    int rc = rk_cache_configure(t.cache, cfg);
+    ASSERT_TRUE(rc != RK_OK || rk_cache_open(t.cache, NULL) != RK_OK);
     assert_hidden(secret, what);
-    rc = rk_lock_configure(l, cfg);
-    ASSERT_TRUE(rc != RK_OK || rk_lock_open(l, NULL) != RK_OK);
+    rc = rk_lock_configure(t.lock, cfg);
+    ASSERT_TRUE(rc != RK_OK || rk_lock_open(t.lock, NULL) != RK_OK);
     assert_hidden(secret, what);
-    rc = rk_memolock_configure(m, cfg);
-    ASSERT_TRUE(rc != RK_OK || rk_memolock_open(m, NULL) != RK_OK);
+    rc = rk_memolock_configure(t.memo, cfg);
+    ASSERT_TRUE(rc != RK_OK || rk_memolock_open(t.memo, NULL) != RK_OK);
     assert_hidden(secret, what);
-    rk_cache_free(c);
-    rk_lock_free(l);
-    rk_memolock_free(m);
+    rkt_trio_free(&t);
     rk_config_free(cfg);
 }
 
