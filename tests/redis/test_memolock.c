@@ -429,8 +429,9 @@ typedef struct {
     atomic_int calls;
 } renew_job;
 
-/* Renewed every 150 ms: a 600 ms lease leaves a loaded machine 450 ms of slack per renewal. */
-#define LEASE_MS 600
+/* Renewed every 150 ms: a 1200 ms lease leaves a loaded machine (CI runs two tests at once on
+ * two cores) over a second of slack per renewal; 600 ms was once not enough. */
+#define LEASE_MS 1200
 
 static int fetch_renewing(void *ud, rk_memolock_renewer *r, rk_buf *value, uint64_t *ttl_ms)
 {
@@ -472,9 +473,9 @@ static void *renewable_thread(void *arg)
 
 static void renewable_runs_once(void)
 {
-    rk_memolock *a = open_memo("renew", "options.lock_timeout=600"),
-                *b = open_memo("renew", "options.lock_timeout=600;options.retry_timeout=50");
-    renew_job rj = {8, false, -1, 0}; /* 1200 ms of work on a 600 ms lease */
+    rk_memolock *a = open_memo("renew", "options.lock_timeout=1200"),
+                *b = open_memo("renew", "options.lock_timeout=1200;options.retry_timeout=50");
+    renew_job rj = {16, false, -1, 0}; /* 2400 ms of work on a 1200 ms lease */
     renewable_job winner = {a, &rj, -1, RK_BUF_INIT};
     get_job other = {b, "long", 10000, fetch_renewing_plain, &rj, -1, RK_BUF_INIT, 0};
     pthread_t t;
