@@ -43,16 +43,6 @@ static const char *full(const char *name)
     return b;
 }
 
-static long long raw_int(const rkt_server *s, const char *cmd, const char *key)
-{
-    redisContext *c = rkt_raw_port(s->port);
-    redisReply *r = rkt_cmd(c, cmd, key, NULL);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
 /* ---- lock ---- */
 
 typedef struct {
@@ -227,7 +217,7 @@ static void memolock_short_deadline_does_not_take_over(void)
     ASSERT_LT(took, 2500);
     char lock[256];
     snprintf(lock, sizeof lock, "%sdl/lock:short", rkt_prefix());
-    ASSERT_EQ(raw_int(&s, "EXISTS", lock), 0); /* free for the next caller */
+    ASSERT_EQ(rkt_server_int(&s, "EXISTS", lock), 0); /* free for the next caller */
     rkt_server_stop(&s);
     rk_memolock_free(m);
 }

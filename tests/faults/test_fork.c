@@ -34,14 +34,6 @@ static redisReply *raw(const rkt_server *s, const char *cmd, const char *key)
     return r;
 }
 
-static long long raw_int(const rkt_server *s, const char *cmd, const char *key)
-{
-    redisReply *r = raw(s, cmd, key);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    return v;
-}
-
 /* ---- cache: both processes hammer the handle opened before fork ---- */
 
 enum { PAIRS = 10000, BUDGET_MS = 25000 }; /* per process: 20,000 pairs in all */
@@ -185,9 +177,9 @@ static void lock_ownership_not_inherited(void)
     ASSERT_EQ(r->acquire_rc, RK_OK); /* the inherited handle works for the child's own keys */
     ASSERT_EQ(r->own_token_rc, RK_OK);
     ASSERT_EQ(r->own_release_rc, RK_OK);
-    ASSERT_EQ(raw_int(&s, "EXISTS", full("childs")), 0);
+    ASSERT_EQ(rkt_server_int(&s, "EXISTS", full("childs")), 0);
     ASSERT_OK(rk_lock_release(l, NULL, "parents")); /* the parent still owns its lock */
-    ASSERT_EQ(raw_int(&s, "EXISTS", full("parents")), 0);
+    ASSERT_EQ(rkt_server_int(&s, "EXISTS", full("parents")), 0);
     munmap(r, sizeof *r);
     rk_lock_free(l);
     rkt_server_stop(&s);
@@ -432,13 +424,13 @@ static void child_closes_and_frees(void)
     ASSERT_TRUE(pid > 0);
     ASSERT_EQ(wait_child(pid), 0);
     /* The child's close shut nothing of the parent's down, and released none of its locks. */
-    ASSERT_EQ(raw_int(&s, "EXISTS", full("held")), 1);
+    ASSERT_EQ(rkt_server_int(&s, "EXISTS", full("held")), 1);
     ASSERT_OK(rk_cache_store(c, NULL, "after", "x", 1, 10000));
     ASSERT_OK(rk_cache_retrieve(c, NULL, "after", &v));
     ASSERT_STR_EQ(v.data, "x");
     ASSERT_OK(rk_memolock_get(m, NULL, "after", 5000, fetch_pid, NULL, &v));
     ASSERT_OK(rk_lock_release(l, NULL, "held"));
-    ASSERT_EQ(raw_int(&s, "EXISTS", full("held")), 0);
+    ASSERT_EQ(rkt_server_int(&s, "EXISTS", full("held")), 0);
     rk_buf_free(&v);
     rk_cache_free(c);
     rk_lock_free(l);

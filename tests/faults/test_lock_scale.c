@@ -44,17 +44,6 @@ static const char *full(const char *key)
     return buf;
 }
 
-/* An integer reply of `cmd name` on the private server (-1 for any other reply). */
-static long long raw_int(const rkt_server *s, const char *cmd, const char *name)
-{
-    redisContext *c = rkt_raw_port(s->port);
-    redisReply *r = rkt_cmd(c, cmd, name, NULL);
-    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
-    freeReplyObject(r);
-    redisFree(c);
-    return v;
-}
-
 /* Poll until `n` waiters are queued for `key` (docs/wire-format.md: the lock queue). */
 static void wait_queued(const rkt_server *s, const char *key, long long n)
 {
@@ -62,7 +51,7 @@ static void wait_queued(const rkt_server *s, const char *key, long long n)
     snprintf(queue, sizeof queue, "redkit:lock-queue:%s", full(key));
     uint64_t deadline = rkt_now_ms() + STATE_WAIT_MS;
     long long have;
-    while ((have = raw_int(s, "LLEN", queue)) != n) {
+    while ((have = rkt_server_int(s, "LLEN", queue)) != n) {
         if (rkt_now_ms() >= deadline)
             rkt_fail(__FILE__, __LINE__, "%s holds %lld waiters after %d ms, expected %lld", queue,
                      have, STATE_WAIT_MS, n);
@@ -153,13 +142,14 @@ static void killed_waiter_is_skipped(void)
                  "the live waiter did not get the lock: %s (%d), %" PRIu64
                  " ms after the release; the key is still held for %lld ms (PTTL)",
                  rep->error, rep->rc, rep->returned_at_ms - released_at,
-                 raw_int(&s, "PTTL", full("dead")));
+                 rkt_server_int(&s, "PTTL", full("dead")));
     uint64_t took = rep->returned_at_ms - released_at;
     printf("     the live waiter got the lock %" PRIu64 " ms after the release (released %" PRIu64
            " ms after the kill)\n",
            took, released_at - killed_at);
     ASSERT_LT(took, NEXT_BOUND_MS);
-    ASSERT_EQ(raw_int(&s, "EXISTS", full("dead")), 0); /* its release freed it: nobody holds it */
+    ASSERT_EQ(rkt_server_int(&s, "EXISTS", full("dead")),
+              0); /* its release freed it: nobody holds it */
     rk_lock_free(holder);
     munmap(rep, sizeof *rep);
     rkt_server_stop(&s);
@@ -224,7 +214,7 @@ static void stale_holder(const rkt_server *s, stale_report *rep)
 static void wait_gone(const rkt_server *s, const char *key)
 {
     uint64_t deadline = rkt_now_ms() + STATE_WAIT_MS;
-    while (raw_int(s, "EXISTS", full(key)) != 0) {
+    while (rkt_server_int(s, "EXISTS", full(key)) != 0) {
         if (rkt_now_ms() >= deadline)
             rkt_fail(__FILE__, __LINE__, "%s still exists after %d ms", full(key), STATE_WAIT_MS);
         sleep_ms(1);

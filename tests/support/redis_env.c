@@ -382,3 +382,13 @@ void rkt_trio_free(rkt_trio *t)
     rk_lock_free(t->lock);
     rk_memolock_free(t->memo);
 }
+
+long long rkt_server_int(const rkt_server *s, const char *cmd, const char *key)
+{
+    redisContext *c = rkt_raw_port(s->port);
+    redisReply *r = rkt_cmd(c, cmd, key, NULL);
+    long long v = r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+    freeReplyObject(r);
+    redisFree(c);
+    return v;
+}
