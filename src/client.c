@@ -106,8 +106,6 @@ void rk__client_close(rk__client *cl)
     cl->topo->ops->close(cl->topo);
 }
 
-bool rk__client_is_closed(const rk__client *cl) { return atomic_load(&cl->closed); }
-
 void rk__client_after_fork(rk__client *cl)
 {
     /* A new id: the parent still listens on the old one, and would count as a receiver of

@@ -52,7 +52,6 @@ void rk__client_unref(rk__client *cl); /* NULL-safe; the last one frees */
  * RK_ENOTOPEN, and calls blocked on a connection fail at once (its socket is shut down). */
 void rk__client_stop_waiters(rk__client *cl);
 void rk__client_close(rk__client *cl);
-bool rk__client_is_closed(const rk__client *cl);
 
 /* In a forked child: drop every inherited connection and the subscriber's thread state, so the
  * child's first call opens fresh connections and the parent's sessions are left alone. */
