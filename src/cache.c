@@ -121,7 +121,8 @@ static int key_cmd(rk__client *cl, const char *verb, const char *key, redisReply
     int rc = rk__name_key(&k, &cl->opts, key);
     if (rc == RK_OK) {
         argv[1] = k.str, argvlen[1] = k.len;
-        rc = one(cl, 2, argv, argvlen, reply);
+        rc = rk__client_exec_read(cl, k.str, k.len, rk__client_deadline(cl, RK__NO_TIMEOUT),
+                                  &(rk__cmd){2, argv, argvlen}, 1, reply);
     }
     rk__name_free(&k);
     return rc;
@@ -298,17 +299,66 @@ static int key_argv_build(key_argv *k, const rk__options *o, const char *verb,
     return RK_OK;
 }
 
+/* In a cluster a multi-key command must stay in one slot: `<verb> key` once per key instead,
+ * each sent to its key's node (rk__client_exec_each). `*replies` (n) is the caller's to free. */
+static int each_key(rk__client *cl, const key_argv *k, size_t n, redisReply ***replies)
+{
+    rk__cmd *cmds = rk__malloc(n * sizeof *cmds);
+    const char **argv = rk__malloc(2 * n * sizeof *argv);
+    size_t *lens = rk__malloc(2 * n * sizeof *lens);
+    *replies = rk__calloc(n, sizeof **replies);
+    int rc = cmds && argv && lens && *replies
+                 ? RK_OK
+                 : rk__err(RK_ENOMEM, "%s: cannot allocate %zu commands", k->argv[0], n);
+    for (size_t i = 0; rc == RK_OK && i < n; i++) {
+        argv[2 * i] = k->argv[0], lens[2 * i] = k->argvlen[0];
+        argv[2 * i + 1] = k->argv[i + 1], lens[2 * i + 1] = k->argvlen[i + 1];
+        cmds[i] = (rk__cmd){2, argv + 2 * i, lens + 2 * i};
+    }
+    if (rc == RK_OK)
+        rc = rk__client_exec_each(cl, rk__client_deadline(cl, RK__NO_TIMEOUT), cmds, n, *replies);
+    rk__free(cmds);
+    rk__free(argv);
+    rk__free(lens);
+    if (rc != RK_OK) {
+        rk__free(*replies);
+        *replies = NULL;
+    }
+    return rc;
+}
+
+static void replies_free(redisReply **r, size_t n)
+{
+    for (size_t i = 0; r && i < n; i++)
+        rk__reply_free(r[i]);
+    rk__free(r);
+}
+
+/* Either one multi-key command, or (cluster) one per key; `expect` checks each reply. */
+static int multi_key(rk__client *cl, const key_argv *k, size_t n, int expect, redisReply **one_r,
+                     redisReply ***each_r)
+{
+    *one_r = NULL, *each_r = NULL;
+    if (!cl->cluster)
+        return one(cl, (int)n + 1, k->argv, k->argvlen, one_r);
+    int rc = each_key(cl, k, n, each_r);
+    for (size_t i = 0; rc == RK_OK && i < n; i++)
+        if ((*each_r)[i]->type != REDIS_REPLY_NIL) /* GET of a missing key */
+            rc = rk__reply_expect((*each_r)[i], expect, k->argv[0]);
+    return rc;
+}
+
 static int remove_with(rk__client *cl, const char *const *keys, size_t n)
 {
     key_argv k;
     int rc = key_argv_build(&k, &cl->opts, "DEL", keys, n);
     if (rc != RK_OK)
         return rc;
-    redisReply *r;
-    if ((rc = one(cl, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
+    redisReply *r, **each;
+    if ((rc = multi_key(cl, &k, n, REDIS_REPLY_INTEGER, &r, &each)) == RK_OK && r)
         rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "DEL");
-        rk__reply_free(r);
-    }
+    rk__reply_free(r);
+    replies_free(each, n);
     key_argv_free(&k);
     if (rc != RK_OK)
         return n == 1 ? rk__err_prefix("remove '%s': ", keys[0])
@@ -359,11 +409,15 @@ static int retrieve_many_with(rk__client *cl, const char *const *keys, size_t n,
         return rc;
     for (size_t i = 0; i < n; i++)
         rk_buf_free(&outs[i]);
-    redisReply *r;
-    if ((rc = one(cl, (int)n + 1, k.argv, k.argvlen, &r)) == RK_OK) {
+    redisReply *r, **each;
+    if ((rc = multi_key(cl, &k, n, REDIS_REPLY_STRING, &r, &each)) == RK_OK && r)
         rc = rk__cache_take_values(r, n, outs);
-        rk__reply_free(r);
+    for (size_t i = 0; rc == RK_OK && each && i < n; i++) {
+        outs[i].data = each[i]->str, outs[i].len = each[i]->len;
+        each[i]->str = NULL;
     }
+    rk__reply_free(r);
+    replies_free(each, n);
     key_argv_free(&k);
     return rc == RK_OK ? RK_OK : rk__err_prefix("retrieve of %zu keys: ", n);
 }
@@ -453,8 +507,8 @@ static int store_many_with(rk__client *cl, const rk_cache_entry *e, size_t n)
     if (!r)
         return rk__err(RK_ENOMEM, "store_many: cannot allocate %zu replies", n);
     if ((rc = set_batch_build(&b, cl, e, n)) == RK_OK &&
-        (rc = rk__client_exec(cl, NULL, 0, rk__client_deadline(cl, RK__NO_TIMEOUT), b.cmds, n,
-                              r)) == RK_OK) {
+        (rc = rk__client_exec_each(cl, rk__client_deadline(cl, RK__NO_TIMEOUT), b.cmds, n, r)) ==
+            RK_OK) {
         for (size_t i = 0; i < n; i++)
             if (rc == RK_OK && rk__reply_expect(r[i], REDIS_REPLY_STATUS, "SET") != RK_OK)
                 rc = rk__err_prefix("store_many: '%s': ", e[i].key);

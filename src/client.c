@@ -12,13 +12,25 @@
 
 /* ---- lifecycle ---- */
 
+static void shards_free(rk__client *cl)
+{
+    for (size_t i = 0; i < cl->nshards; i++)
+        rk__subscriber_free(cl->shards[i].sub);
+    rk__free(cl->shards);
+    cl->shards = NULL;
+    cl->nshards = 0;
+}
+
 static void client_free(rk__client *cl)
 {
     if (cl->topo)
         cl->topo->ops->free(cl->topo);
     rk__subscriber_free(cl->sub);
+    shards_free(cl);
+    rk__seeds_free(cl->seeds, cl->nseeds);
     rk__tls_ctx_free(cl->tls_ctx);
     rk__options_clear(&cl->opts);
+    pthread_mutex_destroy(&cl->mu);
     rk__free(cl);
 }
 
@@ -44,20 +56,19 @@ static int make_tls(rk__client *cl, const rk__endpoint *ep)
     return rc;
 }
 
+/* The seeds and a single-node topology over them; connect() finds out whether they are a
+ * cluster. */
 static int build(rk__client *cl, const rk_config *cfg, const rk_references *refs,
                  const rk_context *ctx, bool pubsub)
 {
-    rk__endpoint ep;
-    int rc = rk__resolve_endpoint(&ep, cfg, refs, &cl->opts, ctx);
-    if (rc != RK_OK)
-        return rc;
-    if ((rc = make_tls(cl, &ep)) == RK_OK)
-        rc = rk__topology_single_new(&cl->topo, &ep, cl->tls_ctx, cl->opts.max_connections);
-    rk__endpoint_clear(&ep); /* the topology keeps its own copy per node */
-    if (rc == RK_OK && pubsub && (rc = rk__subscriber_new(&cl->sub, cl->kind)) == RK_OK) {
-        rk__node *any = cl->topo->ops->route(cl->topo, NULL, 0); /* Pub/Sub reaches all nodes */
-        rk__subscriber_open(cl->sub, &any->ep, cl->tls_ctx, cl->opts.timeout_ms);
-    }
+    int rc = rk__resolve_seeds(&cl->seeds, &cl->nseeds, cfg, refs, &cl->opts, ctx);
+    if (rc == RK_OK)
+        rc = make_tls(cl, &cl->seeds[0]);
+    if (rc == RK_OK)
+        rc = rk__topology_single_new(&cl->topo, cl->seeds, cl->nseeds, cl->tls_ctx,
+                                     cl->opts.max_connections);
+    if (rc == RK_OK && pubsub)
+        rc = rk__subscriber_new(&cl->sub, cl->kind);
     return rc;
 }
 
@@ -72,6 +83,7 @@ int rk__client_new(rk__client **out, const char *kind, const rk__options *opts,
     cl->kind = kind;
     atomic_init(&cl->refs, 1);
     atomic_init(&cl->closed, false);
+    pthread_mutex_init(&cl->mu, NULL);
     int rc = rk__options_copy(&cl->opts, opts);
     if (rc == RK_OK)
         rc = rk__token_new(cl->id);
@@ -97,6 +109,11 @@ void rk__client_stop_waiters(rk__client *cl)
 {
     if (cl->sub)
         rk__subscriber_close(cl->sub);
+    pthread_mutex_lock(&cl->mu);
+    cl->stopped = true; /* no shard subscriber starts after this */
+    for (size_t i = 0; i < cl->nshards; i++)
+        rk__subscriber_close(cl->shards[i].sub);
+    pthread_mutex_unlock(&cl->mu);
 }
 
 void rk__client_close(rk__client *cl)
@@ -114,6 +131,9 @@ void rk__client_after_fork(rk__client *cl)
     cl->topo->ops->after_fork(cl->topo);
     if (cl->sub)
         rk__subscriber_after_fork(cl->sub);
+    pthread_mutex_init(&cl->mu, NULL); /* a parent's thread may have held it */
+    for (size_t i = 0; i < cl->nshards; i++)
+        rk__subscriber_after_fork(cl->shards[i].sub);
 }
 
 int rk__client_not_open(const char *kind)
@@ -136,19 +156,50 @@ uint64_t rk__client_grace(const rk__client *cl)
 
 /* ---- the retry loop ---- */
 
-/* One attempt on the node serving `key`; `*cls` says what went wrong, if anything. */
-static int attempt(rk__client *cl, rk__node **node, const char *key, size_t klen, uint64_t deadline,
-                   rk__conn_fn fn, void *arg, rk__reply_class *cls)
+/* Where one attempt goes and what came of it. */
+typedef struct attempt_state {
+    rk__node *node;     /* where it went */
+    rk__node *ask;      /* the next attempt goes here, after ASKING (an ASK redirect) */
+    rk__reply_class cls;
+    rk__redirect redirect;
+} attempt_state;
+
+static int asking(rk__conn *c, uint64_t deadline)
+{
+    const char *argv[1] = {"ASKING"};
+    redisReply *r;
+    int rc = rk__conn_exec(c, &(rk__cmd){1, argv, (size_t[]){6}}, 1, &r, deadline);
+    if (rc == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_STATUS, "ASKING");
+        rk__reply_free(r);
+    }
+    return rc;
+}
+
+static rk__node *route(rk__client *cl, const char *key, size_t klen, bool read)
+{
+    rk__topology *t = cl->topo;
+    return read && t->ops->route_read ? t->ops->route_read(t, key, klen)
+                                      : t->ops->route(t, key, klen);
+}
+
+/* One attempt on the node serving `key` (or the node an ASK named). */
+static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t klen, bool read,
+                   uint64_t deadline, rk__conn_fn fn, void *arg)
 {
     rk__conn *c;
-    *node = cl->topo->ops->route(cl->topo, key, klen);
-    int rc = rk__pool_get(&(*node)->pool, &c, deadline);
-    *cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
+    bool ask = st->ask != NULL;
+    st->node = ask ? st->ask : route(cl, key, klen, read);
+    st->ask = NULL;
+    int rc = rk__pool_get(&st->node->pool, &c, deadline);
+    st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
     if (rc != RK_OK)
         return rc;
-    rc = fn(c, arg, deadline);
-    *cls = c->broken ? RK__REPLY_CONN : c->cls;
-    rk__pool_put(&(*node)->pool, c);
+    if ((rc = ask ? asking(c, deadline) : RK_OK) == RK_OK)
+        rc = fn(c, arg, deadline);
+    st->cls = c->broken ? RK__REPLY_CONN : c->cls;
+    st->redirect = c->redirect;
+    rk__pool_put(&st->node->pool, c);
     return rc;
 }
 
@@ -156,16 +207,17 @@ static int attempt(rk__client *cl, rk__node **node, const char *key, size_t klen
 static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, uint64_t deadline,
                   unsigned *reconnects)
 {
+    rk__topology *t = cl->topo;
     if (rc == RK_ETIMEDOUT || rk__remaining_ms(deadline) == 0)
         return false;
     switch (rk__class_action(cls)) {
     case RK__ACT_RETRY:
         return true;
     case RK__ACT_RECONNECT: /* only what the loop can cure: the transport failed */
-        return rc == RK_EIO && (*reconnects)++ < cl->opts.retries;
-    case RK__ACT_REDIRECT:
+        return rc == RK_EIO &&
+               ((*reconnects)++ < cl->opts.retries || t->ops->refresh(t, node, cls, deadline));
     case RK__ACT_REFRESH:
-        return cl->topo->ops->refresh(cl->topo, node, cls, deadline);
+        return t->ops->refresh(t, node, cls, deadline);
     default:
         return false;
     }
@@ -180,26 +232,79 @@ static void note_retry(const rk__client *cl, const rk__node *node, rk__reply_cla
             (unsigned long long)rk__backoff_ms(n));
 }
 
-int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
-                   void *arg)
+/* A MOVED or ASK: learn where the slot went and go there at once (no back-off: nothing is
+ * wrong, the map was out of date). False when the redirect cannot be followed. */
+static bool follow(rk__client *cl, attempt_state *st, const char *key, size_t klen,
+                   unsigned *redirects, int *rc)
 {
-    unsigned reconnects = 0;
+    rk__topology *t = cl->topo;
+    char peer[80];
+    rk__endpoint_name(&st->node->ep, peer, sizeof peer);
+    if (!t->ops->redirected || st->redirect.cls == RK__REPLY_OK)
+        return false; /* not a cluster to us: the error stands */
+    if (++*redirects > cl->opts.max_redirects) {
+        *rc = rk__err(RK_EREPLY,
+                      "key '%.*s': more than options.max_redirects=%llu redirects, the last "
+                      "one a %s to %s:%u from %s",
+                      (int)(klen > 100 ? 100 : klen), key ? key : "",
+                      (unsigned long long)cl->opts.max_redirects,
+                      st->redirect.cls == RK__REPLY_ASK ? "ASK" : "MOVED", st->redirect.host,
+                      (unsigned)st->redirect.port, peer);
+        return false;
+    }
+    rk__node *target = t->ops->redirected(t, &st->redirect, st->node);
+    rk__log(RK_LOG_DEBUG, "%s: %s slot %u to %s:%u from %s", cl->kind,
+            st->redirect.cls == RK__REPLY_ASK ? "ASK" : "MOVED", st->redirect.slot,
+            st->redirect.host, (unsigned)st->redirect.port, peer);
+    if (st->redirect.cls == RK__REPLY_ASK)
+        st->ask = target;
+    return target != NULL;
+}
+
+/* The periodic refresh of a cluster's map, by whichever call finds it due. */
+static void maybe_refresh(rk__client *cl, uint64_t deadline)
+{
+    rk__topology *t = cl->topo;
+    uint64_t at = atomic_load_explicit(&t->refresh_at, memory_order_relaxed);
+    if (at != UINT64_MAX && rk__now_ms() >= at)
+        t->ops->refresh(t, NULL, RK__REPLY_OK, deadline);
+}
+
+static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t deadline,
+               rk__conn_fn fn, void *arg)
+{
+    unsigned reconnects = 0, redirects = 0;
     uint64_t op = rk__deadline(cl->opts.timeout_ms); /* one operation inside a longer wait */
     if (op < deadline)
         deadline = op;
+    attempt_state st = {0};
     for (unsigned n = 0;; n++) {
         if (atomic_load(&cl->closed))
             return rk__client_not_open(cl->kind);
-        rk__node *node;
-        rk__reply_class cls;
-        int rc = attempt(cl, &node, key, klen, deadline, fn, arg, &cls);
+        maybe_refresh(cl, deadline);
+        int rc = attempt(cl, &st, key, klen, read, deadline, fn, arg);
         if (rc != RK_OK && atomic_load(&cl->closed)) /* our socket was shut down by close */
             return rk__client_not_open(cl->kind);
-        if (rc == RK_OK || !again(cl, node, cls, rc, deadline, &reconnects))
+        if (rc == RK_OK)
             return rc;
-        note_retry(cl, node, cls, n);
+        if (rk__class_action(st.cls) == RK__ACT_REDIRECT) {
+            if (!follow(cl, &st, key, klen, &redirects, &rc) || rk__remaining_ms(deadline) == 0)
+                return rc;
+            continue;
+        }
+        if (st.cls == RK__REPLY_TRYAGAIN) /* a migration in progress, not a redirect loop */
+            redirects = 0;
+        if (!again(cl, st.node, st.cls, rc, deadline, &reconnects))
+            return rc;
+        note_retry(cl, st.node, st.cls, n);
         rk__backoff(n, deadline);
     }
+}
+
+int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
+                   void *arg)
+{
+    return run(cl, key, klen, false, deadline, fn, arg);
 }
 
 /* ---- pipelines and scripts ---- */
@@ -231,7 +336,14 @@ int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadl
                     const rk__cmd *cmds, size_t n, redisReply **replies)
 {
     exec_arg a = {cmds, n, replies};
-    return rk__client_run(cl, key, klen, deadline, exec_fn, &a);
+    return run(cl, key, klen, false, deadline, exec_fn, &a);
+}
+
+int rk__client_exec_read(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
+                         const rk__cmd *cmds, size_t n, redisReply **replies)
+{
+    exec_arg a = {cmds, n, replies};
+    return run(cl, key, klen, true, deadline, exec_fn, &a);
 }
 
 typedef struct {
@@ -267,6 +379,102 @@ int rk__client_eval(rk__client *cl, const char *key, size_t klen, uint64_t deadl
     return rc;
 }
 
+/* ---- batches: each command to the node of its key ---- */
+
+typedef struct {
+    const rk__cmd *cmds;
+    const size_t *idx; /* the group's commands, as indexes into cmds */
+    size_t n;
+    redisReply **replies; /* the caller's, indexed like cmds */
+} group_arg;
+
+/* One node's share of a batch, pipelined. Replies the loop would act on (MOVED, ASK, ...) are
+ * kept: each such command is re-run alone afterwards, with the whole policy. */
+static int group_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    group_arg *g = arg;
+    rk__cmd stack[64], *cmds = g->n <= 64 ? stack : rk__malloc(g->n * sizeof *cmds);
+    redisReply *rstack[64], **r = g->n <= 64 ? rstack : rk__malloc(g->n * sizeof *r);
+    int rc = cmds && r ? RK_OK : rk__err(RK_ENOMEM, "cannot allocate a pipeline of %zu", g->n);
+    for (size_t i = 0; rc == RK_OK && i < g->n; i++)
+        cmds[i] = g->cmds[g->idx[i]];
+    if (rc == RK_OK && (rc = rk__conn_exec(c, cmds, g->n, r, deadline)) == RK_OK) {
+        for (size_t i = 0; i < g->n; i++) {
+            rk__reply_free(g->replies[g->idx[i]]);
+            g->replies[g->idx[i]] = r[i];
+        }
+        c->cls = RK__REPLY_OK; /* per command, below */
+    }
+    if (cmds != stack)
+        rk__free(cmds);
+    if (r != rstack)
+        rk__free(r);
+    return rc;
+}
+
+/* The commands' indexes in `order`, grouped by the node of their key (argv[1]) in the order
+ * the nodes first appear; group g ends at ends[g]. Returns the number of groups. */
+static size_t group_by_node(rk__client *cl, const rk__cmd *cmds, size_t n, rk__node **node_of,
+                            size_t *order, size_t *ends)
+{
+    for (size_t i = 0; i < n; i++)
+        node_of[i] = route(cl, cmds[i].argv[1], cmds[i].argvlen[1], false);
+    size_t k = 0, groups = 0;
+    for (size_t i = 0; i < n; i++) {
+        rk__node *node = node_of[i];
+        if (!node) /* placed with an earlier command's group */
+            continue;
+        for (size_t j = i; j < n; j++)
+            if (node_of[j] == node)
+                order[k++] = j, node_of[j] = NULL;
+        ends[groups++] = k;
+    }
+    return groups;
+}
+
+static int run_groups(rk__client *cl, uint64_t deadline, const rk__cmd *cmds, size_t n,
+                      redisReply **replies, rk__node **node_of, size_t *order, size_t *ends)
+{
+    size_t groups = group_by_node(cl, cmds, n, node_of, order, ends);
+    int rc = RK_OK;
+    for (size_t g = 0, start = 0; rc == RK_OK && g < groups; start = ends[g++]) {
+        group_arg a = {cmds, order + start, ends[g] - start, replies};
+        const rk__cmd *first = &cmds[order[start]];
+        rc = run(cl, first->argv[1], first->argvlen[1], false, deadline, group_fn, &a);
+    }
+    /* What a node answered with a redirect or a retry class, once more alone. */
+    for (size_t i = 0; rc == RK_OK && i < n; i++) {
+        if (rk__class_action(rk__reply_classify(replies[i])) == RK__ACT_DONE)
+            continue;
+        rk__reply_free(replies[i]);
+        replies[i] = NULL;
+        rc = rk__client_exec(cl, cmds[i].argv[1], cmds[i].argvlen[1], deadline, &cmds[i], 1,
+                             &replies[i]);
+    }
+    return rc;
+}
+
+int rk__client_exec_each(rk__client *cl, uint64_t deadline, const rk__cmd *cmds, size_t n,
+                         redisReply **replies)
+{
+    if (!cl->cluster)
+        return rk__client_exec(cl, NULL, 0, deadline, cmds, n, replies);
+    rk__node **node_of = rk__malloc(n * sizeof *node_of);
+    size_t *order = rk__malloc(2 * n * sizeof *order);
+    int rc = node_of && order ? RK_OK : rk__err(RK_ENOMEM, "cannot group %zu commands", n);
+    for (size_t i = 0; i < n; i++)
+        replies[i] = NULL;
+    if (rc == RK_OK)
+        rc = run_groups(cl, deadline, cmds, n, replies, node_of, order, order + n);
+    for (size_t i = 0; rc != RK_OK && i < n; i++) {
+        rk__reply_free(replies[i]);
+        replies[i] = NULL;
+    }
+    rk__free(node_of);
+    rk__free(order);
+    return rc;
+}
+
 /* ---- reaching the server ---- */
 
 static int ping_fn(rk__conn *conn, void *arg, uint64_t deadline)
@@ -283,7 +491,103 @@ static int ping_fn(rk__conn *conn, void *arg, uint64_t deadline)
     return rc;
 }
 
-int rk__client_ping(rk__client *cl, uint64_t deadline)
+/* The seed the single-node topology is on now (the one that answered). */
+static size_t seed_of(const rk__client *cl, const rk__node *node)
 {
-    return rk__client_run(cl, NULL, 0, deadline, ping_fn, NULL);
+    for (size_t i = 0; i < cl->nseeds; i++)
+        if (&cl->seeds[i] == &node->ep || (node->ep.port == cl->seeds[i].port && node->ep.host &&
+                                           cl->seeds[i].host &&
+                                           !strcmp(node->ep.host, cl->seeds[i].host)))
+            return i;
+    return 0;
+}
+
+static int not_a_cluster(rk__client *cl, const redisReply *r)
+{
+    char peer[80];
+    rk__node *node = cl->topo->ops->route(cl->topo, NULL, 0);
+    rk__endpoint_name(&node->ep, peer, sizeof peer);
+    if (cl->opts.cluster == RK__CLUSTER_ON)
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "options.cluster=true but %s is not a cluster node (%.*s)", peer,
+                             r->type == REDIS_REPLY_ERROR ? (int)r->len : 0, r->str ? r->str : "");
+    return RK_OK; /* auto: one server (or the first of several that answers) */
+}
+
+/* Ask the first seed that answers whether it is a cluster node; if so, trade the single-node
+ * topology for a cluster map. The connection used stays in the pool of whichever wins. */
+static int discover(rk__client *cl, uint64_t deadline)
+{
+    const char *argv[2] = {"CLUSTER", "SLOTS"};
+    redisReply *r;
+    int rc = rk__client_exec(cl, NULL, 0, deadline, &(rk__cmd){2, argv, (size_t[]){7, 5}}, 1, &r);
+    if (rc != RK_OK)
+        return rc == RK_EREPLY && cl->opts.db && strstr(rk_last_error()->message, "cluster mode")
+                   ? rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                   "options.db_num (or the URI's database) is %llu, but a "
+                                   "cluster has database 0 only",
+                                   (unsigned long long)cl->opts.db)
+                   : rc;
+    if (r->type != REDIS_REPLY_ARRAY) {
+        rc = not_a_cluster(cl, r);
+        rk__reply_free(r);
+        return rc;
+    }
+    rk__topology *t;
+    size_t from = seed_of(cl, cl->topo->ops->route(cl->topo, NULL, 0));
+    rc = rk__topology_cluster_new(&t, cl->seeds, cl->nseeds, from, r, cl->tls_ctx, &cl->opts);
+    rk__reply_free(r);
+    if (rc == RK_OK) {
+        cl->topo->ops->free(cl->topo); /* nobody else has seen this client yet */
+        cl->topo = t;
+        cl->cluster = true;
+    }
+    return rc;
+}
+
+static const rk__endpoint *pick_endpoint(void *arg, unsigned failures)
+{
+    rk__topology *t = ((rk__client *)arg)->topo;
+    rk__node *n = t->ops->pick ? t->ops->pick(t, failures) : t->ops->route(t, NULL, 0);
+    return &n->ep;
+}
+
+int rk__client_connect(rk__client *cl, uint64_t deadline)
+{
+    int rc = cl->opts.cluster == RK__CLUSTER_OFF ? RK_OK : discover(cl, deadline);
+    if (rc == RK_OK && cl->sub) { /* classic Pub/Sub reaches every node of a cluster */
+        rk__subscriber_set_picker(cl->sub, pick_endpoint, cl);
+        rk__subscriber_open(cl->sub, pick_endpoint(cl, 0), cl->tls_ctx, cl->opts.timeout_ms);
+    }
+    return rc == RK_OK ? run(cl, NULL, 0, false, deadline, ping_fn, NULL) : rc;
+}
+
+/* ---- subscribers ---- */
+
+/* The sharded subscriber of the node serving `channel`, started on first use. */
+static rk__subscriber *shard_subscriber(rk__client *cl, const rk__name *channel)
+{
+    rk__node *node = cl->topo->ops->route(cl->topo, channel->str, channel->len);
+    rk__subscriber *sub = NULL;
+    pthread_mutex_lock(&cl->mu);
+    for (size_t i = 0; i < cl->nshards && !sub; i++)
+        if (cl->shards[i].node == node)
+            sub = cl->shards[i].sub;
+    if (!sub && !cl->stopped) {
+        void *grown = rk__realloc(cl->shards, (cl->nshards + 1) * sizeof *cl->shards);
+        if (grown && rk__subscriber_new_sharded(&sub, cl->kind) == RK_OK) {
+            cl->shards = grown;
+            cl->shards[cl->nshards++] = (rk__shard_sub){node, sub};
+            rk__subscriber_open(sub, &node->ep, cl->tls_ctx, cl->opts.timeout_ms);
+        } else if (grown) {
+            cl->shards = grown;
+        }
+    }
+    pthread_mutex_unlock(&cl->mu);
+    return sub ? sub : cl->sub; /* out of memory, or closing: a closed one fails the join */
+}
+
+rk__subscriber *rk__client_subscriber(rk__client *cl, const rk__name *channel, bool sharded)
+{
+    return sharded && cl->cluster ? shard_subscriber(cl, channel) : cl->sub;
 }

@@ -14,35 +14,53 @@
 #ifndef RK_CLIENT_H
 #define RK_CLIENT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include "conn.h"
+#include "keys.h"
 #include "resolve.h"
 #include "scripts.h"
 #include "subscriber.h"
 #include "topology.h"
 
+/* A sharded Pub/Sub subscriber on one cluster node (SSUBSCRIBE: lock hand-offs). */
+typedef struct rk__shard_sub {
+    rk__node *node;
+    rk__subscriber *sub;
+} rk__shard_sub;
+
 typedef struct rk__client {
     const char *kind; /* "cache", "lock", "memolock": used in messages */
     rk__options opts;
+    rk__endpoint *seeds; /* every configured endpoint (resolve.h) */
+    size_t nseeds;
     void *tls_ctx;
-    rk__topology *topo;
-    rk__subscriber *sub; /* NULL for components that never wait on a channel */
-    char id[33];         /* random, per open (and per process): names this client's inbox */
+    rk__topology *topo;  /* fixed once connected */
+    bool cluster;        /* the topology is a Redis Cluster (known once connected) */
+    rk__subscriber *sub; /* classic Pub/Sub; NULL for components that never wait on a channel */
+    pthread_mutex_t mu;  /* guards shards */
+    rk__shard_sub *shards;
+    size_t nshards;
+    bool stopped; /* waiters stopped: no new shard subscriber */
+    char id[33];  /* random, per open (and per process): names this client's inbox */
     atomic_uint refs;
     atomic_bool closed;
 } rk__client;
 
-/* Resolve the endpoint (discovery, credential store), build the TLS context and the topology.
- * No I/O beyond what the references' callbacks do. `pubsub`: the component waits on channels. */
+/* Resolve the seeds (discovery, credential store) and build the TLS context and a single-node
+ * topology over them. No I/O beyond what the references' callbacks do. `pubsub`: the component
+ * waits on channels. */
 int rk__client_new(rk__client **out, const char *kind, const rk__options *opts,
                    const rk_config *cfg, const rk_references *refs, const rk_context *ctx,
                    bool pubsub);
 
-/* Reach the server (a PING through the retry loop) before `deadline`. */
-int rk__client_ping(rk__client *cl, uint64_t deadline);
+/* Reach the server before `deadline`: unless options.cluster=false, ask the first seed that
+ * answers for its cluster slots and, if it is a cluster node, switch to the cluster topology
+ * (options.cluster=true refuses a server that is not); then PING through the retry loop. */
+int rk__client_connect(rk__client *cl, uint64_t deadline);
 
 void rk__client_ref(rk__client *cl);
 void rk__client_unref(rk__client *cl); /* NULL-safe; the last one frees */
@@ -73,7 +91,10 @@ uint64_t rk__client_grace(const rk__client *cl);
  * and it reports a server error as a failure (its class is read from the connection). */
 typedef int (*rk__conn_fn)(rk__conn *c, void *arg, uint64_t deadline);
 
-/* Run `fn` on a connection to the node serving `key` (NULL: any node) under the retry policy. */
+/* Run `fn` on a connection to the node serving `key` (NULL: any node) under the retry policy:
+ * back off and retry what the server could not do yet (LOADING, BUSY, TRYAGAIN), reconnect up
+ * to options.retries times (in a cluster: refresh the map and retry until the deadline),
+ * follow MOVED and ASK (ASKING first) up to options.max_redirects times. */
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg);
 
@@ -81,6 +102,22 @@ int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadli
  * replies, except the classes the retry loop acts on). */
 int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
                     const rk__cmd *cmds, size_t n, redisReply **replies);
+
+/* As rk__client_exec, for read-only commands: with options.read_from=replica a cluster serves
+ * them from a replica of the key's shard. */
+int rk__client_exec_read(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
+                         const rk__cmd *cmds, size_t n, redisReply **replies);
+
+/* Send `n` single-key commands, each to the node serving its key (argv[1]): one pipeline per
+ * node in a cluster, one pipeline in all on a single server. Replies in the order of `cmds`.
+ * A command answered with a redirect is re-run alone. A node that fails fails the call (its
+ * error names it); commands sent to other nodes before may have run. */
+int rk__client_exec_each(rk__client *cl, uint64_t deadline, const rk__cmd *cmds, size_t n,
+                         redisReply **replies);
+
+/* The subscriber where a wait on `channel` listens: the classic one, or with `sharded` in a
+ * cluster the sharded subscriber of the node serving the channel's slot. */
+rk__subscriber *rk__client_subscriber(rk__client *cl, const rk__name *channel, bool sharded);
 
 /* Run a script (EVALSHA, EVAL after NOSCRIPT) on `nargs` arguments, the first `nkeys` keys; an
  * error reply becomes a failure. `*reply` is the caller's to free. */

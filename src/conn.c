@@ -83,7 +83,7 @@ int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
     char *p = buf;
     for (size_t i = 0; i < n; i++)
         p = encode(p, &cmds[i]);
-    c->cls = RK__REPLY_OK;
+    c->cls = c->redirect.cls = RK__REPLY_OK;
     int rc = rk__transport_write(&c->tr, buf, (size_t)(p - buf), deadline);
     if (c->secret_send)
         rk__wipe(buf, (size_t)(p - buf));
@@ -102,8 +102,8 @@ int rk__conn_buffered(rk__conn *c, redisReply **reply)
         return broken(c, rk__err_cause(RK_EIO, c->reader->errstr,
                                        "%s: cannot parse the server's reply", c->tr.peer));
     }
-    if (r && c->cls == RK__REPLY_OK)
-        c->cls = rk__reply_classify(r);
+    if (r && c->cls == RK__REPLY_OK && (c->cls = rk__reply_classify(r)) != RK__REPLY_OK)
+        rk__reply_redirect(r, &c->redirect);
     *reply = r;
     return RK_OK;
 }
@@ -163,27 +163,32 @@ static int handshake(rk__conn *c, const rk__endpoint *ep, uint64_t deadline)
     size_t auth1len[2] = {4, authlen[2]};
     const char *sel[2] = {"SELECT", db};
     size_t sellen[2] = {6, (size_t)snprintf(db, sizeof db, "%u", ep->db)};
-    rk__cmd cmds[2];
+    const char *ro[1] = {"READONLY"};
+    rk__cmd cmds[3];
+    const char *what[3];
     size_t n = 0;
     if (ep->password)
-        cmds[n++] = ep->username ? (rk__cmd){3, auth, authlen} : (rk__cmd){2, auth1, auth1len};
+        cmds[n] = ep->username ? (rk__cmd){3, auth, authlen} : (rk__cmd){2, auth1, auth1len},
+        what[n++] = NULL;
     if (ep->db)
-        cmds[n++] = (rk__cmd){2, sel, sellen};
+        cmds[n] = (rk__cmd){2, sel, sellen}, what[n++] = "SELECT of the database";
+    if (ep->readonly) /* reads from a cluster replica */
+        cmds[n] = (rk__cmd){1, ro, (size_t[]){8}}, what[n++] = "READONLY";
     if (n == 0)
         return RK_OK;
-    redisReply *replies[2];
+    redisReply *replies[3];
     c->secret_send = ep->password != NULL;
     int rc = rk__conn_exec(c, cmds, n, replies, deadline);
     c->secret_send = false;
     for (size_t i = 0; rc == RK_OK && i < n; i++) {
         if (replies[i]->type != REDIS_REPLY_ERROR)
             continue;
-        if (ep->password && i == 0) {
+        if (!what[i]) {
             rc = rk__err_cause(RK_EAUTH, replies[i]->str,
                                "%s: authentication failed for user '%s' (Unauthorized)", c->tr.peer,
                                ep->username ? ep->username : "default");
         } else {
-            rc = rk__reply_error(replies[i], "SELECT of the database");
+            rc = rk__reply_error(replies[i], what[i]);
             rk__err_prefix("%s: ", c->tr.peer);
         }
     }

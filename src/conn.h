@@ -23,6 +23,7 @@ typedef struct rk__conn {
     bool broken;
     bool secret_send;      /* the handshake: the encoded batch holds the password, wipe it */
     rk__reply_class cls;   /* first error class read since the last send: the retry loop's input */
+    rk__redirect redirect; /* where the first MOVED or ASK since the last send pointed */
     uint64_t idle_since;   /* monotonic ms, set by the pool */
     uint64_t gen;          /* pool generation that created it */
     struct rk__conn *next; /* idle list */

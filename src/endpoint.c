@@ -26,6 +26,7 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
     *dst = (rk__endpoint){.port = src->port,
                           .tls = src->tls,
                           .db = src->db,
+                          .readonly = src->readonly,
                           .connect_timeout_ms = src->connect_timeout_ms,
                           .tls_opts = {.insecure = t->insecure, .unused = t->unused}};
     if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||

@@ -27,6 +27,7 @@ typedef struct rk__endpoint {
     char *username; /* NULL: AUTH <password> alone */
     char *password; /* NULL: no AUTH */
     unsigned db;
+    bool readonly; /* send READONLY after connecting: a cluster replica serving reads */
     uint64_t connect_timeout_ms;
 } rk__endpoint;
 

@@ -4,6 +4,7 @@
 
 #include "alloc.h"
 #include "error_int.h"
+#include "slot.h"
 
 void rk__name_free(rk__name *n)
 {
@@ -15,24 +16,36 @@ void rk__name_free(rk__name *n)
     n->len = 0;
 }
 
-/* Concatenate up to four parts (NULL ends the list early). */
-static int join(rk__name *n, const char *a, const char *b, const char *c, const char *d)
+/* Concatenate `count` parts of the given lengths. */
+static int join_n(rk__name *n, const char *const *parts, const size_t *lens, int count)
 {
-    const char *parts[4] = {a, b, c, d};
-    size_t lens[4] = {0}, total = 0;
-    for (int i = 0; i < 4 && parts[i]; i++)
-        total += lens[i] = strlen(parts[i]);
+    size_t total = 0;
+    for (int i = 0; i < count; i++)
+        total += lens[i];
     char *dst = n->buf;
     n->heap = NULL;
     if (total >= sizeof n->buf && !(dst = n->heap = rk__malloc(total + 1)))
         return rk__err(RK_ENOMEM, "cannot allocate a key name of %zu bytes", total);
     char *p = dst;
-    for (int i = 0; i < 4 && parts[i]; i++)
+    for (int i = 0; i < count; i++)
         p = (char *)memcpy(p, parts[i], lens[i]) + lens[i];
     *p = '\0';
     n->str = dst;
     n->len = total;
     return RK_OK;
+}
+
+/* Concatenate up to four strings (NULL ends the list early). */
+static int join(rk__name *n, const char *a, const char *b, const char *c, const char *d)
+{
+    const char *parts[4] = {a, b, c, d};
+    size_t lens[4];
+    int count = 0;
+    while (count < 4 && parts[count]) {
+        lens[count] = strlen(parts[count]);
+        count++;
+    }
+    return join_n(n, parts, lens, count);
 }
 
 static const char *prefix(const rk__options *o) { return o->prefix ? o->prefix : ""; }
@@ -60,24 +73,42 @@ char *rk__name_key_put(char *dst, const rk__options *o, const char *key)
     return dst + o->prefix_len + klen;
 }
 
+/* `<kind><K>` when K has a hash tag of its own, else `<kind>{K}`: either way the name hashes to
+ * K's slot, so the lock's scripts can touch all its keys on one cluster node. */
+static int lock_name(rk__name *n, const char *kind, const rk__name *k)
+{
+    size_t s, len;
+    if (rk__hash_tag(k->str, k->len, &s, &len))
+        return join(n, kind, k->str, NULL, NULL);
+    return join(n, kind, "{", k->str, "}");
+}
+
 int rk__name_lock_queue(rk__name *n, const rk__name *k)
 {
-    return join(n, "redkit:lock-queue:", k->str, NULL, NULL);
+    return lock_name(n, "redkit:lock-queue:", k);
 }
 
 int rk__name_lock_waiters(rk__name *n, const rk__name *k)
 {
-    return join(n, "redkit:lock-waiters:", k->str, NULL, NULL);
+    return lock_name(n, "redkit:lock-waiters:", k);
 }
 
 int rk__name_lock_fence(rk__name *n, const rk__name *k)
 {
-    return join(n, "redkit:lock-fence:", k->str, NULL, NULL);
+    return lock_name(n, "redkit:lock-fence:", k);
 }
 
-int rk__name_lock_inbox(rk__name *n, const char *id)
+int rk__name_lock_inbox(rk__name *n, const char *id, const rk__name *k)
 {
-    return join(n, "redkit:lock-wake:", id, NULL, NULL);
+    if (!k)
+        return join(n, "redkit:lock-wake:", id, NULL, NULL);
+    size_t start, len;
+    if (rk__hash_tag(k->str, k->len, &start, &len)) { /* K's own tag, braces included */
+        const char *parts[4] = {"redkit:lock-wake:", id, ":", k->str + start - 1};
+        return join_n(n, parts, (size_t[4]){17, strlen(id), 1, len + 2}, 4);
+    }
+    const char *parts[5] = {"redkit:lock-wake:", id, ":{", k->str, "}"};
+    return join_n(n, parts, (size_t[5]){17, strlen(id), 2, k->len, 1}, 5);
 }
 
 static int memo(rk__name *n, const rk__options *o, const char *kind, const char *id)

@@ -33,15 +33,19 @@ int rk__name_key(rk__name *n, const rk__options *o, const char *key);
 size_t rk__name_key_len(const rk__options *o, const char *key);
 char *rk__name_key_put(char *dst, const rk__options *o, const char *key);
 
-/* From a lock key `K`: `redkit:lock-queue:K` (list of waiting tokens), `redkit:lock-waiters:K`
- * (hash of their heartbeats) and `redkit:lock-fence:K` (the fencing counter). */
+/* From a lock key `K`: `redkit:lock-queue:{K}` (list of waiting tokens),
+ * `redkit:lock-waiters:{K}` (hash of their heartbeats) and `redkit:lock-fence:{K}` (the
+ * fencing counter). When K has a hash tag of its own (`user:{1}`) it serves, and the names are
+ * `redkit:lock-queue:K`: either way they hash to K's cluster slot. */
 int rk__name_lock_queue(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_waiters(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_fence(rk__name *n, const rk__name *lock_key);
 
-/* `redkit:lock-wake:<id>`: the channel where a lock handle's waiters hear that the lock was
- * handed to them; `id` is the client's (one per open, 32 hex). */
-int rk__name_lock_inbox(rk__name *n, const char *id);
+/* The channel where a lock handle's waiters hear that the lock was handed to them; `id` is the
+ * client's (one per open, 32 hex). `redkit:lock-wake:<id>` for every key on one server (one
+ * subscription per handle); in a cluster, where the release script publishes on K's shard,
+ * `redkit:lock-wake:<id>:{K}` (or `:{tag}` with K's own tag) for lock key `k`. */
+int rk__name_lock_inbox(rk__name *n, const char *id, const rk__name *k);
 
 /* For tag T (options.resource_tag) and id I: `<p>T:I` (the value), `<p>T/lock:I` (the
  * computing caller's lock) and `<p>T/notif:I` (the channel carrying the value): the names of

@@ -13,6 +13,7 @@
 #include "map.h"
 #include "scripts.h"
 #include "token.h"
+#include "slot.h"
 #include "wait.h"
 #include "watchdog.h"
 
@@ -170,7 +171,15 @@ static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_m
     if (!(op->cl = rk__component_begin(&l->base)))
         return RK_ENOTOPEN;
     op->deadline = rk__client_deadline(op->cl, timeout_ms);
-    return rk__name_key(&op->full, &op->cl->opts, key);
+    if ((rc = rk__name_key(&op->full, &op->cl->opts, key)) != RK_OK)
+        return rc;
+    /* Its queue, heartbeats and fencing counter must share its slot: see keys.h. */
+    if (op->cl->cluster && rk__braces_without_tag(op->full.str, op->full.len))
+        return rk__err(RK_EINVAL,
+                       "lock '%s': in a cluster a lock key with braces needs a valid hash tag "
+                       "('{tag}', not empty), so that its queue can share its slot",
+                       key);
+    return RK_OK;
 }
 
 static int op_end(lock_op *op, int rc)
@@ -194,7 +203,7 @@ static int op_names(lock_op *op)
     if (rc == RK_OK)
         rc = rk__name_lock_fence(&op->fence, &op->full);
     if (rc == RK_OK)
-        rc = rk__name_lock_inbox(&op->inbox, op->cl->id);
+        rc = rk__name_lock_inbox(&op->inbox, op->cl->id, op->cl->cluster ? &op->full : NULL);
     op->named = rc == RK_OK;
     return rc == RK_OK ? RK_OK : rk__err_prefix("lock '%s': ", op->key);
 }
@@ -381,9 +390,10 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
     const rk__options *o = &op->cl->opts;
     int rc = op_names(op);
     if (rc == RK_OK) {
-        const char *args[8] = {op->full.str, op->queue.str,         op->waiters.str, op->fence.str,
-                               token,        flag(o->lock_fencing), yield,           standback};
-        size_t lens[8] = {
+        const char *args[9] = {op->full.str,          op->queue.str, op->waiters.str,
+                               op->fence.str,         token,         flag(o->lock_fencing),
+                               yield,                 standback,     flag(op->cl->cluster)};
+        size_t lens[9] = {
             op->full.len,
             op->queue.len,
             op->waiters.len,
@@ -391,8 +401,9 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
             RK__TOKEN_LEN,
             1,
             (size_t)snprintf(yield, sizeof yield, "%" PRIu64, o->lock_yield_ms),
-            (size_t)snprintf(standback, sizeof standback, "%" PRIu64, o->retry_timeout_ms + 10)};
-        rc = script(op, &rk__script_lock_release, deadline, 4, 8, args, lens, &result);
+            (size_t)snprintf(standback, sizeof standback, "%" PRIu64, o->retry_timeout_ms + 10),
+            1};
+        rc = script(op, &rk__script_lock_release, deadline, 4, 9, args, lens, &result);
     }
     if (was_held)
         *was_held = rc == RK_OK && result != 0;
@@ -566,7 +577,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
     count_waiting(l, +1);
     int rc = op_names(op);
     if (rc == RK_OK)
-        rc = rk__wait(op->cl, &op->inbox, token, op->deadline, &queued_ops, &q);
+        rc = rk__wait(op->cl, &op->inbox, true, token, op->deadline, &queued_ops, &q);
     if (rc != RK_OK && rc != RK_ENOMEM) { /* ENOMEM: give_back() does it, and reports it */
         rk__err_saved why;
         rk__err_save(&why);
@@ -587,7 +598,8 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
      * contended, so it queues at once, which spares the hot path one script. Otherwise it
      * tries first and subscribes only if needed. */
     bool hot = rc == RK_OK && timeout_ms > 0 && op_names(op) == RK_OK &&
-               rk__subscriber_active(op->cl->sub, op->inbox.str, op->inbox.len);
+               rk__subscriber_active(rk__client_subscriber(op->cl, &op->inbox, true), op->inbox.str,
+                                     op->inbox.len);
     /* A single attempt (timeout 0) still gets a whole operation's time for its round trip. */
     uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
     if (rc == RK_OK && !hot)

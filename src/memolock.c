@@ -11,6 +11,7 @@
 #include "keys.h"
 #include "map.h"
 #include "scripts.h"
+#include "slot.h"
 #include "token.h"
 #include "wait.h"
 
@@ -48,6 +49,7 @@ typedef struct names {
     uint64_t deadline;
     const char *id;
     rk__name value, lock, channel;
+    bool apart; /* in a cluster, the value and the lock hash to different slots */
 } names;
 
 struct rk_memolock_renewer {
@@ -170,12 +172,14 @@ int rk_memolock_close(rk_memolock *m, const rk_context *ctx)
 static int names_build(names *n, rk__client *cl, uint64_t deadline, const char *id)
 {
     const rk__options *o = &cl->opts;
-    *n = (names){cl, deadline, id, RK__NAME_INIT, RK__NAME_INIT, RK__NAME_INIT};
+    *n = (names){cl, deadline, id, RK__NAME_INIT, RK__NAME_INIT, RK__NAME_INIT, false};
     int rc = rk__name_memo_value(&n->value, o, id);
     if (rc == RK_OK)
         rc = rk__name_memo_lock(&n->lock, o, id);
     if (rc == RK_OK)
         rc = rk__name_memo_channel(&n->channel, o, id);
+    n->apart = rc == RK_OK && cl->cluster &&
+               rk__slot(n->value.str, n->value.len) != rk__slot(n->lock.str, n->lock.len);
     return rc == RK_OK ? RK_OK : rk__err_prefix("memolock '%s': ", id);
 }
 
@@ -188,12 +192,28 @@ static void names_free(names *n)
 
 /* ---- the Redis steps: check, store, release, renew ---- */
 
-/* Run a script routed by the value key (its lock and channel go with it). */
+/* Run a script routed by its first key. */
 static int run_script(const names *n, const rk__script *sc, uint64_t deadline, int nkeys, int nargs,
                       const char *const *args, const size_t *lens, redisReply **reply)
 {
-    int rc = rk__client_eval(n->cl, n->value.str, n->value.len, deadline, sc, nkeys, nargs, args,
-                             lens, reply);
+    int rc = rk__client_eval(n->cl, args[0], lens[0], deadline, sc, nkeys, nargs, args, lens,
+                             reply);
+    if (rc != RK_OK)
+        rk__err_prefix("memolock '%s': ", n->value.str);
+    return rc;
+}
+
+/* One command on one key (argv[1]) whose reply the caller reads. */
+static int run_cmd(const names *n, uint64_t deadline, int argc, const char **argv,
+                   const size_t *lens, redisReply **reply)
+{
+    rk__cmd cmd = {argc, argv, lens};
+    int rc = rk__client_exec(n->cl, argv[1], lens[1], deadline, &cmd, 1, reply);
+    if (rc == RK_OK && (*reply)->type == REDIS_REPLY_ERROR) {
+        rc = rk__reply_error(*reply, argv[0]);
+        rk__reply_free(*reply);
+        *reply = NULL;
+    }
     if (rc != RK_OK)
         rk__err_prefix("memolock '%s': ", n->value.str);
     return rc;
@@ -205,12 +225,17 @@ static char *ttl_text(char *buf, size_t cap, uint64_t ms)
     return buf;
 }
 
+static int check_apart(const names *n, const char *token, const char *ttl, check_state *state,
+                       rk_buf *out);
+
 /* One atomic look: the value if it exists, else the lock if it is free and `may_take`. */
 static int check(const names *n, const char *token, bool may_take, check_state *state, rk_buf *out)
 {
     char ttl[24] = "0"; /* 0: look for the value only */
     if (may_take)
         ttl_text(ttl, sizeof ttl, n->cl->opts.lock_timeout_ms);
+    if (n->apart)
+        return check_apart(n, token, ttl, state, out);
     const char *args[4] = {n->value.str, n->lock.str, token, ttl};
     size_t lens[4] = {n->value.len, n->lock.len, RK__TOKEN_LEN, strlen(ttl)};
     redisReply *r;
@@ -236,12 +261,16 @@ static int check(const names *n, const char *token, bool may_take, check_state *
  * storing a computed value, releasing our lock. It gets a whole operation's time. */
 static uint64_t late_deadline(const names *n) { return rk__client_deadline(n->cl, RK__NO_TIMEOUT); }
 
+static int store_apart(const names *n, const char *token, const rk_buf *v, const char *ttl);
+
 /* Store, publish and release in one script; the value is stored even if the lease was lost. */
 static int store(const names *n, const char *token, const rk_buf *v, uint64_t ttl_ms)
 {
     char ttl[24] = "";
     if (ttl_ms != RK_TTL_NONE)
         ttl_text(ttl, sizeof ttl, ttl_ms ? ttl_ms : n->cl->opts.default_ttl_ms);
+    if (n->apart)
+        return store_apart(n, token, v, ttl);
     const char *args[6] = {n->value.str, n->lock.str,    v->data ? v->data : "",
                            ttl,          n->channel.str, token};
     size_t lens[6] = {n->value.len, n->lock.len,    v->len,
@@ -260,6 +289,80 @@ static int release(const names *n, const char *token)
     int rc = run_script(n, &rk__script_release, late_deadline(n), 1, 3, args, lens, &r);
     rk__reply_free(r);
     return rc;
+}
+
+/* ---- the same steps when the value and the lock live on different cluster nodes ----
+ * No script can touch both, so each step is a single-key command. What the script made atomic
+ * can now interleave, and at worst costs a second fetch, never a wrong value: a value is only
+ * ever stored by a caller that computed it, and a caller only computes after finding no value
+ * twice, before and after its lock was taken. */
+
+static int get_value(const names *n, bool *found, rk_buf *out)
+{
+    const char *argv[2] = {"GET", n->value.str};
+    redisReply *r;
+    int rc = run_cmd(n, n->deadline, 2, argv, (size_t[]){3, n->value.len}, &r);
+    *found = rc == RK_OK && r->type == REDIS_REPLY_STRING;
+    if (*found) {
+        rk_buf_free(out);
+        out->data = r->str, out->len = r->len;
+        r->str = NULL;
+    }
+    rk__reply_free(r);
+    return rc;
+}
+
+/* SET NX; a nil may be our own SET re-run after a lost reply, so the token decides. */
+static int take_lock(const names *n, const char *token, const char *ttl, bool *won)
+{
+    const char *set[6] = {"SET", n->lock.str, token, "NX", "PX", ttl};
+    const char *get[2] = {"GET", n->lock.str};
+    redisReply *r;
+    int rc = run_cmd(n, n->deadline, 6, set,
+                     (size_t[]){3, n->lock.len, RK__TOKEN_LEN, 2, 2, strlen(ttl)}, &r);
+    *won = rc == RK_OK && r->type == REDIS_REPLY_STATUS;
+    rk__reply_free(r);
+    if (rc != RK_OK || *won)
+        return rc;
+    if ((rc = run_cmd(n, n->deadline, 2, get, (size_t[]){3, n->lock.len}, &r)) == RK_OK)
+        *won = r->type == REDIS_REPLY_STRING && r->len == RK__TOKEN_LEN &&
+               !memcmp(r->str, token, RK__TOKEN_LEN);
+    rk__reply_free(r);
+    return rc;
+}
+
+static int check_apart(const names *n, const char *token, const char *ttl, check_state *state,
+                       rk_buf *out)
+{
+    bool found, won = false;
+    *state = CHECK_BUSY;
+    int rc = get_value(n, &found, out);
+    if (rc == RK_OK && !found && strcmp(ttl, "0"))
+        rc = take_lock(n, token, ttl, &won);
+    /* A value stored between our look and our SET: its producer had just released the lock. */
+    if (rc == RK_OK && won && (rc = get_value(n, &found, out)) == RK_OK && found)
+        release(n, token);
+    if (rc == RK_OK)
+        *state = found ? CHECK_HIT : won ? CHECK_WON : CHECK_BUSY;
+    return rc;
+}
+
+/* Store, then publish (classic Pub/Sub reaches every node), then release. */
+static int store_apart(const names *n, const char *token, const rk_buf *v, const char *ttl)
+{
+    const char *set[5] = {"SET", n->value.str, v->data ? v->data : "", "PX", ttl};
+    const char *pub[3] = {"PUBLISH", n->channel.str, v->data ? v->data : ""};
+    redisReply *r = NULL;
+    int rc = run_cmd(n, late_deadline(n), *ttl ? 5 : 3, set,
+                     (size_t[]){3, n->value.len, v->len, 2, strlen(ttl)}, &r);
+    rk__reply_free(r);
+    if (rc == RK_OK) {
+        r = NULL;
+        rc = run_cmd(n, late_deadline(n), 3, pub, (size_t[]){7, n->channel.len, v->len}, &r);
+        rk__reply_free(r);
+    }
+    int released = release(n, token);
+    return rc == RK_OK ? released : rc;
 }
 
 int rk_memolock_renew(rk_memolock_renewer *r, uint64_t extension_ms)
@@ -395,7 +498,7 @@ static int lead(const names *n, const fetcher *f, uint64_t timeout_ms, rk_buf *o
     wait_state w = {n, f, timeout_ms, out, "", false};
     int rc = step(&w, true); /* the first look may always produce */
     if (rc == RK_OK && !w.done)
-        rc = timeout_ms ? rk__wait(n->cl, &n->channel, NULL, n->deadline, &waiting_ops, &w)
+        rc = timeout_ms ? rk__wait(n->cl, &n->channel, false, NULL, n->deadline, &waiting_ops, &w)
                         : timed_out(n->value.str, timeout_ms);
     if (w.own[0])
         release(n, w.own); /* our external producer is done with it: no cooldown */

@@ -55,6 +55,26 @@ rk__action rk__class_action(rk__reply_class c)
     }
 }
 
+bool rk__reply_redirect(const redisReply *r, rk__redirect *out)
+{
+    out->cls = rk__reply_classify(r);
+    if (out->cls != RK__REPLY_MOVED && out->cls != RK__REPLY_ASK)
+        return (out->cls = RK__REPLY_OK), false;
+    char addr[sizeof out->host + 8];
+    unsigned slot, port;
+    char *colon;
+    /* IPv6 addresses have colons of their own: the port follows the last one. */
+    if (sscanf(r->str, "%*s %u %263s", &slot, addr) != 2 || slot >= 16384 ||
+        !(colon = strrchr(addr, ':')) || (size_t)(colon - addr) >= sizeof out->host ||
+        sscanf(colon + 1, "%u", &port) != 1 || port == 0 || port > 65535)
+        return (out->cls = RK__REPLY_OK), false;
+    *colon = '\0';
+    memcpy(out->host, addr, (size_t)(colon - addr) + 1);
+    out->slot = slot;
+    out->port = (uint16_t)port;
+    return true;
+}
+
 const char *rk__class_name(rk__reply_class c)
 {
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)

@@ -6,7 +6,9 @@
 #define RK_RESP_H
 
 #include <hiredis/hiredis.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* What a reply (or its absence) says about the command that was sent. */
 typedef enum rk__reply_class {
@@ -36,6 +38,18 @@ typedef enum rk__action {
 } rk__action;
 
 rk__reply_class rk__reply_classify(const redisReply *r);
+
+/* Where a MOVED or ASK reply sends the command: "MOVED 3999 127.0.0.1:6381". An empty host
+ * (a node that does not know its own address) means the node that answered. */
+typedef struct rk__redirect {
+    rk__reply_class cls; /* MOVED or ASK; RK__REPLY_OK when there is none */
+    unsigned slot;
+    uint16_t port;
+    char host[256];
+} rk__redirect;
+
+/* Parse a MOVED or ASK reply into `*out`; false (and out->cls OK) for anything else. */
+bool rk__reply_redirect(const redisReply *r, rk__redirect *out);
 rk__action rk__class_action(rk__reply_class c);
 const char *rk__class_name(rk__reply_class c);
 

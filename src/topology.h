@@ -4,6 +4,7 @@
 #ifndef RK_TOPOLOGY_H
 #define RK_TOPOLOGY_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -12,10 +13,12 @@
 #include "pool.h"
 #include "resp.h"
 
-/* One server and the connections to it. */
+/* One server and the connections to it. Nodes live as long as their topology: a pointer to
+ * one stays valid across every change of the picture. */
 typedef struct rk__node {
     rk__endpoint ep;
     rk__pool pool;
+    _Atomic uint64_t down_until; /* after a failed connect: prefer other nodes until then */
 } rk__node;
 
 typedef struct rk__topology rk__topology;
@@ -24,18 +27,28 @@ typedef struct rk__topology_ops {
     const char *name;
     /* The node serving `key` (`len` bytes), or any node when `key` is NULL. */
     rk__node *(*route)(rk__topology *t, const char *key, size_t len);
-    /* A reply of class `cls` (MOVED, ASK, READONLY, CLUSTERDOWN) came from `node`: learn the
-     * topology again before `deadline`. True when a retry can go somewhere new. */
+    /* A reply of class `cls` (READONLY, CLUSTERDOWN, a failed connection) came from `node`, or
+     * `node` is NULL and the periodic refresh is due: learn the topology again before
+     * `deadline`. True when a retry can go somewhere new. */
     bool (*refresh)(rk__topology *t, rk__node *node, rk__reply_class cls, uint64_t deadline);
     /* Close every pool (borrowed connections are shut down). */
     void (*close)(rk__topology *t);
     /* In a forked child: drop the parent's connections. */
     void (*after_fork)(rk__topology *t);
     void (*free)(rk__topology *t);
+    /* Optional (NULL: as route): the node for a read that may be served by a replica. */
+    rk__node *(*route_read)(rk__topology *t, const char *key, size_t len);
+    /* Optional: the node a MOVED or ASK names (a MOVED also updates the map), NULL when it
+     * cannot be reached (out of memory). */
+    rk__node *(*redirected)(rk__topology *t, const rk__redirect *r, rk__node *from);
+    /* Optional (NULL: route(NULL)): a node for a connection not tied to a key (Pub/Sub), the
+     * `failures`-th choice after that many failed connects in a row. */
+    rk__node *(*pick)(rk__topology *t, unsigned failures);
 } rk__topology_ops;
 
 struct rk__topology {
     const rk__topology_ops *ops;
+    _Atomic uint64_t refresh_at; /* monotonic ms of the next periodic refresh; UINT64_MAX: none */
 };
 
 /* Node helpers shared by the implementations. */
@@ -45,5 +58,14 @@ void rk__node_destroy(rk__node *n);
 /* One server: every key goes to it and nothing can be refreshed. */
 int rk__topology_single_new(rk__topology **out, const rk__endpoint *ep, void *tls_ctx,
                             size_t max_connections);
+
+/* A Redis Cluster, from the reply of CLUSTER SLOTS that `seeds[from]` gave: slots to masters
+ * (CRC16 with hash tags, slot.h), one pool per node (`o->max_connections` each), refreshed
+ * every `o->topology_refresh_ms`, after a MOVED, and after a failed connection or CLUSTERDOWN,
+ * at most once a second. With `o->read_replicas`, reads go to a replica of the slot's shard
+ * (READONLY), or to its master when none is up. */
+int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size_t nseeds,
+                             size_t from, const redisReply *slots, void *tls_ctx,
+                             const struct rk__options *o);
 
 #endif

@@ -28,13 +28,14 @@ static int listen(rk__subscriber *sub, rk__waiter *w, uint64_t until, const rk__
     return rc;
 }
 
-int rk__wait(rk__client *cl, const rk__name *channel, const char *match, uint64_t deadline,
-             const rk__wait_ops *ops, void *arg)
+int rk__wait(rk__client *cl, const rk__name *channel, bool sharded, const char *match,
+             uint64_t deadline, const rk__wait_ops *ops, void *arg)
 {
     uint64_t retry = cl->opts.retry_timeout_ms;
     bool done = false;
     rk__waiter w;
-    int rc = rk__subscriber_join(cl->sub, &w, channel->str, channel->len, true, match,
+    rk__subscriber *sub = rk__client_subscriber(cl, channel, sharded);
+    int rc = rk__subscriber_join(sub, &w, channel->str, channel->len, true, match,
                                  match ? strlen(match) : 0, min_u64(deadline, rk__deadline(retry)));
     if (rc != RK_ENOTOPEN)
         rc = RK_OK; /* without a subscription the re-checks still see the end of the wait */
@@ -43,12 +44,12 @@ int rk__wait(rk__client *cl, const rk__name *channel, const char *match, uint64_
             break;
         uint64_t next = ops->recheck_ms ? ops->recheck_ms(arg) : retry;
         if (rk__now_ms() < deadline)
-            rc = listen(cl->sub, &w, min_u64(deadline, rk__deadline(next)), ops, arg, &done);
+            rc = listen(sub, &w, min_u64(deadline, rk__deadline(next)), ops, arg, &done);
         if (rc == RK_OK && !done && rk__now_ms() >= deadline) {
             rc = ops->expired(arg); /* the last look at Redis, on its own (short) time */
             break;
         }
     }
-    rk__subscriber_leave(cl->sub, &w);
+    rk__subscriber_leave(sub, &w);
     return rc;
 }

@@ -31,8 +31,9 @@ typedef struct rk__wait_ops {
 
 /* Wait on `channel` until `ops` say done, the deadline passes (ops->expired) or the client's
  * waiters are stopped (RK_ENOTOPEN). With `match` (NULL: every message), only messages whose
- * payload starts with it are handed to ops->message. */
-int rk__wait(rk__client *cl, const rk__name *channel, const char *match, uint64_t deadline,
-             const rk__wait_ops *ops, void *arg);
+ * payload starts with it are handed to ops->message. `sharded`: in a cluster the channel is a
+ * shard channel (SSUBSCRIBE on the node serving its slot). */
+int rk__wait(rk__client *cl, const rk__name *channel, bool sharded, const char *match,
+             uint64_t deadline, const rk__wait_ops *ops, void *arg);
 
 #endif

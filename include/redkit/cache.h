@@ -84,19 +84,29 @@ RK_EXTERN int rk_cache_ttl(rk_cache *c, const rk_context *ctx, const char *key, 
 /** Delete `key`. @return RK_OK even if the key was absent. */
 RK_EXTERN int rk_cache_remove(rk_cache *c, const rk_context *ctx, const char *key);
 
-/** Store `n` entries in one round trip (pipelined SETs). All or none are validated first. */
+/**
+ * Store `n` entries in one round trip (pipelined SETs). All or none are validated first.
+ * In a Redis Cluster the SETs are pipelined per node, one node after the other. A node that
+ * fails fails the call with an error naming it: the entries sent to the nodes before it (and
+ * possibly some of its own) may already be stored, the rest are not.
+ */
 RK_EXTERN int rk_cache_store_many(rk_cache *c, const rk_context *ctx, const rk_cache_entry *entries,
                                   size_t n);
 
 /**
- * Retrieve `n` keys in one round trip (MGET). `outs[i]` receives the value of `keys[i]`;
+ * Retrieve `n` keys in one round trip (MGET; in a Redis Cluster one GET per key, pipelined
+ * per node). `outs[i]` receives the value of `keys[i]`;
  * a miss leaves `outs[i].data` NULL (an empty value has non-NULL data and len 0).
  * On failure every `outs[i]` is left empty.
  */
 RK_EXTERN int rk_cache_retrieve_many(rk_cache *c, const rk_context *ctx, const char *const *keys,
                                      size_t n, rk_buf *outs);
 
-/** Delete `n` keys in one round trip. */
+/**
+ * Delete `n` keys in one round trip (DEL; in a Redis Cluster one DEL per key, pipelined per
+ * node). A node that fails fails the call with an error naming it: keys on the nodes before it
+ * (and possibly some of its own) may already be deleted.
+ */
 RK_EXTERN int rk_cache_remove_many(rk_cache *c, const rk_context *ctx, const char *const *keys,
                                    size_t n);
 

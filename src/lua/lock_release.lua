@@ -1,12 +1,13 @@
 -- The fair lock, release: a direct hand-off to the first live waiter (see lock_acquire.lua),
 -- announced on that waiter's own inbox channel only, so one release wakes one process.
--- PUBLISH answers how many subscribers heard it: none means the waiter's process is gone (its
+-- PUBLISH (or SPUBLISH) answers how many subscribers heard it: none means the waiter's process is gone (its
 -- connection, and so its subscription, closed with it), and the lock goes to the next one.
 -- KEYS[1] the lock, KEYS[2] the waiter queue (list), KEYS[3] the waiter heartbeats (hash),
 -- KEYS[4] the fencing counter
 -- ARGV[1] our token, ARGV[2] '1' to count grants on the fencing counter, ARGV[3] yield to
 --         pollers after this many ms of hand-offs ('0': never), ARGV[4] how long queued
---         waiters then stand back, in ms
+--         waiters then stand back, in ms, ARGV[5] '1' in a cluster: the inbox is a shard
+--         channel of this slot (SPUBLISH), else a classic one (PUBLISH)
 -- The message is the new holder's token, followed by ':<fencing number>' with fencing.
 -- Returns 2 after handing the lock over, 1 after freeing it, 0 when it is not ours.
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -31,7 +32,7 @@ while nxt do
       redis.call('SET', KEYS[1], nxt, 'PX', ttl)
       local msg = nxt
       if ARGV[2] == '1' then msg = nxt .. ':' .. redis.call('INCR', KEYS[4]) end
-      if redis.call('PUBLISH', inbox, msg) > 0 then
+      if redis.call(ARGV[5] == '1' and 'SPUBLISH' or 'PUBLISH', inbox, msg) > 0 then
         redis.call('HSET', KEYS[3], '~busy', busy)
         return 2
       end

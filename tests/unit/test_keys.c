@@ -38,7 +38,19 @@ static int lock_fence(rk__name *n, const rk__options *o, const char *key)
 static int lock_inbox(rk__name *n, const rk__options *o, const char *id)
 {
     (void)o; /* one per handle, not per key: no prefix */
-    return rk__name_lock_inbox(n, id);
+    return rk__name_lock_inbox(n, id, NULL);
+}
+
+#define EXAMPLE_ID "5f0c2a7e9b1d4c3f8a6e0b2d4f6a8c0e"
+
+static int cluster_inbox(rk__name *n, const rk__options *o, const char *key)
+{
+    rk__name k;
+    int rc = rk__name_key(&k, o, key);
+    if (rc == RK_OK)
+        rc = rk__name_lock_inbox(n, EXAMPLE_ID, &k);
+    rk__name_free(&k);
+    return rc;
 }
 
 /* The table's rows: the name in the first column, its builder, and the argument it takes. */
@@ -52,7 +64,10 @@ static const struct {
     {"lock queue", lock_queue, "orders:42"},
     {"lock waiters", lock_waiters, "orders:42"},
     {"lock fence", lock_fence, "orders:42"},
-    {"lock inbox", lock_inbox, "5f0c2a7e9b1d4c3f8a6e0b2d4f6a8c0e"},
+    {"lock inbox", lock_inbox, EXAMPLE_ID},
+    {"lock queue, tagged key", lock_queue, "user:{7}"},
+    {"lock inbox, cluster", cluster_inbox, "orders:42"},
+    {"lock inbox, cluster, tagged", cluster_inbox, "user:{7}"},
     {"memolock value", rk__name_memo_value, "user:7"},
     {"memolock lock", rk__name_memo_lock, "user:7"},
     {"memolock channel", rk__name_memo_channel, "user:7"},
@@ -120,7 +135,7 @@ static void no_prefix_and_long_names(void)
     big[sizeof big - 1] = '\0';
     ASSERT_OK(rk__name_lock_fence(&n, &(rk__name){big, strlen(big), NULL, {0}}));
     ASSERT_TRUE(n.heap != NULL);
-    ASSERT_EQ(n.len, strlen("redkit:lock-fence:") + strlen(big));
+    ASSERT_EQ(n.len, strlen("redkit:lock-fence:{}") + strlen(big));
     rk__name_free(&n);
     rk__options_clear(&o);
 }

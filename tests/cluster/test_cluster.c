@@ -1,0 +1,332 @@
+/* The three components on a real Redis Cluster (3 masters + 3 replicas): keys on every shard,
+ * batches spread over ~1000 slots, locks with and without hash tags (never a CROSSSLOT), the
+ * memolock's single fetch with its value and lock in one slot or in two, a Go-style PSUBSCRIBE
+ * waiter on any node, replica reads, and the configuration errors of cluster mode. One cluster
+ * serves every case; each case uses keys of its own. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "cluster_env.h"
+
+static rkt_cluster cluster;
+
+static rk_config *cfg(const char *extra) { return rkt_cluster_config(&cluster, extra); }
+
+/* A key of ours (under the test prefix) whose slot master node[m] serves. */
+static void key_on_master(char *out, size_t cap, const char *stem, int m)
+{
+    for (int i = 0;; i++) {
+        snprintf(out, cap, "%s:%d", stem, i);
+        char full[256];
+        snprintf(full, sizeof full, "%s%s", rkt_prefix(), out);
+        if (rkt_cluster_master_of(&cluster, full) == m)
+            return;
+    }
+}
+
+static void cache_on_every_shard(void)
+{
+    rk_cache *c = rkt_open_cache(cfg(NULL));
+    for (int m = 0; m < RKT_CLUSTER_MASTERS; m++) {
+        char key[64];
+        key_on_master(key, sizeof key, "shard", m);
+        ASSERT_OK(rk_cache_store(c, NULL, key, "v\0x", 3, 60000));
+        rk_buf out = RK_BUF_INIT;
+        ASSERT_OK(rk_cache_retrieve(c, NULL, key, &out));
+        ASSERT_EQ(out.len, 3u);
+        ASSERT_MEM_EQ(out.data, "v\0x", 3);
+        rk_buf_free(&out);
+        char full[256];
+        snprintf(full, sizeof full, "%s%s", rkt_prefix(), key);
+        redisContext *raw = rkt_raw_port(cluster.node[m].port);
+        redisReply *r = rkt_cmd(raw, "GET", full, NULL); /* it really lives on that master */
+        ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+        redisFree(raw);
+        ASSERT_OK(rk_cache_remove(c, NULL, key));
+        ASSERT_RC(rk_cache_retrieve(c, NULL, key, &out), RK_ENOTFOUND);
+    }
+    rk_cache_free(c);
+}
+
+#define MANY 1000
+
+static void batches_over_a_thousand_slots(void)
+{
+    rk_cache *c = rkt_open_cache(cfg(NULL));
+    static char keys[MANY][32];
+    static const char *kp[MANY];
+    static rk_cache_entry e[MANY];
+    static rk_buf outs[MANY];
+    bool slot_seen[RKT_CLUSTER_SLOTS] = {false};
+    int slots = 0;
+    for (int i = 0; i < MANY; i++) {
+        snprintf(keys[i], sizeof keys[i], "many:%d", i);
+        kp[i] = keys[i];
+        e[i] = (rk_cache_entry){keys[i], keys[i], strlen(keys[i]), 60000};
+        char full[256];
+        int n = snprintf(full, sizeof full, "%s%s", rkt_prefix(), keys[i]);
+        int s = rkt_cluster_keyslot(full, (size_t)n);
+        slots += !slot_seen[s];
+        slot_seen[s] = true;
+    }
+    printf("     %d keys over %d slots\n", MANY, slots);
+    ASSERT_GE(slots, 950);
+    ASSERT_OK(rk_cache_store_many(c, NULL, e, MANY / 2)); /* half: the rest stay missing */
+    ASSERT_OK(rk_cache_retrieve_many(c, NULL, kp, MANY, outs));
+    for (int i = 0; i < MANY; i++) {
+        if (i < MANY / 2) {
+            ASSERT_EQ(outs[i].len, strlen(keys[i]));
+            ASSERT_MEM_EQ(outs[i].data, keys[i], outs[i].len);
+        } else {
+            ASSERT_TRUE(outs[i].data == NULL);
+        }
+        rk_buf_free(&outs[i]);
+    }
+    ASSERT_OK(rk_cache_remove_many(c, NULL, kp, MANY));
+    ASSERT_OK(rk_cache_retrieve_many(c, NULL, kp, MANY, outs));
+    for (int i = 0; i < MANY; i++)
+        ASSERT_TRUE(outs[i].data == NULL);
+    rk_cache_free(c);
+}
+
+/* Two handles contend for each key: acquire, hand-off, release; the scripts touch the lock,
+ * its queue, heartbeats and fence, so a CROSSSLOT would fail them. */
+typedef struct {
+    rk_lock *lock;
+    const char *key;
+    atomic_int *inside;
+    atomic_int overlaps;
+} contender;
+
+static void *contend(void *arg)
+{
+    contender *c = arg;
+    for (int i = 0; i < 20; i++) {
+        ASSERT_OK(rk_lock_acquire(c->lock, NULL, c->key, 5000, 10000));
+        if (atomic_fetch_add(c->inside, 1) != 0)
+            atomic_fetch_add(&c->overlaps, 1);
+        usleep(500);
+        atomic_fetch_sub(c->inside, 1);
+        ASSERT_OK(rk_lock_release(c->lock, NULL, c->key));
+    }
+    return NULL;
+}
+
+static void locks_with_and_without_tags(void)
+{
+    const char *keys[] = {"orders:42", "user:{7}:profile", "{tag}", "x{a}{b}y"};
+    rk_lock *a = rkt_open_lock(cfg("options.lock_fencing=true"));
+    rk_lock *b = rkt_open_lock(cfg("options.lock_fencing=true"));
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        atomic_int inside = 0;
+        contender ca = {a, keys[k], &inside, 0}, cb = {b, keys[k], &inside, 0};
+        pthread_t ta, tb;
+        pthread_create(&ta, NULL, contend, &ca);
+        pthread_create(&tb, NULL, contend, &cb);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        ASSERT_EQ(atomic_load(&ca.overlaps) + atomic_load(&cb.overlaps), 0);
+        bool got;
+        ASSERT_OK(rk_lock_try_acquire(a, NULL, keys[k], 1000, &got));
+        ASSERT_TRUE(got);
+        uint64_t fence;
+        ASSERT_OK(rk_lock_fencing_token(a, keys[k], &fence));
+        ASSERT_GE(fence, 41u); /* 40 grants above, then this one */
+        ASSERT_OK(rk_lock_release(a, NULL, keys[k]));
+    }
+    /* Braces without a valid tag cannot share a slot with their queue: refused, clearly. */
+    const char *bad[] = {"a{}b", "a}b", "a{b"};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        ASSERT_RC(rk_lock_acquire(a, NULL, bad[k], 1000, 100), RK_EINVAL);
+        ASSERT_CONTAINS(rk_last_error()->message, "hash tag");
+    }
+    rk_lock_free(a);
+    rk_lock_free(b);
+}
+
+/* ---- memolock ---- */
+
+typedef struct {
+    rk_memolock *m;
+    const char *id;
+    atomic_int *fetches;
+    rk_buf out;
+} memo_caller;
+
+static int slow_fetch(void *ud, rk_buf *value, uint64_t *ttl_ms)
+{
+    memo_caller *c = ud;
+    atomic_fetch_add(c->fetches, 1);
+    usleep(200 * 1000);
+    *ttl_ms = 60000;
+    return rk_buf_set(value, "computed", 8);
+}
+
+static void *memo_call(void *arg)
+{
+    memo_caller *c = arg;
+    ASSERT_OK(rk_memolock_get(c->m, NULL, c->id, 5000, slow_fetch, c, &c->out));
+    return NULL;
+}
+
+/* Four handles (four "processes"), eight callers, one id: one fetch. */
+static void one_fetch_per_id(const char *tag, const char *id)
+{
+    char extra[128];
+    snprintf(extra, sizeof extra, "options.resource_tag=%s", tag);
+    rk_memolock *m[4];
+    for (int i = 0; i < 4; i++)
+        m[i] = rkt_open_memolock(cfg(extra));
+    atomic_int fetches = 0;
+    memo_caller c[8];
+    pthread_t t[8];
+    for (int i = 0; i < 8; i++) {
+        c[i] = (memo_caller){m[i % 4], id, &fetches, RK_BUF_INIT};
+        pthread_create(&t[i], NULL, memo_call, &c[i]);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(t[i], NULL);
+        ASSERT_EQ(c[i].out.len, 8u);
+        ASSERT_MEM_EQ(c[i].out.data, "computed", 8);
+        rk_buf_free(&c[i].out);
+    }
+    ASSERT_EQ(atomic_load(&fetches), 1);
+    for (int i = 0; i < 4; i++)
+        rk_memolock_free(m[i]);
+}
+
+static void memolock_one_fetch_value_and_lock_apart(void)
+{
+    char value[128], lock[128];
+    snprintf(value, sizeof value, "%squery:id-1", rkt_prefix());
+    snprintf(lock, sizeof lock, "%squery/lock:id-1", rkt_prefix());
+    ASSERT_TRUE(rkt_cluster_keyslot(value, strlen(value)) !=
+                rkt_cluster_keyslot(lock, strlen(lock))); /* the single-key path */
+    one_fetch_per_id("query", "id-1");
+}
+
+static void memolock_one_fetch_value_and_lock_together(void)
+{
+    one_fetch_per_id("{query}", "id-2"); /* "{query}:id-2" and "{query}/lock:id-2": one slot */
+}
+
+/* A Go or C# waiter PSUBSCRIBEs the notification pattern on whatever node it is connected to;
+ * the value published by redkit reaches it there (classic Pub/Sub is cluster-wide). */
+static void go_style_waiter_hears_the_value(void)
+{
+    rk_memolock *m = rkt_open_memolock(cfg("options.resource_tag=report"));
+    char pattern[128];
+    snprintf(pattern, sizeof pattern, "%sreport/notif:*", rkt_prefix());
+    for (int node = 0; node < RKT_CLUSTER_NODES; node += 5) { /* a master and a replica */
+        redisContext *sub = rkt_raw_port(cluster.node[node].port);
+        redisReply *r = rkt_cmd(sub, "PSUBSCRIBE", pattern, NULL);
+        freeReplyObject(r);
+        char id[32];
+        snprintf(id, sizeof id, "go-%d", node);
+        atomic_int fetches = 0;
+        memo_caller c = {m, id, &fetches, RK_BUF_INIT};
+        memo_call(&c);
+        rk_buf_free(&c.out);
+        ASSERT_EQ(redisGetReply(sub, (void **)&r), REDIS_OK);
+        ASSERT_EQ(r->type, REDIS_REPLY_ARRAY);
+        ASSERT_EQ(r->elements, 4u); /* pmessage, pattern, channel, value */
+        ASSERT_CONTAINS(r->element[2]->str, id);
+        ASSERT_STR_EQ(r->element[3]->str, "computed");
+        freeReplyObject(r);
+        redisFree(sub);
+    }
+    rk_memolock_free(m);
+}
+
+/* ---- reads from replicas ---- */
+
+static void reads_from_replicas(void)
+{
+    rk_cache *c = rkt_open_cache(cfg("options.read_from=replica"));
+    char key[64];
+    key_on_master(key, sizeof key, "replica-read", 0);
+    ASSERT_OK(rk_cache_store(c, NULL, key, "r", 1, 60000));
+    int replica = rkt_cluster_replica_of(&cluster, 0);
+    ASSERT_GE(replica, 0);
+    redisContext *master = rkt_raw_port(cluster.node[0].port);
+    redisReply *r = rkt_cmd(master, "WAIT", "1", "5000", NULL); /* the replica has the key */
+    ASSERT_EQ(r->integer, 1);
+    freeReplyObject(r);
+    redisFree(master);
+    redisContext *raw = rkt_raw_port(cluster.node[replica].port);
+    r = rkt_cmd(raw, "CONFIG", "RESETSTAT", NULL);
+    freeReplyObject(r);
+    rk_buf out = RK_BUF_INIT;
+    for (int i = 0; i < 10; i++) {
+        ASSERT_OK(rk_cache_retrieve(c, NULL, key, &out));
+        ASSERT_MEM_EQ(out.data, "r", 1);
+    }
+    rk_buf_free(&out);
+    r = rkt_cmd(raw, "INFO", "commandstats", NULL);
+    ASSERT_CONTAINS(r->str, "cmdstat_get:calls=10,"); /* served by the replica */
+    freeReplyObject(r);
+    redisFree(raw);
+    /* Writes still go to the master. */
+    ASSERT_OK(rk_cache_store(c, NULL, key, "w", 1, 60000));
+    rk_cache_free(c);
+}
+
+/* ---- configuration ---- */
+
+static void cluster_true_refuses_a_single_server(void)
+{
+    rkt_server s;
+    rkt_server_start(&s, NULL);
+    rk_cache *c;
+    ASSERT_RC(rkt_try_open_cache(rkt_server_config(&s, "options.cluster=true"), &c), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "options.cluster=true");
+    rk_cache_free(c);
+    /* auto (the default) serves it as one server, and so does false. */
+    c = rkt_open_cache(rkt_server_config(&s, NULL));
+    ASSERT_OK(rk_cache_store(c, NULL, "k", "v", 1, 1000));
+    rk_cache_free(c);
+    rkt_server_stop(&s);
+}
+
+static void cluster_with_a_database_number(void)
+{
+    rk_cache *c;
+    ASSERT_RC(rkt_try_open_cache(cfg("options.db_num=2"), &c), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "options.db_num");
+    rk_cache_free(c);
+}
+
+static void cluster_false_sees_redirects_as_errors(void)
+{
+    char key[64];
+    key_on_master(key, sizeof key, "moved", 1);
+    char extra[128]; /* one seed, a master that does not serve the key */
+    snprintf(extra, sizeof extra, "connection.uri=redis://127.0.0.1:%d;options.cluster=false",
+             cluster.node[0].port);
+    rk_cache *c = rkt_open_cache(cfg(extra));
+    ASSERT_RC(rk_cache_store(c, NULL, key, "v", 1, 1000), RK_EREPLY);
+    ASSERT_CONTAINS(rk_last_error()->message, "MOVED");
+    rk_cache_free(c);
+}
+
+int main(int argc, char **argv)
+{
+    static const rkt_case cases[] = {
+        RKT_CASE(cache_on_every_shard),
+        RKT_CASE(batches_over_a_thousand_slots),
+        RKT_CASE(locks_with_and_without_tags),
+        RKT_CASE(memolock_one_fetch_value_and_lock_apart),
+        RKT_CASE(memolock_one_fetch_value_and_lock_together),
+        RKT_CASE(go_style_waiter_hears_the_value),
+        RKT_CASE(reads_from_replicas),
+        RKT_CASE(cluster_true_refuses_a_single_server),
+        RKT_CASE(cluster_with_a_database_number),
+        RKT_CASE(cluster_false_sees_redirects_as_errors),
+    };
+    rkt_cluster_start(&cluster, NULL);
+    int rc = rkt_run(cases, sizeof cases / sizeof cases[0], argc, argv);
+    rkt_cluster_stop(&cluster);
+    return rc;
+}
