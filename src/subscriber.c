@@ -55,6 +55,8 @@ struct rk__subscriber {
     uint64_t role_freed_at; /* when a waiter last gave the role up with nobody to take it */
     unsigned failures;      /* consecutive failed connects */
     uint64_t last_traffic, ping_sent, next_sweep;
+    const rk__endpoint *(*pick)(void *arg, unsigned failures); /* NULL: always `ep` */
+    void *pick_arg;
 };
 
 static const char thread_reads[1];
@@ -99,6 +101,15 @@ int rk__subscriber_new(rk__subscriber **out, const char *kind)
     }
     *out = s;
     return RK_OK;
+}
+
+void rk__subscriber_set_picker(rk__subscriber *s,
+                               const rk__endpoint *(*pick)(void *arg, unsigned failures), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->pick = pick;
+    s->pick_arg = arg;
+    pthread_mutex_unlock(&s->mu);
 }
 
 static void free_channel(void *c) { rk__free(c); }
@@ -319,12 +330,18 @@ static int dispatch(rk__subscriber *s)
 
 static void connect_now(rk__subscriber *s, unsigned *failures)
 {
-    rk__conn *c;
+    rk__conn *c = NULL;
     const rk__endpoint *ep = s->ep;
-    void *tls_ctx = s->tls_ctx;
+    const rk__endpoint *(*pick)(void *, unsigned) = s->pick;
+    void *tls_ctx = s->tls_ctx, *pick_arg = s->pick_arg;
+    unsigned failed = *failures;
     pthread_mutex_unlock(&s->mu);
+    /* Unlocked: the picker may take its own locks (a cluster's topology). */
+    if (pick)
+        ep = pick(pick_arg, failed);
     /* Bounded by connect_timeout (conn_open), which is how long a close can wait for it. */
-    int rc = rk__conn_open(&c, ep, tls_ctx, UINT64_MAX);
+    int rc = ep ? rk__conn_open(&c, ep, tls_ctx, UINT64_MAX)
+                : rk__err(RK_ENOTOPEN, "%s subscriber: no node to connect to", s->kind);
     pthread_mutex_lock(&s->mu);
     if (rc == RK_OK) {
         *failures = 0;

@@ -45,6 +45,15 @@ void rk__subscriber_free(rk__subscriber *s);
 void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, void *tls_ctx,
                          uint64_t timeout_ms);
 
+/* Before open: on every (re)connect, connect to pick(arg, failures) instead of open's `ep`
+ * (which may then be NULL), `failures` counting the connects failed in a row, so that a
+ * subscriber can move to another node of a cluster when its own dies. The endpoint returned
+ * must stay valid until free; NULL counts as a failed connect. Called from the subscriber's
+ * thread, without its lock. */
+void rk__subscriber_set_picker(rk__subscriber *s,
+                               const rk__endpoint *(*pick)(void *arg, unsigned failures),
+                               void *arg);
+
 /* Stop the thread and drop the connection; waiters return RK_ENOTOPEN. Returns within about
  * one connect timeout (the longest the thread can be inside a connect). */
 void rk__subscriber_close(rk__subscriber *s);
