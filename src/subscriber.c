@@ -17,7 +17,13 @@
 #define LINGER_MS 1000u    /* keep an unused channel subscribed this long */
 #define PING_IDLE_MS 5000u /* PING after this long without traffic */
 #define MAX_POLL_MS 1000u
-#define BATCH 512 /* channels per SUBSCRIBE / UNSUBSCRIBE */
+#define BATCH 512      /* channels per SUBSCRIBE / UNSUBSCRIBE */
+#define SHARD_BATCH 32 /* SSUBSCRIBE / SUNSUBSCRIBE per write; small, as waiters send too */
+/* A shard channel the server refused or dropped (its slot lives elsewhere) is subscribed again
+ * no sooner than this, doubled per refusal up to 16 times as long: a node that keeps answering
+ * MOVED gets one command per channel now and then, while the waiters poll. */
+#define RESUBSCRIBE_MS (LINGER_MS / 2)
+#define MAX_REFUSALS 4u
 /* The thread takes the reader role back after it has been free this long: waiters of a busy
  * key come back sooner and find it free without waking the thread, and a connection nobody
  * reads goes unwatched (a server restart unnoticed) at most this long. */
@@ -30,7 +36,16 @@ typedef struct rk__channel {
     size_t refs;
     uint64_t idle_since;
     rk__waiter *waiters;
+    uint64_t id;       /* names it in `pending`, where a pointer could outlive it */
+    uint64_t retry_at; /* sharded: refused, not subscribed again before this */
+    unsigned refusals; /* sharded: refusals since it was last confirmed */
 } rk__channel;
+
+/* A sharded command awaiting its reply. id 0: a PING. */
+typedef struct pending {
+    uint64_t id;
+    bool subscribe;
+} pending;
 
 struct rk__subscriber {
     const char *kind;
@@ -55,6 +70,15 @@ struct rk__subscriber {
     uint64_t role_freed_at; /* when a waiter last gave the role up with nobody to take it */
     unsigned failures;      /* consecutive failed connects */
     uint64_t last_traffic, ping_sent, next_sweep;
+    const rk__endpoint *(*pick)(void *arg, unsigned failures); /* NULL: always `ep` */
+    void *pick_arg;
+    uint64_t next_id;
+    /* Sharded mode. An error reply does not name its channel, so the commands sent are queued
+     * (FIFO, reused from index 0 once empty) to know which channel a MOVED is about. */
+    bool sharded;
+    uint64_t resubscribe_at; /* earliest retry_at of a refused channel; 0: none */
+    pending *pend;
+    size_t pend_head, pend_len, pend_cap;
 };
 
 static const char thread_reads[1];
@@ -76,7 +100,7 @@ static void wake_thread(rk__subscriber *s)
     (void)n; /* a full counter already means "wake up" */
 }
 
-int rk__subscriber_new(rk__subscriber **out, const char *kind)
+static int new_subscriber(rk__subscriber **out, const char *kind, bool sharded)
 {
     pthread_once(&attr_once, init_attr);
     rk__subscriber *s = rk__calloc(1, sizeof *s);
@@ -84,6 +108,7 @@ int rk__subscriber_new(rk__subscriber **out, const char *kind)
     if (!s)
         return rk__err(RK_ENOMEM, "cannot allocate a %s subscriber", kind);
     s->kind = kind;
+    s->sharded = sharded;
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (s->wake_fd < 0 || pthread_mutex_init(&s->mu, NULL) != 0) {
         if (s->wake_fd >= 0)
@@ -101,6 +126,25 @@ int rk__subscriber_new(rk__subscriber **out, const char *kind)
     return RK_OK;
 }
 
+int rk__subscriber_new(rk__subscriber **out, const char *kind)
+{
+    return new_subscriber(out, kind, false);
+}
+
+int rk__subscriber_new_sharded(rk__subscriber **out, const char *kind)
+{
+    return new_subscriber(out, kind, true);
+}
+
+void rk__subscriber_set_picker(rk__subscriber *s,
+                               const rk__endpoint *(*pick)(void *arg, unsigned failures), void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    s->pick = pick;
+    s->pick_arg = arg;
+    pthread_mutex_unlock(&s->mu);
+}
+
 static void free_channel(void *c) { rk__free(c); }
 
 void rk__subscriber_free(rk__subscriber *s)
@@ -112,6 +156,7 @@ void rk__subscriber_free(rk__subscriber *s)
     pthread_cond_destroy(&s->thread_cv);
     pthread_mutex_destroy(&s->mu);
     close(s->wake_fd);
+    rk__free(s->pend);
     rk__free(s);
 }
 
@@ -169,6 +214,8 @@ void rk__subscriber_after_fork(rk__subscriber *s)
     s->reader = NULL;
     s->want_first = s->want_last = NULL;
     s->failures = 0;
+    s->pend_head = s->pend_len = 0;
+    s->resubscribe_at = 0;
 }
 
 /* ---- the dispatch thread ---- */
@@ -177,6 +224,7 @@ static void drop_conn(rk__subscriber *s)
 {
     rk__conn_free(s->conn);
     s->conn = NULL;
+    s->pend_head = s->pend_len = 0; /* their replies will never come */
     for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
         ((rk__channel *)e->value)->state = CH_NEW;
 }
@@ -192,9 +240,12 @@ static void reset_channels(rk__subscriber *s)
             rk__free(rk__map_remove(&s->channels, e->key, e->klen));
         } else {
             ch->state = CH_NEW;
+            ch->retry_at = 0; /* a refusal was about the old connection, maybe another node */
+            ch->refusals = 0;
             s->dirty = true;
         }
     }
+    s->resubscribe_at = 0;
 }
 
 static void deliver(rk__subscriber *s, const redisReply *name, const redisReply *payload)
@@ -215,19 +266,20 @@ static void deliver(rk__subscriber *s, const redisReply *name, const redisReply 
     }
 }
 
-static void confirmed(rk__subscriber *s, const redisReply *name, bool subscribed)
+static void confirmed(rk__subscriber *s, const char *name, size_t len, bool subscribed)
 {
-    rk__channel *ch = rk__map_get(&s->channels, name->str, name->len);
+    rk__channel *ch = rk__map_get(&s->channels, name, len);
     if (!ch)
         return;
     if (subscribed && ch->state == CH_SUBSCRIBING) {
         ch->state = CH_ACTIVE;
+        ch->refusals = 0;
         for (rk__waiter *w = ch->waiters; w; w = w->next)
             w->recheck = true;
         wake_waiters(ch);
     } else if (!subscribed && ch->state == CH_UNSUBSCRIBING) {
         if (ch->refs == 0) {
-            rk__free(rk__map_remove(&s->channels, name->str, name->len));
+            rk__free(rk__map_remove(&s->channels, name, len));
         } else {
             ch->state = CH_NEW; /* a waiter came back meanwhile */
             s->dirty = true;
@@ -240,24 +292,164 @@ static bool is(const redisReply *r, const char *word)
     return r->type == REDIS_REPLY_STRING && r->len == strlen(word) && !memcmp(r->str, word, r->len);
 }
 
+/* ---- sharded mode: the commands awaiting replies ---- */
+
+static bool pend_reserve(rk__subscriber *s, size_t k)
+{
+    if (s->pend_head + s->pend_len + k <= s->pend_cap)
+        return true;
+    memmove(s->pend, s->pend + s->pend_head, s->pend_len * sizeof *s->pend);
+    s->pend_head = 0;
+    if (s->pend_len + k <= s->pend_cap)
+        return true;
+    size_t cap = 2 * (s->pend_len + k);
+    pending *p = rk__realloc(s->pend, cap * sizeof *p);
+    if (!p)
+        return false;
+    s->pend = p;
+    s->pend_cap = cap;
+    return true;
+}
+
+/* After pend_reserve. */
+static void pend_push(rk__subscriber *s, uint64_t id, bool subscribe)
+{
+    s->pend[s->pend_head + s->pend_len++] = (pending){id, subscribe};
+}
+
+static const pending *pend_first(const rk__subscriber *s)
+{
+    return s->pend_len ? &s->pend[s->pend_head] : NULL;
+}
+
+static void pend_pop(rk__subscriber *s)
+{
+    if (s->pend_len && --s->pend_len)
+        s->pend_head++;
+    else
+        s->pend_head = 0;
+}
+
+/* A linear search, for the rare error reply. */
+static rk__map_entry *entry_by_id(const rk__subscriber *s, uint64_t id)
+{
+    for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
+        if (((rk__channel *)e->value)->id == id)
+            return e;
+    return NULL;
+}
+
+/* ---- sharded mode: replies ---- */
+
+/* Not subscribed although waiters may be there: the server refused it (MOVED: its slot lives on
+ * another node) or dropped it (its slot moved away). Messages are lost meanwhile, so the
+ * waiters re-check and poll; the channel is tried again later, not at once, since this node
+ * will most likely refuse it again. */
+static void lost(rk__subscriber *s, rk__channel *ch, const char *name, size_t len)
+{
+    if (ch->refs == 0) {
+        rk__free(rk__map_remove(&s->channels, name, len));
+        return;
+    }
+    unsigned shift = ch->refusals < MAX_REFUSALS ? ch->refusals++ : MAX_REFUSALS;
+    ch->state = CH_NEW;
+    ch->retry_at = rk__now_ms() + ((uint64_t)RESUBSCRIBE_MS << shift);
+    if (!s->resubscribe_at || ch->retry_at < s->resubscribe_at)
+        s->resubscribe_at = ch->retry_at;
+    for (rk__waiter *w = ch->waiters; w; w = w->next)
+        w->recheck = true;
+    wake_waiters(ch);
+}
+
+/* An error reply (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, NOPERM...) answers the oldest command
+ * awaiting a reply. */
+static void refused(rk__subscriber *s)
+{
+    const pending *p = pend_first(s);
+    rk__map_entry *e = p && p->id ? entry_by_id(s, p->id) : NULL;
+    bool subscribe = p && p->subscribe;
+    pend_pop(s);
+    if (!e)
+        return;
+    rk__channel *ch = e->value;
+    if (subscribe && ch->state == CH_SUBSCRIBING)
+        lost(s, ch, e->key, e->klen);
+    else if (!subscribe && ch->state == CH_UNSUBSCRIBING)
+        confirmed(s, e->key, e->klen, false); /* this node does not hold it for us either way */
+}
+
+/* The reply to our SUNSUBSCRIBE, or the server dropping the channel on its own. */
+static void shard_unsubscribed(rk__subscriber *s, const redisReply *name)
+{
+    rk__channel *ch = rk__map_get(&s->channels, name->str, name->len);
+    const pending *p = pend_first(s);
+    if (ch && p && !p->subscribe && p->id == ch->id)
+        pend_pop(s);
+    if (!ch || ch->state == CH_NEW)
+        return;
+    if (ch->state == CH_UNSUBSCRIBING)
+        confirmed(s, name->str, name->len, false);
+    else
+        lost(s, ch, name->str, name->len);
+}
+
+/* smessage and sunsubscribe may come unasked; anything else answers the oldest command. */
+static void handle_sharded(rk__subscriber *s, const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_ERROR) {
+        refused(s);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY || r->elements < 2) {
+        pend_pop(s); /* +PONG, to a PING outside subscribe mode */
+        return;
+    }
+    const redisReply *kind = r->element[0], *name = r->element[1];
+    if (is(kind, "smessage") && r->elements == 3 && name->type == REDIS_REPLY_STRING) {
+        deliver(s, name, r->element[2]);
+    } else if (is(kind, "ssubscribe")) {
+        pend_pop(s);
+        if (name->type == REDIS_REPLY_STRING)
+            confirmed(s, name->str, name->len, true);
+    } else if (is(kind, "sunsubscribe") && name->type == REDIS_REPLY_STRING) {
+        shard_unsubscribed(s, name);
+    } else if (is(kind, "pong")) {
+        pend_pop(s);
+    }
+}
+
 static void handle(rk__subscriber *s, const redisReply *r)
 {
+    if (s->sharded) {
+        handle_sharded(s, r);
+        return;
+    }
     if (r->type != REDIS_REPLY_ARRAY || r->elements < 2)
         return; /* +PONG outside subscribe mode, or an error reply (e.g. NOPERM) */
     const redisReply *kind = r->element[0], *name = r->element[1];
     if (is(kind, "message") && r->elements == 3 && name->type == REDIS_REPLY_STRING)
         deliver(s, name, r->element[2]);
     else if ((is(kind, "subscribe") || is(kind, "unsubscribe")) && name->type == REDIS_REPLY_STRING)
-        confirmed(s, name, is(kind, "subscribe"));
+        confirmed(s, name->str, name->len, is(kind, "subscribe"));
 }
 
-/* Gather channel names in `want` state (switching them to `next`), up to BATCH. */
-static size_t collect(rk__subscriber *s, const char **argv, size_t *len, ch_state want,
+/* Whether `ch`, refused lately, must wait before it is subscribed again (and when). */
+static bool deferred(rk__subscriber *s, const rk__channel *ch, uint64_t now)
+{
+    if (now >= ch->retry_at)
+        return false;
+    if (!s->resubscribe_at || ch->retry_at < s->resubscribe_at)
+        s->resubscribe_at = ch->retry_at;
+    return true;
+}
+
+/* Gather channel names in `want` state (switching them to `next`), up to `cap`. */
+static size_t collect(rk__subscriber *s, const char **argv, size_t *len, size_t cap, ch_state want,
                       ch_state next, uint64_t now)
 {
     size_t n = 1;
     rk__map_entry *e = rk__map_next(&s->channels, NULL), *following;
-    for (; e && n <= BATCH; e = following) {
+    for (; e && n <= cap; e = following) {
         following = rk__map_next(&s->channels, e);
         rk__channel *ch = e->value;
         bool expired = ch->refs == 0 && now - ch->idle_since >= LINGER_MS;
@@ -266,7 +458,7 @@ static size_t collect(rk__subscriber *s, const char **argv, size_t *len, ch_stat
             continue;
         }
         if (ch->state != want || (want == CH_ACTIVE && !expired) ||
-            (want == CH_NEW && ch->refs == 0))
+            (want == CH_NEW && (ch->refs == 0 || deferred(s, ch, now))))
             continue;
         ch->state = next;
         argv[n] = e->key;
@@ -275,32 +467,87 @@ static size_t collect(rk__subscriber *s, const char **argv, size_t *len, ch_stat
     return n - 1;
 }
 
-static int send_changes(rk__subscriber *s)
+/* SUBSCRIBE (or UNSUBSCRIBE) of every channel in `want` state, BATCH channels a command. */
+static int send_batches(rk__subscriber *s, ch_state want, ch_state next, uint64_t now,
+                        uint64_t deadline)
 {
     const char *argv[BATCH + 1];
-    size_t len[BATCH + 1];
+    size_t len[BATCH + 1], n;
+    int rc = RK_OK;
+    argv[0] = want == CH_NEW ? "SUBSCRIBE" : "UNSUBSCRIBE";
+    len[0] = strlen(argv[0]);
+    while (rc == RK_OK && (n = collect(s, argv, len, BATCH, want, next, now)) > 0)
+        rc = rk__conn_send(s->conn, &(rk__cmd){(int)n + 1, argv, len}, 1, deadline);
+    return rc;
+}
+
+/* Sharded: one SSUBSCRIBE (or SUNSUBSCRIBE) per channel, pipelined, since in a cluster one
+ * command may only name channels of one slot (CROSSSLOT) and the subscriber knows no slots. */
+static int send_each(rk__subscriber *s, ch_state want, ch_state next, uint64_t now,
+                     uint64_t deadline)
+{
+    const char *names[SHARD_BATCH + 1], *argv[2 * SHARD_BATCH];
+    size_t lens[SHARD_BATCH + 1], len[2 * SHARD_BATCH], n;
+    rk__cmd cmds[SHARD_BATCH];
+    const char *verb = want == CH_NEW ? "SSUBSCRIBE" : "SUNSUBSCRIBE";
+    int rc = RK_OK;
+    while (rc == RK_OK) {
+        if (!pend_reserve(s, SHARD_BATCH)) {
+            s->dirty |= want == CH_NEW; /* no memory to track replies: next turn */
+            break;
+        }
+        if ((n = collect(s, names, lens, SHARD_BATCH, want, next, now)) == 0)
+            break;
+        for (size_t i = 0; i < n; i++) {
+            argv[2 * i] = verb, len[2 * i] = strlen(verb);
+            argv[2 * i + 1] = names[i + 1], len[2 * i + 1] = lens[i + 1];
+            cmds[i] = (rk__cmd){2, argv + 2 * i, len + 2 * i};
+            rk__channel *ch = rk__map_get(&s->channels, names[i + 1], lens[i + 1]);
+            pend_push(s, ch->id, want == CH_NEW);
+        }
+        rc = rk__conn_send(s->conn, cmds, n, deadline);
+    }
+    return rc;
+}
+
+static int send_set(rk__subscriber *s, ch_state want, ch_state next, uint64_t now,
+                    uint64_t deadline)
+{
+    return s->sharded ? send_each(s, want, next, now, deadline)
+                      : send_batches(s, want, next, now, deadline);
+}
+
+static int send_ping(rk__subscriber *s, uint64_t now, uint64_t deadline)
+{
+    static const char *const argv[1] = {"PING"};
+    static const size_t len[1] = {4};
+    if (s->sharded) {
+        if (!pend_reserve(s, 1))
+            return RK_OK; /* no memory to track its reply: next turn */
+        pend_push(s, 0, false);
+    }
+    s->ping_sent = now;
+    return rk__conn_send(s->conn, &(rk__cmd){1, argv, len}, 1, deadline);
+}
+
+static int send_changes(rk__subscriber *s)
+{
     uint64_t now = rk__now_ms(), deadline = rk__deadline(s->timeout_ms);
     int rc = RK_OK;
-    size_t n;
+    if (s->resubscribe_at && now >= s->resubscribe_at) {
+        s->resubscribe_at = 0; /* collect sets it again for channels still refused */
+        s->dirty = true;
+    }
     if (s->dirty) {
         s->dirty = false;
-        while (rc == RK_OK && (n = collect(s, argv, len, CH_NEW, CH_SUBSCRIBING, now)) > 0) {
-            argv[0] = "SUBSCRIBE", len[0] = 9;
-            rc = rk__conn_send(s->conn, &(rk__cmd){(int)n + 1, argv, len}, 1, deadline);
-        }
+        rc = send_set(s, CH_NEW, CH_SUBSCRIBING, now, deadline);
     }
     if (rc == RK_OK && now >= s->next_sweep) {
         s->next_sweep = now + LINGER_MS / 2;
-        while (rc == RK_OK && (n = collect(s, argv, len, CH_ACTIVE, CH_UNSUBSCRIBING, now)) > 0) {
-            argv[0] = "UNSUBSCRIBE", len[0] = 11;
-            rc = rk__conn_send(s->conn, &(rk__cmd){(int)n + 1, argv, len}, 1, deadline);
-        }
+        rc = send_set(s, CH_ACTIVE, CH_UNSUBSCRIBING, now, deadline);
     }
-    if (rc == RK_OK && !s->ping_sent && now - s->last_traffic >= PING_IDLE_MS) {
-        argv[0] = "PING", len[0] = 4;
-        rc = rk__conn_send(s->conn, &(rk__cmd){1, argv, len}, 1, deadline);
-        s->ping_sent = now;
-    }
+    if (rc == RK_OK && !s->ping_sent && now - s->last_traffic >= PING_IDLE_MS)
+        rc = send_ping(s, now, deadline);
     return rc;
 }
 
@@ -319,12 +566,18 @@ static int dispatch(rk__subscriber *s)
 
 static void connect_now(rk__subscriber *s, unsigned *failures)
 {
-    rk__conn *c;
+    rk__conn *c = NULL;
     const rk__endpoint *ep = s->ep;
-    void *tls_ctx = s->tls_ctx;
+    const rk__endpoint *(*pick)(void *, unsigned) = s->pick;
+    void *tls_ctx = s->tls_ctx, *pick_arg = s->pick_arg;
+    unsigned failed = *failures;
     pthread_mutex_unlock(&s->mu);
+    /* Unlocked: the picker may take its own locks (a cluster's topology). */
+    if (pick)
+        ep = pick(pick_arg, failed);
     /* Bounded by connect_timeout (conn_open), which is how long a close can wait for it. */
-    int rc = rk__conn_open(&c, ep, tls_ctx, UINT64_MAX);
+    int rc = ep ? rk__conn_open(&c, ep, tls_ctx, UINT64_MAX)
+                : rk__err(RK_ENOTOPEN, "%s subscriber: no node to connect to", s->kind);
     pthread_mutex_lock(&s->mu);
     if (rc == RK_OK) {
         *failures = 0;
@@ -350,6 +603,8 @@ static uint64_t poll_until(const rk__subscriber *s)
         if (dead < until)
             until = dead;
     }
+    if (s->resubscribe_at && s->resubscribe_at < until)
+        until = s->resubscribe_at;
     return until;
 }
 
@@ -487,6 +742,15 @@ static void release_role(rk__subscriber *s, rk__waiter *w)
 
 /* ---- waiters ---- */
 
+/* Whether join should wait on for the subscription: not when the channel was refused (lost()
+ * asks for a re-check), nor while it waits to be tried again. */
+static bool unconfirmed(const rk__subscriber *s, const rk__waiter *w, uint64_t until)
+{
+    uint64_t now = rk__now_ms();
+    return s->open && w->chan->state != CH_ACTIVE && !w->recheck && now < until &&
+           now >= w->chan->retry_at;
+}
+
 int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, size_t len,
                         bool want_payload, const char *match, size_t match_len,
                         uint64_t confirm_until)
@@ -508,6 +772,7 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
             pthread_mutex_unlock(&s->mu);
             return rk__err(RK_ENOMEM, "%s subscriber: cannot register a channel", s->kind);
         }
+        ch->id = ++s->next_id;
     }
     pthread_cond_init(&w->cv, &mono_attr);
     w->chan = ch;
@@ -531,7 +796,7 @@ int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, s
     }
     struct timespec ts;
     rk__timespec_at(&ts, confirm_until);
-    while (rc == RK_OK && s->open && ch->state != CH_ACTIVE && rk__now_ms() < confirm_until)
+    while (rc == RK_OK && unconfirmed(s, w, confirm_until))
         wait_turn(s, w, confirm_until, &ts);
     release_role(s, w);
     w->recheck = false; /* the caller checks Redis next anyway */

@@ -6,7 +6,12 @@
  * not pay a round trip per wait. Pub/Sub loses messages sent while disconnected: after a
  * reconnect every channel is subscribed again and each of its waiters is asked to re-check
  * once the subscription is confirmed. Waiters must re-check Redis on every wake-up and poll on
- * their own timer, so a lost message costs at most their polling interval. */
+ * their own timer, so a lost message costs at most their polling interval.
+ *
+ * A sharded subscriber uses Redis 7's shard channels (SSUBSCRIBE, smessage) instead. In a
+ * cluster a node refuses a shard channel whose slot it does not serve (MOVED) and drops one
+ * whose slot moves away: its waiters are then asked to re-check, and it is tried again after a
+ * pause (growing while the node keeps refusing), not at once. */
 #ifndef RK_SUBSCRIBER_H
 #define RK_SUBSCRIBER_H
 
@@ -38,12 +43,23 @@ typedef struct rk__waiter {
 typedef enum { RK__WAKE_TIMER, RK__WAKE_MESSAGE, RK__WAKE_RECHECK } rk__wake;
 
 int rk__subscriber_new(rk__subscriber **out, const char *kind);
+/* The same over shard channels: SSUBSCRIBE / SUNSUBSCRIBE, one channel per command. */
+int rk__subscriber_new_sharded(rk__subscriber **out, const char *kind);
 void rk__subscriber_free(rk__subscriber *s);
 
 /* Serve `ep` with `tls_ctx` (both valid until free). `timeout_ms` bounds a read once data is
  * announced and how long an unanswered PING is tolerated. */
 void rk__subscriber_open(rk__subscriber *s, const rk__endpoint *ep, void *tls_ctx,
                          uint64_t timeout_ms);
+
+/* Before open: on every (re)connect, connect to pick(arg, failures) instead of open's `ep`
+ * (which may then be NULL), `failures` counting the connects failed in a row, so that a
+ * subscriber can move to another node of a cluster when its own dies. The endpoint returned
+ * must stay valid until free; NULL counts as a failed connect. Called from the subscriber's
+ * thread, without its lock. */
+void rk__subscriber_set_picker(rk__subscriber *s,
+                               const rk__endpoint *(*pick)(void *arg, unsigned failures),
+                               void *arg);
 
 /* Stop the thread and drop the connection; waiters return RK_ENOTOPEN. Returns within about
  * one connect timeout (the longest the thread can be inside a connect). */
@@ -53,10 +69,10 @@ void rk__subscriber_close(rk__subscriber *s);
  * afresh. */
 void rk__subscriber_after_fork(rk__subscriber *s);
 
-/* Register `w` on `channel` and wait until the subscription is confirmed or `confirm_until`
- * passes (the waiter then relies on its timer until it is). With `match` (kept by reference
- * until leave), only messages whose payload starts with it reach `w`: many waiters can share
- * one channel, each woken only by what is addressed to it. RK_ENOTOPEN after close. */
+/* Register `w` on `channel` and wait until the subscription is confirmed, refused or
+ * `confirm_until` passes (the waiter then relies on its timer until it is). With `match` (kept by
+ * reference until leave), only messages whose payload starts with it reach `w`: many waiters can
+ * share one channel, each woken only by what is addressed to it. RK_ENOTOPEN after close. */
 int rk__subscriber_join(rk__subscriber *s, rk__waiter *w, const char *channel, size_t len,
                         bool want_payload, const char *match, size_t match_len,
                         uint64_t confirm_until);

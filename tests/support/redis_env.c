@@ -106,6 +106,18 @@ void rkt_wait_subscribers(redisContext *c, const char *channel, long long n)
     }
 }
 
+void rkt_wait_shard_subscribers(redisContext *c, const char *channel, long long n)
+{
+    for (;;) {
+        redisReply *r = rkt_cmd(c, "PUBSUB", "SHARDNUMSUB", channel, NULL);
+        long long have = r->element[1]->integer;
+        freeReplyObject(r);
+        if (have >= n)
+            break;
+        usleep(1000);
+    }
+}
+
 /* ---- private servers ---- */
 
 int rkt_free_port(void)

@@ -43,6 +43,8 @@ int rkt_free_port(void);
 
 /* Block until `n` connections of the server behind `c` are subscribed to `channel`. */
 void rkt_wait_subscribers(redisContext *c, const char *channel, long long n);
+/* The same for a shard channel (SSUBSCRIBE). */
+void rkt_wait_shard_subscribers(redisContext *c, const char *channel, long long n);
 
 /* A private redis-server on a free loopback port, with its data, log (redis.log) and a plain
  * Unix socket in a temp dir. It is killed when the thread that started it exits (a failed
