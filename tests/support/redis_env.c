@@ -198,7 +198,9 @@ static void spawn(rkt_server *s)
 }
 
 /* The Unix socket answers PING (NOAUTH and LOADING count): TCP and TLS ports are set up before
- * it. Fails if the server died instead, e.g. because its port was taken. */
+ * it. Fails if the server died instead, e.g. because its port was taken. A cluster node may
+ * accept on the socket and then exit (its bus port, port + 10000, taken or above 65535): no
+ * answer is not up, and the next round sees it gone. */
 static bool ready(rkt_server *s)
 {
     for (int i = 0; i < 1000; i++) {
@@ -207,8 +209,8 @@ static bool ready(rkt_server *s)
         struct timeval tv = {0, 200000};
         redisContext *c = redisConnectUnixWithTimeout(s->sock, tv);
         if (c && !c->err) {
-            redisReply *r = rkt_cmd(c, "PING", NULL);
-            bool up = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR;
+            redisReply *r = redisCommand(c, "PING");
+            bool up = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
             freeReplyObject(r);
             redisFree(c);
             if (up)
