@@ -210,7 +210,9 @@ static void spawn(rkt_server *s)
 }
 
 /* The Unix socket answers PING (NOAUTH and LOADING count): TCP and TLS ports are set up before
- * it. Fails if the server died instead, e.g. because its port was taken. */
+ * it. Fails if the server died instead, e.g. because its port was taken. A cluster node may
+ * accept on the socket and then exit (its bus port, port + 10000, taken or above 65535): no
+ * answer is not up, and the next round sees it gone. */
 static bool ready(rkt_server *s)
 {
     for (int i = 0; i < 1000; i++) {
@@ -219,8 +221,8 @@ static bool ready(rkt_server *s)
         struct timeval tv = {0, 200000};
         redisContext *c = redisConnectUnixWithTimeout(s->sock, tv);
         if (c && !c->err) {
-            redisReply *r = rkt_cmd(c, "PING", NULL);
-            bool up = r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR;
+            redisReply *r = redisCommand(c, "PING");
+            bool up = r && (r->type == REDIS_REPLY_STATUS || r->type == REDIS_REPLY_ERROR);
             freeReplyObject(r);
             redisFree(c);
             if (up)
@@ -253,7 +255,7 @@ static bool launch(rkt_server *s)
     return false;
 }
 
-static void start(rkt_server *s, const char *cert_dir, const char *extra_args)
+static void prepare(rkt_server *s, const char *cert_dir, const char *extra_args)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/redkit-srv.XXXXXX");
@@ -262,12 +264,39 @@ static void start(rkt_server *s, const char *cert_dir, const char *extra_args)
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     snprintf(s->certs, sizeof s->certs, "%s", cert_dir ? cert_dir : "");
     snprintf(s->extra, sizeof s->extra, "%s", extra_args ? extra_args : "");
+}
+
+/* On another free port each time. */
+static void launch_anywhere(rkt_server *s)
+{
     for (int attempt = 0; attempt < 10; attempt++) {
         s->port = rkt_free_port();
         if (launch(s))
             return;
     }
     rkt_fail(__FILE__, __LINE__, "cannot start redis-server (log in %s)", s->dir);
+}
+
+static void start(rkt_server *s, const char *cert_dir, const char *extra_args)
+{
+    prepare(s, cert_dir, extra_args);
+    launch_anywhere(s);
+}
+
+/* All spawned before any is waited for: their start-up is what takes time. One that did not
+ * come up (its port taken meanwhile, even by a sibling) starts again elsewhere. */
+void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
+{
+    for (int i = 0; i < n; i++) {
+        prepare(&s[i], NULL, extra_args);
+        s[i].port = rkt_free_port();
+        spawn(&s[i]);
+    }
+    for (int i = 0; i < n; i++)
+        if (!ready(&s[i])) {
+            reap(&s[i], SIGKILL);
+            launch_anywhere(&s[i]);
+        }
 }
 
 void rkt_server_start(rkt_server *s, const char *extra_args) { start(s, NULL, extra_args); }

@@ -28,11 +28,20 @@ rkt_spawn_redis() {
 # rkt_answers_tcp PORT: the server on PORT answers (NOAUTH counts: it is up, it wants AUTH).
 rkt_answers_tcp() { redis-cli -p "$1" ping 2>&1 | grep -q -e PONG -e NOAUTH; }
 
+# rkt_gone PID: the process has exited. A zombie has: a server started by a script that has
+# since exited waits for init to reap it, which can take seconds.
+rkt_gone() {
+    local state
+    # /proc/PID/stat is "PID (COMM) STATE ...", and a redis-server's COMM has no blank.
+    read -r _ _ state _ <"/proc/$1/stat" 2>/dev/null || return 0
+    [ "$state" = Z ]
+}
+
 # rkt_stop_pid PID: SIGTERM, up to 5 s for it to go, then SIGKILL.
 rkt_stop_pid() {
     kill "$1" 2>/dev/null || true
     for _ in $(seq 1 500); do
-        kill -0 "$1" 2>/dev/null || break
+        rkt_gone "$1" && break
         sleep 0.01
     done
     kill -9 "$1" 2>/dev/null || true
