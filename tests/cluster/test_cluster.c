@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cluster_env.h"
+#include "subscriber.h"
 
 static rkt_cluster cluster;
 
@@ -244,10 +245,13 @@ static void go_style_waiter_hears_the_value(void)
 
 static void reads_from_replicas(void)
 {
-    rk_cache *c = rkt_open_cache(cfg("options.read_from=replica"));
     char key[64];
     key_on_master(key, sizeof key, "replica-read", 0);
-    ASSERT_OK(rk_cache_store(c, NULL, key, "r", 1, 60000));
+    rk_cache *w = rkt_open_cache(cfg(NULL));
+    ASSERT_OK(rk_cache_store(w, NULL, key, "r", 1, 60000));
+    rk_cache_free(w);
+    /* Opened after a write: CLUSTER SLOTS lists a replica only once it has replicated data. */
+    rk_cache *c = rkt_open_cache(cfg("options.read_from=replica"));
     int replica = rkt_cluster_replica_of(&cluster, 0);
     ASSERT_GE(replica, 0);
     redisContext *master = rkt_raw_port(cluster.node[0].port);
@@ -271,6 +275,53 @@ static void reads_from_replicas(void)
     /* Writes still go to the master. */
     ASSERT_OK(rk_cache_store(c, NULL, key, "w", 1, 60000));
     rk_cache_free(c);
+}
+
+/* ---- the sharded subscriber against real cluster nodes ---- */
+
+static rk__endpoint node_endpoint(int node)
+{
+    static char loopback[] = "127.0.0.1";
+    return (rk__endpoint){.host = loopback,
+                          .port = (uint16_t)cluster.node[node].port,
+                          .connect_timeout_ms = 2000};
+}
+
+/* A node refuses a shard channel of another node's slot (MOVED): the join does not wait for a
+ * confirmation that cannot come. When the slot of a subscribed channel moves away the node
+ * drops the subscription (sunsubscribe) and the waiter is asked to re-check. */
+static void shard_channel_refused_then_dropped(void)
+{
+    char ch[128];
+    snprintf(ch, sizeof ch, "%s{shard-sub}:inbox", rkt_prefix());
+    int slot = rkt_cluster_keyslot("shard-sub", 9);
+    int owner = rkt_cluster_owner(&cluster, slot), other = (owner + 1) % RKT_CLUSTER_MASTERS;
+    ASSERT_GE(owner, 0);
+    rk__endpoint wrong = node_endpoint(other), right = node_endpoint(owner);
+    rk__subscriber *s;
+    ASSERT_OK(rk__subscriber_new_sharded(&s, "test"));
+    rk__subscriber_open(s, &wrong, NULL, 5000);
+    rk__waiter w;
+    uint64_t t0 = rkt_now_ms();
+    ASSERT_OK(rk__subscriber_join(s, &w, ch, strlen(ch), true, NULL, 0, t0 + 5000));
+    ASSERT_LT(rkt_now_ms() - t0, 2000u); /* refused, not timed out */
+    ASSERT_FALSE(rk__subscriber_active(s, ch, strlen(ch)));
+    rk__subscriber_leave(s, &w);
+    rk__subscriber_free(s);
+
+    ASSERT_OK(rk__subscriber_new_sharded(&s, "test"));
+    rk__subscriber_open(s, &right, NULL, 5000);
+    ASSERT_OK(rk__subscriber_join(s, &w, ch, strlen(ch), true, NULL, 0, rkt_now_ms() + 5000));
+    ASSERT_TRUE(rk__subscriber_active(s, ch, strlen(ch)));
+    rkt_cluster_slot_begin(&cluster, slot, owner, other);
+    rkt_cluster_slot_finish(&cluster, slot, owner, other);
+    rk__wake why;
+    rk_buf payload = RK_BUF_INIT;
+    ASSERT_OK(rk__subscriber_wait(s, &w, rkt_now_ms() + 10000, &why, &payload));
+    ASSERT_EQ(why, RK__WAKE_RECHECK);
+    rk_buf_free(&payload);
+    rk__subscriber_leave(s, &w);
+    rk__subscriber_free(s);
 }
 
 /* ---- configuration ---- */
@@ -321,6 +372,7 @@ int main(int argc, char **argv)
         RKT_CASE(memolock_one_fetch_value_and_lock_together),
         RKT_CASE(go_style_waiter_hears_the_value),
         RKT_CASE(reads_from_replicas),
+        RKT_CASE(shard_channel_refused_then_dropped),
         RKT_CASE(cluster_true_refuses_a_single_server),
         RKT_CASE(cluster_with_a_database_number),
         RKT_CASE(cluster_false_sees_redirects_as_errors),
