@@ -99,6 +99,39 @@ static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
     return rc;
 }
 
+static const rk__config_word cluster_words[] = {
+    {"auto", RK__CLUSTER_AUTO}, {"true", RK__CLUSTER_ON},
+    {"yes", RK__CLUSTER_ON},    {"on", RK__CLUSTER_ON},
+    {"1", RK__CLUSTER_ON},      {"false", RK__CLUSTER_OFF},
+    {"no", RK__CLUSTER_OFF},    {"off", RK__CLUSTER_OFF},
+    {"0", RK__CLUSTER_OFF},     {NULL, 0}};
+static const rk__config_word read_from_words[] = {{"master", 0}, {"replica", 1}, {NULL, 0}};
+
+/* options.cluster, options.max_redirects, options.topology_refresh and options.read_from. */
+static int cluster_options_parse(rk__options *o, const rk_config *cfg)
+{
+    int mode = RK__CLUSTER_AUTO, replicas = 0;
+    int rc = rk__config_enum(cfg, "options.cluster", cluster_words, RK__CLUSTER_AUTO,
+                             "auto, true or false (or yes/no, on/off, 1/0)", &mode);
+    if (rc == RK_OK)
+        rc = rk__config_enum(cfg, "options.read_from", read_from_words, 0, "master or replica",
+                             &replicas);
+    if (rc == RK_OK)
+        rc = rk__config_u64(cfg, "options.max_redirects", 5, 0, 100, &o->max_redirects);
+    if (rc == RK_OK)
+        rc = rk__config_u64(cfg, "options.topology_refresh", 60000, 1, DAY_MS,
+                            &o->topology_refresh_ms);
+    o->cluster = (rk__cluster_mode)mode;
+    o->read_replicas = replicas;
+    /* With auto, a database is fine until a cluster answers: the cluster client refuses it then. */
+    if (rc == RK_OK && o->cluster == RK__CLUSTER_ON && o->db != 0)
+        rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                           "options.cluster=true cannot be used with options.db_num=%llu: a "
+                           "Redis Cluster has database 0 only",
+                           (unsigned long long)o->db);
+    return rc;
+}
+
 int rk__options_parse(rk__options *o, const rk_config *cfg)
 {
     memset(o, 0, sizeof *o);
@@ -117,6 +150,7 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_bool(cfg, "options.lock_fencing", false, &o->lock_fencing)) ||
         (rc = rk__config_u64(cfg, "options.lock_yield_to_pollers", 0, 0, DAY_MS,
                              &o->lock_yield_ms)) ||
+        (rc = cluster_options_parse(o, cfg)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
         (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {
         rk__options_clear(o);

@@ -7,6 +7,13 @@
 #include "endpoint.h"
 #include "redkit/config.h"
 
+/* options.cluster */
+typedef enum rk__cluster_mode {
+    RK__CLUSTER_AUTO, /* Redis Cluster when the servers are one: found out at open */
+    RK__CLUSTER_ON,
+    RK__CLUSTER_OFF,
+} rk__cluster_mode;
+
 typedef struct rk__options {
     uint64_t connect_timeout_ms; /* options.connect_timeout, 5000 */
     uint64_t timeout_ms;         /* options.timeout, 30000: one operation, reconnects included */
@@ -17,10 +24,14 @@ typedef struct rk__options {
     uint64_t default_ttl_ms;     /* options.default_ttl, 60000 */
     char *prefix;                /* options.prefix, "" */
     size_t prefix_len;
-    char *resource_tag;       /* options.resource_tag (memolock), NULL */
-    uint64_t lock_timeout_ms; /* options.lock_timeout (memolock), 5000 */
-    bool lock_fencing;        /* options.lock_fencing (lock), false */
-    uint64_t lock_yield_ms;   /* options.lock_yield_to_pollers (lock), 0: never */
+    char *resource_tag;           /* options.resource_tag (memolock), NULL */
+    uint64_t lock_timeout_ms;     /* options.lock_timeout (memolock), 5000 */
+    bool lock_fencing;            /* options.lock_fencing (lock), false */
+    uint64_t lock_yield_ms;       /* options.lock_yield_to_pollers (lock), 0: never */
+    rk__cluster_mode cluster;     /* options.cluster, auto */
+    uint64_t max_redirects;       /* options.max_redirects, 5: MOVED/ASK followed per call */
+    uint64_t topology_refresh_ms; /* options.topology_refresh, 60000 */
+    bool read_replicas;           /* options.read_from=replica; master by default */
 } rk__options;
 
 /* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. */

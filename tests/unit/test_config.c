@@ -84,6 +84,10 @@ static void option_defaults(void)
     ASSERT_EQ(o.default_ttl_ms, 60000);
     ASSERT_EQ(o.lock_timeout_ms, 5000);
     ASSERT_TRUE(o.prefix == NULL && o.resource_tag == NULL);
+    ASSERT_EQ(o.cluster, RK__CLUSTER_AUTO);
+    ASSERT_EQ(o.max_redirects, 5);
+    ASSERT_EQ(o.topology_refresh_ms, 60000);
+    ASSERT_FALSE(o.read_replicas);
     rk__options_clear(&o);
 }
 
@@ -106,6 +110,69 @@ static void option_errors(void)
     bad_option("options.max_connections=0", "options.max_connections");
     bad_option("options.connect_timeout=99999999999999999999999", "options.connect_timeout");
     bad_option("options.retry_timeout= ", "options.retry_timeout");
+}
+
+static rk__options options(const char *s)
+{
+    rk__options o;
+    rk_config *cfg = parse(s);
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    rk_config_free(cfg);
+    return o; /* nothing to clear: no prefix or resource_tag in these tests */
+}
+
+static void cluster_options(void)
+{
+    static const char *on[] = {"true", "TRUE", "yes", "on", "1"},
+                      *off[] = {"false", "No", "off", "0"};
+    char s[64];
+    ASSERT_EQ(options("options.cluster=auto").cluster, RK__CLUSTER_AUTO);
+    ASSERT_EQ(options("options.cluster=AUTO").cluster, RK__CLUSTER_AUTO);
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+        snprintf(s, sizeof s, "options.cluster=%s", on[i]);
+        ASSERT_EQ(options(s).cluster, RK__CLUSTER_ON);
+    }
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        snprintf(s, sizeof s, "options.cluster=%s", off[i]);
+        ASSERT_EQ(options(s).cluster, RK__CLUSTER_OFF);
+    }
+    rk__options o = options("options.max_redirects=0;options.topology_refresh=1;"
+                            "options.read_from=REPLICA");
+    ASSERT_EQ(o.max_redirects, 0);
+    ASSERT_EQ(o.topology_refresh_ms, 1);
+    ASSERT_TRUE(o.read_replicas);
+    o = options("options.max_redirects=100;options.topology_refresh=86400000;"
+                "options.read_from=master");
+    ASSERT_EQ(o.max_redirects, 100);
+    ASSERT_EQ(o.topology_refresh_ms, 86400000);
+    ASSERT_FALSE(o.read_replicas);
+}
+
+static void cluster_option_errors(void)
+{
+    bad_option("options.cluster=maybe", "options.cluster: 'maybe' is not one of auto, true or "
+                                        "false (or yes/no, on/off, 1/0)");
+    bad_option("options.cluster=", "options.cluster: '' is not one of auto");
+    bad_option("options.cluster=a:b@c", "options.cluster: the value is not one of auto");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "a:b@c");
+    bad_option("options.read_from=slave", "options.read_from: 'slave' is not one of master or "
+                                          "replica");
+    bad_option("options.max_redirects=101", "options.max_redirects: 101 is outside [0, 100]");
+    bad_option("options.max_redirects=-1", "options.max_redirects");
+    bad_option("options.topology_refresh=0", "options.topology_refresh: 0 is outside");
+    bad_option("options.topology_refresh=86400001", "options.topology_refresh");
+}
+
+/* A Redis Cluster has database 0 only: refused at configure when the cluster is certain, left
+ * to the cluster client at open with auto (it may find a single server). */
+static void cluster_and_database(void)
+{
+    bad_option("options.cluster=true;options.db_num=3",
+               "options.cluster=true cannot be used with options.db_num=3");
+    ASSERT_EQ(options("options.cluster=true;options.db_num=0").db, 0);
+    ASSERT_EQ(options("options.cluster=auto;options.db_num=3").db, 3);
+    ASSERT_EQ(options("options.db_num=3").db, 3);
+    ASSERT_EQ(options("options.cluster=off;options.db_num=3").db, 3);
 }
 
 static void unknown_options_are_ignored(void)
@@ -268,6 +335,7 @@ static void resolve_callback_failure(void)
 
 RKT_MAIN(RKT_CASE(from_string), RKT_CASE(from_string_errors), RKT_CASE(duplicates_and_case),
          RKT_CASE(from_tuples), RKT_CASE(option_defaults), RKT_CASE(option_errors),
+         RKT_CASE(cluster_options), RKT_CASE(cluster_option_errors), RKT_CASE(cluster_and_database),
          RKT_CASE(unknown_options_are_ignored), RKT_CASE(sections), RKT_CASE(resolve_host_port),
          RKT_CASE(resolve_uri_and_credential_precedence),
          RKT_CASE(resolve_connections_first_non_discovery), RKT_CASE(resolve_errors),
