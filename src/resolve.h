@@ -1,6 +1,6 @@
 /* From configuration and references to what a component runs with: its options (validated at
- * configure) and its endpoint (resolved at open, through discovery and the credential store
- * when the configuration asks for them). */
+ * configure) and its endpoints, the seeds (resolved at open, through discovery and the
+ * credential store when the configuration asks for them). */
 #ifndef RK_RESOLVE_H
 #define RK_RESOLVE_H
 
@@ -39,10 +39,18 @@ int rk__options_parse(rk__options *o, const rk_config *cfg);
 void rk__options_clear(rk__options *o);
 int rk__options_copy(rk__options *dst, const rk__options *src); /* RK_OK or RK_ENOMEM */
 
-/* Resolve the connection (connections.<name>.* or connection.*; the first entry without
- * discovery_key wins, else discovery) and the credential (likewise, with store_key).
+/* Every configured endpoint, in configuration order: each host of a multi-host URI,
+ * connection.*, or each connections.<name>.* (connection.* is then ignored; a discovery_key is
+ * resolved, and one the discovery does not know is skipped), each with the credential
+ * (credential.* or credentials.<name>.*: the first without store_key, else the store's) and the
+ * TLS options applied. n >= 1 on success; free with rk__seeds_free (endpoint.h).
  * RK_ENOCONN when nothing is configured or discovered, RK_EREF when a lookup needs a missing
- * reference, RK_EINVAL for bad values. */
+ * reference, RK_EINVAL for bad values (the key named, never a password), for seeds mixing TLS
+ * and plaintext, and for a URI database other than 0 with options.cluster=true. */
+int rk__resolve_seeds(rk__endpoint **eps, size_t *n, const rk_config *cfg,
+                      const rk_references *refs, const rk__options *o, const rk_context *ctx);
+
+/* The first seed of rk__resolve_seeds, for callers that want one endpoint. */
 int rk__resolve_endpoint(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
                          const rk__options *o, const rk_context *ctx);
 
