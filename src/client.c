@@ -47,13 +47,14 @@ static int make_tls(rk__client *cl, const rk__endpoint *ep)
 static int build(rk__client *cl, const rk_config *cfg, const rk_references *refs,
                  const rk_context *ctx, bool pubsub)
 {
-    rk__endpoint ep;
-    int rc = rk__resolve_endpoint(&ep, cfg, refs, &cl->opts, ctx);
+    rk__endpoint *eps;
+    size_t n;
+    int rc = rk__resolve_seeds(&eps, &n, cfg, refs, &cl->opts, ctx);
     if (rc != RK_OK)
         return rc;
-    if ((rc = make_tls(cl, &ep)) == RK_OK)
-        rc = rk__topology_single_new(&cl->topo, &ep, cl->tls_ctx, cl->opts.max_connections);
-    rk__endpoint_clear(&ep); /* the topology keeps its own copy per node */
+    if ((rc = make_tls(cl, &eps[0])) == RK_OK) /* the seeds share their TLS options */
+        rc = rk__topology_single_new(&cl->topo, eps, n, cl->tls_ctx, cl->opts.max_connections);
+    rk__seeds_free(eps, n); /* the topology keeps its own copy per node */
     if (rc == RK_OK && pubsub && (rc = rk__subscriber_new(&cl->sub, cl->kind)) == RK_OK) {
         rk__node *any = cl->topo->ops->route(cl->topo, NULL, 0); /* Pub/Sub reaches all nodes */
         rk__subscriber_open(cl->sub, &any->ep, cl->tls_ctx, cl->opts.timeout_ms);
@@ -162,7 +163,10 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
     case RK__ACT_RETRY:
         return true;
     case RK__ACT_RECONNECT: /* only what the loop can cure: the transport failed */
-        return rc == RK_EIO && (*reconnects)++ < cl->opts.retries;
+        if (rc != RK_EIO)
+            return false;
+        cl->topo->ops->refresh(cl->topo, node, cls, deadline); /* the next endpoint, if any */
+        return (*reconnects)++ < cl->opts.retries;
     case RK__ACT_REDIRECT:
     case RK__ACT_REFRESH:
         return cl->topo->ops->refresh(cl->topo, node, cls, deadline);

@@ -43,7 +43,7 @@ int rk__node_init(rk__node *n, const rk__endpoint *ep, void *tls_ctx, size_t max
 void rk__node_destroy(rk__node *n);
 
 /* One server: every key goes to it and nothing can be refreshed. */
-int rk__topology_single_new(rk__topology **out, const rk__endpoint *ep, void *tls_ctx,
+int rk__topology_single_new(rk__topology **out, const rk__endpoint *eps, size_t n, void *tls_ctx,
                             size_t max_connections);
 
 #endif
