@@ -301,7 +301,8 @@ static int key_argv_build(key_argv *k, const rk__options *o, const char *verb,
 
 /* In a cluster a multi-key command must stay in one slot: `<verb> key` once per key instead,
  * each sent to its key's node (rk__client_exec_each). `*replies` (n) is the caller's to free. */
-static int each_key(rk__client *cl, const key_argv *k, size_t n, redisReply ***replies)
+static int each_key(rk__client *cl, const char *verb, const key_argv *k, size_t n,
+                    redisReply ***replies)
 {
     rk__cmd *cmds = rk__malloc(n * sizeof *cmds);
     const char **argv = rk__malloc(2 * n * sizeof *argv);
@@ -309,9 +310,9 @@ static int each_key(rk__client *cl, const key_argv *k, size_t n, redisReply ***r
     *replies = rk__calloc(n, sizeof **replies);
     int rc = cmds && argv && lens && *replies
                  ? RK_OK
-                 : rk__err(RK_ENOMEM, "%s: cannot allocate %zu commands", k->argv[0], n);
+                 : rk__err(RK_ENOMEM, "%s: cannot allocate %zu commands", verb, n);
     for (size_t i = 0; rc == RK_OK && i < n; i++) {
-        argv[2 * i] = k->argv[0], lens[2 * i] = k->argvlen[0];
+        argv[2 * i] = verb, lens[2 * i] = strlen(verb);
         argv[2 * i + 1] = k->argv[i + 1], lens[2 * i + 1] = k->argvlen[i + 1];
         cmds[i] = (rk__cmd){2, argv + 2 * i, lens + 2 * i};
     }
@@ -334,17 +335,17 @@ static void replies_free(redisReply **r, size_t n)
     rk__free(r);
 }
 
-/* Either one multi-key command, or (cluster) one per key; `expect` checks each reply. */
-static int multi_key(rk__client *cl, const key_argv *k, size_t n, int expect, redisReply **one_r,
-                     redisReply ***each_r)
+/* Either one multi-key command, or (cluster) `verb key` per key; `expect` checks each reply. */
+static int multi_key(rk__client *cl, const key_argv *k, size_t n, const char *verb, int expect,
+                     redisReply **one_r, redisReply ***each_r)
 {
     *one_r = NULL, *each_r = NULL;
     if (!cl->cluster)
         return one(cl, (int)n + 1, k->argv, k->argvlen, one_r);
-    int rc = each_key(cl, k, n, each_r);
+    int rc = each_key(cl, verb, k, n, each_r);
     for (size_t i = 0; rc == RK_OK && i < n; i++)
         if ((*each_r)[i]->type != REDIS_REPLY_NIL) /* GET of a missing key */
-            rc = rk__reply_expect((*each_r)[i], expect, k->argv[0]);
+            rc = rk__reply_expect((*each_r)[i], expect, verb);
     return rc;
 }
 
@@ -355,7 +356,7 @@ static int remove_with(rk__client *cl, const char *const *keys, size_t n)
     if (rc != RK_OK)
         return rc;
     redisReply *r, **each;
-    if ((rc = multi_key(cl, &k, n, REDIS_REPLY_INTEGER, &r, &each)) == RK_OK && r)
+    if ((rc = multi_key(cl, &k, n, "DEL", REDIS_REPLY_INTEGER, &r, &each)) == RK_OK && r)
         rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "DEL");
     rk__reply_free(r);
     replies_free(each, n);
@@ -410,7 +411,7 @@ static int retrieve_many_with(rk__client *cl, const char *const *keys, size_t n,
     for (size_t i = 0; i < n; i++)
         rk_buf_free(&outs[i]);
     redisReply *r, **each;
-    if ((rc = multi_key(cl, &k, n, REDIS_REPLY_STRING, &r, &each)) == RK_OK && r)
+    if ((rc = multi_key(cl, &k, n, "GET", REDIS_REPLY_STRING, &r, &each)) == RK_OK && r)
         rc = rk__cache_take_values(r, n, outs);
     for (size_t i = 0; rc == RK_OK && each && i < n; i++) {
         outs[i].data = each[i]->str, outs[i].len = each[i]->len;

@@ -214,8 +214,13 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
     case RK__ACT_RETRY:
         return true;
     case RK__ACT_RECONNECT: /* only what the loop can cure: the transport failed */
-        return rc == RK_EIO &&
-               ((*reconnects)++ < cl->opts.retries || t->ops->refresh(t, node, cls, deadline));
+        if (rc != RK_EIO)
+            return false;
+        /* One server of several: the next one. A cluster: learn the map again (a replica may
+         * be promoted) and keep trying until the deadline. */
+        if (t->ops->refresh(t, node, cls, deadline) && cl->cluster)
+            return true;
+        return (*reconnects)++ < cl->opts.retries;
     case RK__ACT_REFRESH:
         return t->ops->refresh(t, node, cls, deadline);
     default:

@@ -344,6 +344,25 @@ int rk__config_bool(const rk_config *cfg, const char *key, bool def, bool *out)
                          "option %s: '%s' is not a boolean (true/false)", key, v);
 }
 
+int rk__config_enum(const rk_config *cfg, const char *key, const rk__config_word *words, int def,
+                    const char *expected, int *out)
+{
+    const char *v = rk_config_get(cfg, key);
+    *out = def;
+    if (!v)
+        return RK_OK;
+    for (const rk__config_word *w = words; w->name; w++)
+        if (!strcasecmp(v, w->name))
+            return *out = w->value, RK_OK;
+    if (!rk__config_may_quote(key, v))
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "option %s: the value is not one of %s (not shown: it may hold a "
+                             "secret)",
+                             key, expected);
+    return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                         "option %s: '%s' is not one of %s", key, v, expected);
+}
+
 static bool has_prefix(const char *key, const char *prefix, size_t plen)
 {
     return !strncasecmp(key, prefix, plen) && key[plen] == '.';

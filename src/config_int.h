@@ -23,6 +23,17 @@ int rk__config_u64(const rk_config *cfg, const char *key, uint64_t def, uint64_t
 /* Parse true/false/1/0/yes/no/on/off; absent keys give `def`. */
 int rk__config_bool(const rk_config *cfg, const char *key, bool def, bool *out);
 
+/* One accepted value of an enumerated option; a list of them ends with {NULL, 0}. */
+typedef struct rk__config_word {
+    const char *name;
+    int value;
+} rk__config_word;
+
+/* Parse `key` as one of `words` (case-insensitive); absent keys give `def`. RK_EINVAL names the
+ * key and the bad value, and says `expected` ("auto, true or false"). */
+int rk__config_enum(const rk_config *cfg, const char *key, const rk__config_word *words, int def,
+                    const char *expected, int *out);
+
 /* Copy every `<section>.<rest>` entry into a new configuration as `<rest>`. */
 int rk__config_section(rk_config **out, const rk_config *cfg, const char *section);
 

@@ -164,6 +164,7 @@ static int handshake(rk__conn *c, const rk__endpoint *ep, uint64_t deadline)
     const char *sel[2] = {"SELECT", db};
     size_t sellen[2] = {6, (size_t)snprintf(db, sizeof db, "%u", ep->db)};
     const char *ro[1] = {"READONLY"};
+    size_t rolen[1] = {8};
     rk__cmd cmds[3];
     const char *what[3];
     size_t n = 0;
@@ -173,7 +174,7 @@ static int handshake(rk__conn *c, const rk__endpoint *ep, uint64_t deadline)
     if (ep->db)
         cmds[n] = (rk__cmd){2, sel, sellen}, what[n++] = "SELECT of the database";
     if (ep->readonly) /* reads from a cluster replica */
-        cmds[n] = (rk__cmd){1, ro, (size_t[]){8}}, what[n++] = "READONLY";
+        cmds[n] = (rk__cmd){1, ro, rolen}, what[n++] = "READONLY";
     if (n == 0)
         return RK_OK;
     redisReply *replies[3];

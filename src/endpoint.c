@@ -216,8 +216,16 @@ static int parse_hostport(rk__endpoint *ep, span h, bool had_userinfo, const cha
     return decode(&ep->host, host, what, "host");
 }
 
-/* Split `scheme://authority/path?query` once the scheme is known. */
-static int parse_after_scheme(rk__endpoint *ep, span rest, bool is_unix, const char *what)
+/* The host list of a URI, parsed after everything else in it. */
+typedef struct {
+    span hosts;        /* "h1:p1,h2:p2"; empty for unix:// */
+    bool had_userinfo; /* an '@': a bad port after it cannot be part of a password */
+    bool is_unix;
+} authority;
+
+/* Split `scheme://authority/path?query` once the scheme is known, and parse all of it but the
+ * hosts into `ep`. */
+static int parse_after_scheme(rk__endpoint *ep, span rest, authority *a, const char *what)
 {
     const char *end = rest.e, *q = memchr(rest.b, '?', (size_t)(rest.e - rest.b));
     span query = {q ? q + 1 : rest.e, rest.e};
@@ -236,18 +244,16 @@ static int parse_after_scheme(rk__endpoint *ep, span rest, bool is_unix, const c
                        "be percent-encoded (%%2F, %%3F)",
                        what);
     int rc = at ? parse_userinfo(ep, (span){auth.b, at}, what) : RK_OK;
-    if (at)
-        auth.b = at + 1;
-    if (rc == RK_OK && is_unix) {
-        if (auth.b != auth.e)
+    a->hosts = (span){at ? at + 1 : auth.b, auth.e};
+    a->had_userinfo = at != NULL;
+    if (rc == RK_OK && a->is_unix) {
+        if (a->hosts.b != a->hosts.e)
             return rk__err(RK_EINVAL, "%s: unix URI needs an absolute path (unix:///path)", what);
         if (path.e - path.b < 2)
             return rk__err(RK_EINVAL, "%s: unix URI has no socket path", what);
         rc = decode(&ep->path, path, what, "socket path");
-    } else if (rc == RK_OK) {
-        rc = parse_hostport(ep, auth, at != NULL, what);
-        if (rc == RK_OK && path.e - path.b > 1)
-            rc = parse_db(ep, (span){path.b + 1, path.e}, what);
+    } else if (rc == RK_OK && path.e - path.b > 1) {
+        rc = parse_db(ep, (span){path.b + 1, path.e}, what);
     }
     return rc == RK_OK ? parse_query(ep, query, what) : rc;
 }
@@ -270,20 +276,21 @@ static bool is_scheme(span s)
     return true;
 }
 
-int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
+/* Everything but the hosts, into `ep` (whose address is cleared first). */
+static int parse_shared(rk__endpoint *ep, const char *uri, authority *a, const char *what)
 {
     clear_address(ep);
     const char *sep = strstr(uri, "://");
     if (!sep)
         return rk__err(RK_EINVAL, "%s: expected scheme://..., e.g. redis://host:6379/0", what);
     span scheme = {uri, sep};
-    bool is_unix = false;
+    a->is_unix = false;
     if (sep - uri == 5 && !strncasecmp(uri, "redis", 5))
         ep->tls = false;
     else if (sep - uri == 6 && !strncasecmp(uri, "rediss", 6))
         ep->tls = true;
     else if (sep - uri == 4 && !strncasecmp(uri, "unix", 4))
-        is_unix = true, ep->tls = false; /* a former rediss:// must not make it TLS */
+        a->is_unix = true, ep->tls = false; /* a former rediss:// must not make it TLS */
     else if (!is_scheme(scheme)) /* "admin:hunter2@redis://h": the "scheme" holds a password */
         return rk__err(RK_EINVAL,
                        "%s: the text before '://' is not a scheme (expected redis, "
@@ -292,9 +299,101 @@ int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
     else
         return rk__err(RK_EINVAL, "%s: unknown scheme '%.*s' (expected redis, rediss or unix)",
                        what, (int)(scheme.e - scheme.b), scheme.b);
-    span rest = {sep + 3, uri + strlen(uri)};
-    int rc = parse_after_scheme(ep, rest, is_unix, what);
-    if (rc != RK_OK)
-        clear_address(ep);
+    return parse_after_scheme(ep, (span){sep + 3, uri + strlen(uri)}, a, what);
+}
+
+static size_t count_hosts(span h)
+{
+    size_t n = 1;
+    for (const char *p = h.b; p < h.e; p++)
+        n += *p == ',';
+    return n;
+}
+
+/* Host `i` of `n` into `ep`. Alone, an empty host is localhost (redis:// as redis-cli reads
+ * it); in a list it is a typo, and messages say which host of the list is wrong. */
+static int parse_host(rk__endpoint *ep, span item, size_t i, size_t n, const authority *a,
+                      const char *what)
+{
+    char label[300];
+    if (n == 1)
+        return parse_hostport(ep, item, a->had_userinfo, what);
+    snprintf(label, sizeof label, "%s (host %zu of %zu)", what, i + 1, n);
+    if (item.b == item.e || *item.b == ':')
+        return rk__err(RK_EINVAL, "%s: the host is empty (expected host:port,host:port,...)",
+                       label);
+    return parse_hostport(ep, item, a->had_userinfo, label);
+}
+
+/* One endpoint per host of `a`, each a copy of `shared` with its own host and port. */
+static int split_hosts(rk__endpoint *out, size_t n, const rk__endpoint *shared, const authority *a,
+                       const char *what)
+{
+    span rest = a->hosts;
+    int rc = RK_OK;
+    for (size_t i = 0; rc == RK_OK && i < n; i++) {
+        const char *comma = memchr(rest.b, ',', (size_t)(rest.e - rest.b));
+        span item = {rest.b, comma ? comma : rest.e};
+        rest.b = comma ? comma + 1 : rest.e;
+        rc = rk__endpoint_copy(&out[i], shared);
+        rc = rc == RK_OK ? parse_host(&out[i], item, i, n, a, what) : rk__err_prefix("%s: ", what);
+    }
     return rc;
+}
+
+int rk__uri_parse_list(rk__endpoint **eps, size_t *n, const rk__endpoint *tmpl, const char *uri,
+                       const char *what)
+{
+    rk__endpoint shared, *out = NULL;
+    authority a = {.is_unix = false};
+    size_t count = 0;
+    *eps = NULL;
+    *n = 0;
+    int rc = rk__endpoint_copy(&shared, tmpl) ? rk__err_prefix("%s: ", what) : RK_OK;
+    if (rc == RK_OK && (rc = parse_shared(&shared, uri, &a, what)) == RK_OK)
+        count = a.is_unix ? 1 : count_hosts(a.hosts);
+    if (rc == RK_OK && count > RK__URI_MAX_HOSTS)
+        rc = rk__err(RK_EINVAL, "%s lists %zu hosts (at most %d)", what, count, RK__URI_MAX_HOSTS);
+    if (rc == RK_OK && !(out = rk__calloc(count, sizeof *out)))
+        rc = rk__err(RK_ENOMEM, "%s: cannot allocate %zu endpoints", what, count);
+    if (rc == RK_OK && a.is_unix) { /* the socket path is its whole address */
+        out[0] = shared;
+        shared = (rk__endpoint){.port = 0};
+    } else if (rc == RK_OK) {
+        rc = split_hosts(out, count, &shared, &a, what);
+    }
+    rk__endpoint_clear(&shared);
+    if (rc != RK_OK) {
+        rk__seeds_free(out, count);
+        return rc;
+    }
+    *eps = out;
+    *n = count;
+    return RK_OK;
+}
+
+void rk__seeds_free(rk__endpoint *eps, size_t n)
+{
+    for (size_t i = 0; eps && i < n; i++)
+        rk__endpoint_clear(&eps[i]);
+    rk__free(eps);
+}
+
+int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what)
+{
+    rk__endpoint *eps;
+    size_t n;
+    int rc = rk__uri_parse_list(&eps, &n, ep, uri, what);
+    if (rc == RK_OK && n > 1) {
+        rk__seeds_free(eps, n);
+        rc = rk__err(RK_EINVAL, "%s lists %zu hosts where one is expected", what, n);
+    }
+    if (rc != RK_OK) {
+        clear_address(ep);
+        return rc;
+    }
+    rk__endpoint_clear(ep);
+    *ep = eps[0];
+    rk__free(eps);
+    return RK_OK;
 }

@@ -42,8 +42,22 @@ const char *rk__endpoint_name(const rk__endpoint *ep, char *buf, size_t cap);
 
 /* Parse redis://[user[:password]@]host[:port][/db], rediss://... (TLS) or
  * unix:///path/to/socket[?db=N] into `ep` (whose previous strings are freed; `db` is set only
- * when the URI names one).
+ * when the URI names one). A URI listing several hosts is refused: see rk__uri_parse_list.
  * RK_EINVAL names `what` (the configuration key) and the problem, never the password. */
 int rk__uri_parse(rk__endpoint *ep, const char *uri, const char *what);
+
+#define RK__URI_MAX_HOSTS 64
+
+/* Parse a URI that may list several hosts, redis://[user[:password]@]h1[:p1],h2[:p2][/db]
+ * (rediss:// alike; IPv6 as [::1]:p; 6379 for a host without a port; unix:// names one socket),
+ * into `*n` >= 1 new endpoints, in the order of the list. Each starts as a copy of `tmpl` (so
+ * its db stays unless the URI names one) and shares the URI's user info, database and TLS.
+ * An empty host in a list, a bad port or more than RK__URI_MAX_HOSTS hosts is RK_EINVAL, as in
+ * rk__uri_parse. Free the array with rk__seeds_free. */
+int rk__uri_parse_list(rk__endpoint **eps, size_t *n, const rk__endpoint *tmpl, const char *uri,
+                       const char *what);
+
+/* Clear each of the `n` endpoints and free the array (NULL-safe). */
+void rk__seeds_free(rk__endpoint *eps, size_t n);
 
 #endif

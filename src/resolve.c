@@ -7,6 +7,7 @@
 #include "alloc.h"
 #include "config_int.h"
 #include "error_int.h"
+#include "log.h"
 #include "references_int.h"
 
 #define DAY_MS 86400000u
@@ -99,6 +100,39 @@ static int apply_tls(rk__endpoint *ep, const rk_config *cfg)
     return rc;
 }
 
+static const rk__config_word cluster_words[] = {
+    {"auto", RK__CLUSTER_AUTO}, {"true", RK__CLUSTER_ON},
+    {"yes", RK__CLUSTER_ON},    {"on", RK__CLUSTER_ON},
+    {"1", RK__CLUSTER_ON},      {"false", RK__CLUSTER_OFF},
+    {"no", RK__CLUSTER_OFF},    {"off", RK__CLUSTER_OFF},
+    {"0", RK__CLUSTER_OFF},     {NULL, 0}};
+static const rk__config_word read_from_words[] = {{"master", 0}, {"replica", 1}, {NULL, 0}};
+
+/* options.cluster, options.max_redirects, options.topology_refresh and options.read_from. */
+static int cluster_options_parse(rk__options *o, const rk_config *cfg)
+{
+    int mode = RK__CLUSTER_AUTO, replicas = 0;
+    int rc = rk__config_enum(cfg, "options.cluster", cluster_words, RK__CLUSTER_AUTO,
+                             "auto, true or false (or yes/no, on/off, 1/0)", &mode);
+    if (rc == RK_OK)
+        rc = rk__config_enum(cfg, "options.read_from", read_from_words, 0, "master or replica",
+                             &replicas);
+    if (rc == RK_OK)
+        rc = rk__config_u64(cfg, "options.max_redirects", 5, 0, 100, &o->max_redirects);
+    if (rc == RK_OK)
+        rc = rk__config_u64(cfg, "options.topology_refresh", 60000, 1, DAY_MS,
+                            &o->topology_refresh_ms);
+    o->cluster = (rk__cluster_mode)mode;
+    o->read_replicas = replicas;
+    /* With auto, a database is fine until a cluster answers: the cluster client refuses it then. */
+    if (rc == RK_OK && o->cluster == RK__CLUSTER_ON && o->db != 0)
+        rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                           "options.cluster=true cannot be used with options.db_num=%llu: a "
+                           "Redis Cluster has database 0 only",
+                           (unsigned long long)o->db);
+    return rc;
+}
+
 int rk__options_parse(rk__options *o, const rk_config *cfg)
 {
     memset(o, 0, sizeof *o);
@@ -117,6 +151,7 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_bool(cfg, "options.lock_fencing", false, &o->lock_fencing)) ||
         (rc = rk__config_u64(cfg, "options.lock_yield_to_pollers", 0, 0, DAY_MS,
                              &o->lock_yield_ms)) ||
+        (rc = cluster_options_parse(o, cfg)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
         (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {
         rk__options_clear(o);
@@ -147,14 +182,19 @@ void rk__options_clear(rk__options *o)
 /* ---- sections: "connections.<name>.*" wins over "connection.*", as in pip-services ---- */
 
 typedef struct {
-    rk_config **items;
+    rk_config *cfg;
+    char label[256]; /* "connections.<name>" or "connection": the key prefix, for messages too */
+} section;
+
+typedef struct {
+    section *items;
     size_t count;
 } section_list;
 
 static void sections_free(section_list *l)
 {
     for (size_t i = 0; i < l->count; i++)
-        rk_config_free(l->items[i]);
+        rk_config_free(l->items[i].cfg);
     rk__free(l->items);
     l->items = NULL;
     l->count = 0;
@@ -176,17 +216,19 @@ static int sections_get(section_list *l, const rk_config *cfg, const char *many,
     }
     const char *name = names;
     for (size_t i = 0; rc == RK_OK && i < n; i++, name += strlen(name) + 1) {
-        char prefix[256];
-        snprintf(prefix, sizeof prefix, "%s.%s", many, name);
-        if ((rc = rk__config_section(&l->items[l->count], cfg, prefix)) == RK_OK)
+        section *s = &l->items[l->count];
+        snprintf(s->label, sizeof s->label, "%s.%s", many, name);
+        if ((rc = rk__config_section(&s->cfg, cfg, s->label)) == RK_OK)
             l->count++;
     }
     rk__free(names);
-    if (rc == RK_OK && n == 0 && (rc = rk__config_section(&l->items[0], cfg, one)) == RK_OK) {
-        if (rk_config_count(l->items[0]) > 0)
+    section *s = &l->items[0];
+    if (rc == RK_OK && n == 0 && (rc = rk__config_section(&s->cfg, cfg, one)) == RK_OK) {
+        snprintf(s->label, sizeof s->label, "%s", one);
+        if (rk_config_count(s->cfg) > 0)
             l->count = 1;
         else
-            rk_config_free(l->items[0]);
+            rk_config_free(s->cfg);
     }
     if (rc != RK_OK)
         sections_free(l);
@@ -209,31 +251,25 @@ static int merge(rk_config **out, const rk_config *base, const rk_config *top)
 
 typedef int (*lookup_fn)(const rk_references *, const rk_context *, const char *, rk_config **);
 
-/* The first section without `via_key`, else the first one `lookup` resolves. `*out` stays
- * NULL when nothing is configured or found. */
-static int pick(rk_config **out, const section_list *l, const char *via_key, lookup_fn lookup,
-                const rk_references *refs, const rk_context *ctx, bool merge_found)
+/* A section as configured, or what `lookup` finds for its `via_key` (merged over the
+ * configured values when `merge_found`). `*out` stays NULL when the lookup finds nothing. */
+static int section_resolve(rk_config **out, const rk_config *sec, const char *via_key,
+                           lookup_fn lookup, const rk_references *refs, const rk_context *ctx,
+                           bool merge_found)
 {
+    const char *key = rk_config_get(sec, via_key);
+    rk_config *found;
     *out = NULL;
-    for (size_t i = 0; i < l->count; i++)
-        if (!rk_config_get(l->items[i], via_key))
-            return rk__config_copy(out, l->items[i]);
-    for (size_t i = 0; i < l->count; i++) {
-        rk_config *found;
-        int rc = lookup(refs, ctx, rk_config_get(l->items[i], via_key), &found);
-        if (rc != RK_OK)
-            return rc;
-        if (!found)
-            continue;
-        if (!merge_found) {
-            *out = found;
-            return RK_OK;
-        }
-        rc = merge(out, l->items[i], found);
-        rk_config_free(found);
+    if (!key)
+        return rk__config_copy(out, sec);
+    int rc = lookup(refs, ctx, key, &found);
+    if (rc != RK_OK || !found || !merge_found) {
+        *out = found;
         return rc;
     }
-    return RK_OK;
+    rc = merge(out, sec, found);
+    rk_config_free(found);
+    return rc;
 }
 
 static const char *either(const rk_config *c, const char *a, const char *b)
@@ -242,34 +278,158 @@ static const char *either(const rk_config *c, const char *a, const char *b)
     return v ? v : rk_config_get(c, b);
 }
 
-static int apply_connection(rk__endpoint *ep, const rk_config *conn)
+/* ---- connections: every one is a seed ---- */
+
+typedef struct {
+    rk__endpoint *items;
+    size_t count, cap;
+} seed_list;
+
+/* Room for `n` more seeds. */
+static int seeds_reserve(seed_list *s, size_t n)
 {
-    const char *uri = rk_config_get(conn, "uri");
-    if (uri)
-        return rk__uri_parse(ep, uri, "connection.uri");
+    if (s->count + n <= s->cap)
+        return RK_OK;
+    size_t cap = s->cap * 2 > s->count + n ? s->cap * 2 : s->count + n;
+    rk__endpoint *items = rk__realloc(s->items, cap * sizeof *items);
+    if (!items)
+        return rk__err(RK_ENOMEM, "cannot list the connections");
+    s->items = items;
+    s->cap = cap;
+    return RK_OK;
+}
+
+/* Append `eps` (taking them over, array included). */
+static int seeds_take(seed_list *s, rk__endpoint *eps, size_t n)
+{
+    int rc = seeds_reserve(s, n);
+    if (rc != RK_OK) {
+        rk__seeds_free(eps, n);
+        return rc;
+    }
+    memcpy(s->items + s->count, eps, n * sizeof *eps);
+    s->count += n;
+    rk__free(eps);
+    return RK_OK;
+}
+
+/* A Redis Cluster has database 0 only. options.db_num was checked at configure; a URI (which
+ * discovery may supply) can only be checked here. */
+static int cluster_db_check(const rk__endpoint *ep, const rk__options *o, const char *what)
+{
+    if (o->cluster != RK__CLUSTER_ON || ep->db == 0)
+        return RK_OK;
+    return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                         "options.cluster=true cannot be used with database %u of %s: a Redis "
+                         "Cluster has database 0 only",
+                         ep->db, what);
+}
+
+static int apply_uri(seed_list *s, const char *uri, const char *label, const rk__options *o)
+{
+    char what[264];
+    rk__endpoint tmpl = {.db = (unsigned)o->db, .connect_timeout_ms = o->connect_timeout_ms}, *eps;
+    size_t n;
+    snprintf(what, sizeof what, "%s.uri", label);
+    int rc = rk__uri_parse_list(&eps, &n, &tmpl, uri, what);
+    if (rc != RK_OK)
+        return rc;
+    if ((rc = cluster_db_check(&eps[0], o, what)) != RK_OK) { /* the hosts share the db */
+        rk__seeds_free(eps, n);
+        return rc;
+    }
+    return seeds_take(s, eps, n);
+}
+
+static int check_protocol(const char *protocol, const char *label)
+{
+    if (!protocol || !strcmp(protocol, "redis") || !strcmp(protocol, "rediss"))
+        return RK_OK;
+    if (rk__config_may_quote("protocol", protocol))
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "%s.protocol: '%s' is not redis or rediss", label, protocol);
+    return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                         "%s.protocol is not redis or rediss (not shown: it looks like a URI; a "
+                         "URI goes in %s.uri)",
+                         label, label);
+}
+
+/* host (or ip), port and protocol: one endpoint. */
+static int host_port(rk__endpoint *ep, const rk_config *conn, const char *label,
+                     const rk__options *o)
+{
     const char *protocol = rk_config_get(conn, "protocol"), *host = either(conn, "host", "ip");
     uint64_t port;
     int rc = rk__config_u64(conn, "port", 6379, 1, 65535, &port);
     if (rc != RK_OK)
-        return rk__err_prefix("connection.port: ");
-    if (protocol && strcmp(protocol, "redis") && strcmp(protocol, "rediss"))
-        return rk__config_may_quote("protocol", protocol)
-                   ? rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
-                                   "connection.protocol: '%s' is not redis or rediss", protocol)
-                   : rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
-                                   "connection.protocol is not redis or rediss (not shown: it "
-                                   "looks like a URI; a URI goes in connection.uri)");
+        return rk__err_prefix("%s.port: ", label);
+    if ((rc = check_protocol(protocol, label)) != RK_OK)
+        return rc;
     /* "admin:hunter2@h" or "redis://..." as a host would reach DNS and every message naming the
      * host, password included. */
     if (host && strpbrk(host, "@/"))
         return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
-                             "connection.host is not a host name: it has '@' or '/' (not "
-                             "shown; a URI goes in connection.uri)");
-    ep->tls = protocol && !strcmp(protocol, "rediss");
-    ep->port = (uint16_t)port;
+                             "%s.host is not a host name: it has '@' or '/' (not shown; a URI "
+                             "goes in %s.uri)",
+                             label, label);
+    *ep = (rk__endpoint){.port = (uint16_t)port,
+                         .tls = protocol && !strcmp(protocol, "rediss"),
+                         .db = (unsigned)o->db,
+                         .connect_timeout_ms = o->connect_timeout_ms};
     ep->host = rk__strdup(host && *host ? host : "localhost");
     return ep->host ? RK_OK : rk__err(RK_ENOMEM, "cannot copy the host name");
 }
+
+static int apply_connection(seed_list *s, const rk_config *conn, const char *label,
+                            const rk__options *o)
+{
+    const char *uri = rk_config_get(conn, "uri");
+    if (uri)
+        return apply_uri(s, uri, label, o);
+    int rc = seeds_reserve(s, 1);
+    if (rc == RK_OK && (rc = host_port(&s->items[s->count], conn, label, o)) == RK_OK)
+        s->count++;
+    return rc;
+}
+
+/* A discovery_key the discovery does not know: another connection may do, so this one is only
+ * noted. Returns the first such key, for the error when none is left. */
+static const char *skipped(const section_list *l, size_t i, const char *first)
+{
+    const char *key = rk_config_get(l->items[i].cfg, "discovery_key");
+    if (l->count > 1) /* alone, the error says it */
+        rk__log(RK_LOG_WARN, "%s.discovery_key '%s' was not found: that connection is skipped",
+                l->items[i].label, key);
+    return first ? first : key;
+}
+
+static int resolve_connections(seed_list *s, const rk_config *cfg, const rk_references *refs,
+                               const rk__options *o, const rk_context *ctx)
+{
+    section_list l;
+    const char *missing = NULL;
+    int rc = sections_get(&l, cfg, "connections", "connection");
+    if (rc == RK_OK && l.count == 0)
+        rc = rk__err(RK_ENOCONN, "Connection is not configured (set connection.host, "
+                                 "connection.uri or connection.discovery_key)");
+    for (size_t i = 0; rc == RK_OK && i < l.count; i++) {
+        rk_config *conn;
+        rc = section_resolve(&conn, l.items[i].cfg, "discovery_key", rk__references_discover, refs,
+                             ctx, true);
+        if (rc == RK_OK && conn)
+            rc = apply_connection(s, conn, l.items[i].label, o);
+        else if (rc == RK_OK) /* as pip-services' resolveAll: skipped */
+            missing = skipped(&l, i, missing);
+        rk_config_free(conn);
+    }
+    if (rc == RK_OK && s->count == 0)
+        rc = rk__err(RK_ENOCONN, "Connection is not configured: discovery_key '%s' was not found",
+                     missing);
+    sections_free(&l);
+    return rc;
+}
+
+/* ---- the credential: one, applied to every seed ---- */
 
 static int apply_credential(rk__endpoint *ep, const rk_config *cred)
 {
@@ -287,60 +447,96 @@ static int apply_credential(rk__endpoint *ep, const rk_config *cred)
     return RK_OK;
 }
 
-static int resolve_connection(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
-                              const rk_context *ctx)
+/* The first section without store_key, else the first one the credential store knows. */
+static int pick_credential(rk_config **out, const section_list *l, const rk_references *refs,
+                           const rk_context *ctx)
 {
-    section_list l;
-    rk_config *conn = NULL;
-    int rc = sections_get(&l, cfg, "connections", "connection");
-    if (rc == RK_OK && l.count == 0)
-        rc = rk__err(RK_ENOCONN, "Connection is not configured (set connection.host, "
-                                 "connection.uri or connection.discovery_key)");
-    if (rc == RK_OK)
-        rc = pick(&conn, &l, "discovery_key", rk__references_discover, refs, ctx, true);
-    if (rc == RK_OK && !conn)
-        rc = rk__err(RK_ENOCONN,
-                     "Connection is not configured: discovery_key '%s' was not "
-                     "found",
-                     rk_config_get(l.items[0], "discovery_key"));
-    if (rc == RK_OK)
-        rc = apply_connection(ep, conn);
-    rk_config_free(conn);
-    sections_free(&l);
+    *out = NULL;
+    for (size_t i = 0; i < l->count; i++)
+        if (!rk_config_get(l->items[i].cfg, "store_key"))
+            return rk__config_copy(out, l->items[i].cfg);
+    int rc = RK_OK;
+    for (size_t i = 0; rc == RK_OK && !*out && i < l->count; i++)
+        rc = section_resolve(out, l->items[i].cfg, "store_key", rk__references_credential, refs,
+                             ctx, false);
     return rc;
 }
 
-static int resolve_credential(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
+static int resolve_credential(seed_list *s, const rk_config *cfg, const rk_references *refs,
                               const rk_context *ctx)
 {
     section_list l;
     rk_config *cred = NULL;
     int rc = sections_get(&l, cfg, "credentials", "credential");
     if (rc == RK_OK && l.count)
-        rc = pick(&cred, &l, "store_key", rk__references_credential, refs, ctx, false);
+        rc = pick_credential(&cred, &l, refs, ctx);
     if (rc == RK_OK && l.count && !cred)
         rc = rk__err_named(RK_EINVAL, "MISSING_CREDENTIALS", "Misconfiguration", NULL,
                            "credential.store_key was not found in the credential store (its "
                            "value is not shown, as no credential.* value is)");
-    if (rc == RK_OK && cred)
-        rc = apply_credential(ep, cred);
+    for (size_t i = 0; rc == RK_OK && cred && i < s->count; i++)
+        rc = apply_credential(&s->items[i], cred);
     rk_config_free(cred);
     sections_free(&l);
+    return rc;
+}
+
+/* ---- TLS: the same options for every seed ---- */
+
+/* A plaintext seed among TLS ones would send the password in the clear, and one TLS context
+ * serves them all: a mix is refused rather than guessed at. */
+static int same_tls(const seed_list *s)
+{
+    char a[80], b[80];
+    for (size_t i = 1; i < s->count; i++)
+        if (s->items[i].tls != s->items[0].tls)
+            return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                 "the connections mix TLS and plaintext: %s is %s but %s is not "
+                                 "(use rediss:// or connection.protocol=rediss for all, or "
+                                 "options.tls=true)",
+                                 rk__endpoint_name(&s->items[0], a, sizeof a),
+                                 s->items[0].tls ? "TLS" : "plaintext",
+                                 rk__endpoint_name(&s->items[i], b, sizeof b));
+    return RK_OK;
+}
+
+static int apply_tls_all(seed_list *s, const rk_config *cfg)
+{
+    int rc = RK_OK;
+    for (size_t i = 0; rc == RK_OK && i < s->count; i++)
+        rc = apply_tls(&s->items[i], cfg);
+    return rc == RK_OK ? same_tls(s) : rc;
+}
+
+int rk__resolve_seeds(rk__endpoint **eps, size_t *n, const rk_config *cfg,
+                      const rk_references *refs, const rk__options *o, const rk_context *ctx)
+{
+    seed_list s = {NULL, 0, 0};
+    int rc = resolve_connections(&s, cfg, refs, o, ctx);
+    if (rc == RK_OK)
+        rc = resolve_credential(&s, cfg, refs, ctx);
+    if (rc == RK_OK)
+        rc = apply_tls_all(&s, cfg);
+    if (rc != RK_OK) {
+        rk__seeds_free(s.items, s.count);
+        s = (seed_list){NULL, 0, 0};
+    }
+    *eps = s.items;
+    *n = s.count;
     return rc;
 }
 
 int rk__resolve_endpoint(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
                          const rk__options *o, const rk_context *ctx)
 {
+    rk__endpoint *eps;
+    size_t n;
     memset(ep, 0, sizeof *ep);
-    ep->db = (unsigned)o->db;
-    ep->connect_timeout_ms = o->connect_timeout_ms;
-    int rc = resolve_connection(ep, cfg, refs, ctx);
-    if (rc == RK_OK)
-        rc = resolve_credential(ep, cfg, refs, ctx);
-    if (rc == RK_OK)
-        rc = apply_tls(ep, cfg);
+    int rc = rk__resolve_seeds(&eps, &n, cfg, refs, o, ctx);
     if (rc != RK_OK)
-        rk__endpoint_clear(ep);
-    return rc;
+        return rc;
+    *ep = eps[0];
+    memset(&eps[0], 0, sizeof eps[0]); /* moved out */
+    rk__seeds_free(eps, n);
+    return RK_OK;
 }

@@ -1,11 +1,18 @@
 /* From configuration and references to what a component runs with: its options (validated at
- * configure) and its endpoint (resolved at open, through discovery and the credential store
- * when the configuration asks for them). */
+ * configure) and its endpoints, the seeds (resolved at open, through discovery and the
+ * credential store when the configuration asks for them). */
 #ifndef RK_RESOLVE_H
 #define RK_RESOLVE_H
 
 #include "endpoint.h"
 #include "redkit/config.h"
+
+/* options.cluster */
+typedef enum rk__cluster_mode {
+    RK__CLUSTER_AUTO, /* Redis Cluster when the servers are one: found out at open */
+    RK__CLUSTER_ON,
+    RK__CLUSTER_OFF,
+} rk__cluster_mode;
 
 typedef struct rk__options {
     uint64_t connect_timeout_ms; /* options.connect_timeout, 5000 */
@@ -17,10 +24,14 @@ typedef struct rk__options {
     uint64_t default_ttl_ms;     /* options.default_ttl, 60000 */
     char *prefix;                /* options.prefix, "" */
     size_t prefix_len;
-    char *resource_tag;       /* options.resource_tag (memolock), NULL */
-    uint64_t lock_timeout_ms; /* options.lock_timeout (memolock), 5000 */
-    bool lock_fencing;        /* options.lock_fencing (lock), false */
-    uint64_t lock_yield_ms;   /* options.lock_yield_to_pollers (lock), 0: never */
+    char *resource_tag;           /* options.resource_tag (memolock), NULL */
+    uint64_t lock_timeout_ms;     /* options.lock_timeout (memolock), 5000 */
+    bool lock_fencing;            /* options.lock_fencing (lock), false */
+    uint64_t lock_yield_ms;       /* options.lock_yield_to_pollers (lock), 0: never */
+    rk__cluster_mode cluster;     /* options.cluster, auto */
+    uint64_t max_redirects;       /* options.max_redirects, 5: MOVED/ASK followed per call */
+    uint64_t topology_refresh_ms; /* options.topology_refresh, 60000 */
+    bool read_replicas;           /* options.read_from=replica; master by default */
 } rk__options;
 
 /* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. */
@@ -28,10 +39,18 @@ int rk__options_parse(rk__options *o, const rk_config *cfg);
 void rk__options_clear(rk__options *o);
 int rk__options_copy(rk__options *dst, const rk__options *src); /* RK_OK or RK_ENOMEM */
 
-/* Resolve the connection (connections.<name>.* or connection.*; the first entry without
- * discovery_key wins, else discovery) and the credential (likewise, with store_key).
+/* Every configured endpoint, in configuration order: each host of a multi-host URI,
+ * connection.*, or each connections.<name>.* (connection.* is then ignored; a discovery_key is
+ * resolved, and one the discovery does not know is skipped), each with the credential
+ * (credential.* or credentials.<name>.*: the first without store_key, else the store's) and the
+ * TLS options applied. n >= 1 on success; free with rk__seeds_free (endpoint.h).
  * RK_ENOCONN when nothing is configured or discovered, RK_EREF when a lookup needs a missing
- * reference, RK_EINVAL for bad values. */
+ * reference, RK_EINVAL for bad values (the key named, never a password), for seeds mixing TLS
+ * and plaintext, and for a URI database other than 0 with options.cluster=true. */
+int rk__resolve_seeds(rk__endpoint **eps, size_t *n, const rk_config *cfg,
+                      const rk_references *refs, const rk__options *o, const rk_context *ctx);
+
+/* The first seed of rk__resolve_seeds, for callers that want one endpoint. */
 int rk__resolve_endpoint(rk__endpoint *ep, const rk_config *cfg, const rk_references *refs,
                          const rk__options *o, const rk_context *ctx);
 

@@ -11,6 +11,7 @@
 
 #include "endpoint.h"
 #include "pool.h"
+#include "resolve.h"
 #include "resp.h"
 
 /* One server and the connections to it. Nodes live as long as their topology: a pointer to
@@ -55,8 +56,9 @@ struct rk__topology {
 int rk__node_init(rk__node *n, const rk__endpoint *ep, void *tls_ctx, size_t max_connections);
 void rk__node_destroy(rk__node *n);
 
-/* One server: every key goes to it and nothing can be refreshed. */
-int rk__topology_single_new(rk__topology **out, const rk__endpoint *ep, void *tls_ctx,
+/* One server, reached at the first of `n` endpoints that answers: every key goes to it; a
+ * failed connection moves on to the next endpoint (refresh with RK__REPLY_CONN). */
+int rk__topology_single_new(rk__topology **out, const rk__endpoint *eps, size_t n, void *tls_ctx,
                             size_t max_connections);
 
 /* A Redis Cluster, from the reply of CLUSTER SLOTS that `seeds[from]` gave: slots to masters
@@ -66,6 +68,6 @@ int rk__topology_single_new(rk__topology **out, const rk__endpoint *ep, void *tl
  * (READONLY), or to its master when none is up. */
 int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size_t nseeds,
                              size_t from, const redisReply *slots, void *tls_ctx,
-                             const struct rk__options *o);
+                             const rk__options *o);
 
 #endif

@@ -68,7 +68,7 @@ numsub() { rcli pubsub numsub "$1" | sed -n 2p; }
 
 # Predicates for wait_for: at least N subscribers on CHANNEL; N waiters queued for lock KEY.
 numsub_ge() { [ "$(numsub "$1")" -ge "$2" ]; }
-queued() { [ "$(rcli llen "redkit:lock-queue:$PREFIX$1")" = "$2" ]; }
+queued() { [ "$(rcli llen "redkit:lock-queue:{$PREFIX$1}")" = "$2" ]; }
 
 # start_server ARGS...: a private redis-server on a free loopback port, killed at exit. Sets
 # SERVER_PORT and SERVER_PID.

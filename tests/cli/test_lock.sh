@@ -64,7 +64,7 @@ contains "$err" "gave up after 700ms"
 [[ $err != *$'\r'* && $err != *$'\e'* ]] || fail "no progress display when stderr is no TTY"
 expect 75 rk lock run busy --wait 0s -- echo never
 [ $((SECONDS - start)) -lt 20 ] || fail "--wait should bound the wait"
-[ "$(rcli llen "redkit:lock-queue:${PREFIX}busy")" = 0 ] || fail "a waiter that gave up left its queue place"
+[ "$(rcli llen "redkit:lock-queue:{${PREFIX}busy}")" = 0 ] || fail "a waiter that gave up left its queue place"
 ok "a lock that stays taken exits 75 after --wait (0s: one attempt) and leaves the queue"
 
 # On a terminal the wait shows a one-line progress display (script(1) provides the TTY). It

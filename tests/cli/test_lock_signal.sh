@@ -37,7 +37,7 @@ wait "$pid" || rc=$?
 [ ! -s "$TMP/out2" ] || fail "CMD must not run"
 contains "$(cat "$TMP/err2")" "interrupted by SIGINT"
 [ "$(rcli get "${PREFIX}busy")" = "$token" ] || fail "the holder's lock must be untouched"
-[ "$(rcli llen "redkit:lock-queue:${PREFIX}busy")" = 0 ] || fail "the waiter kept its queue place"
+[ "$(rcli llen "redkit:lock-queue:{${PREFIX}busy}")" = 0 ] || fail "the waiter kept its queue place"
 ok "SIGINT interrupts a lock wait (exit 130) and leaves the queue"
 
 # SIGTERM while waiting, with a second waiter queued behind: the first leaves the queue, so the
@@ -58,11 +58,11 @@ wait "$first" || rc=$?
 # The second waiter steps out of the queue for a moment between its wait slices, so it may be
 # missing from a sample; the first one, had it stayed, would show in every sample.
 for _ in $(seq 1 20); do
-    [ "$(rcli llen "redkit:lock-queue:${PREFIX}busy")" -le 1 ] || fail "SIGTERM should leave the queue"
+    [ "$(rcli llen "redkit:lock-queue:{${PREFIX}busy}")" -le 1 ] || fail "SIGTERM should leave the queue"
 done
 expect 0 rk lock release busy --token "$token"
 wait "$second" || fail "the second waiter failed: $(cat "$TMP/err4")"
 [ "$(cat "$TMP/out4")" = second ] || fail "the second waiter should have run"
 [ "$(rcli exists "${PREFIX}busy")" = 0 ] || fail "the lock should be released"
-[ "$(rcli llen "redkit:lock-queue:${PREFIX}busy")" = 0 ] || fail "the queue should be empty"
+[ "$(rcli llen "redkit:lock-queue:{${PREFIX}busy}")" = 0 ] || fail "the queue should be empty"
 ok "SIGTERM ends a lock wait (exit 143), leaves the queue, and the next waiter gets the lock"

@@ -105,7 +105,7 @@ static void close_and_check(const char *what, job *j, pthread_t t, int (*do_clos
 static long long queue_length(const rkt_server *s, const char *key)
 {
     char queue[256];
-    snprintf(queue, sizeof queue, "redkit:lock-queue:%s%s", rkt_prefix(), key);
+    snprintf(queue, sizeof queue, "redkit:lock-queue:{%s%s}", rkt_prefix(), key);
     redisContext *c = rkt_raw_port(s->port);
     redisReply *r = rkt_cmd(c, "LLEN", queue, NULL);
     long long n = r->integer;

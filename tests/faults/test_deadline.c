@@ -67,7 +67,7 @@ static void *acquire_thread(void *arg)
 static void wait_queued(const rkt_server *s, const char *key)
 {
     char queue[256];
-    snprintf(queue, sizeof queue, "redkit:lock-queue:%s", full(key));
+    snprintf(queue, sizeof queue, "redkit:lock-queue:{%s}", full(key));
     redisContext *c = rkt_raw_port(s->port);
     for (;;) {
         redisReply *r = rkt_cmd(c, "LLEN", queue, NULL);

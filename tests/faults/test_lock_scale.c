@@ -48,7 +48,7 @@ static const char *full(const char *key)
 static void wait_queued(const rkt_server *s, const char *key, long long n)
 {
     char queue[160];
-    snprintf(queue, sizeof queue, "redkit:lock-queue:%s", full(key));
+    snprintf(queue, sizeof queue, "redkit:lock-queue:{%s}", full(key));
     uint64_t deadline = rkt_now_ms() + STATE_WAIT_MS;
     long long have;
     while ((have = rkt_server_int(s, "LLEN", queue)) != n) {

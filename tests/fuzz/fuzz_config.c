@@ -66,16 +66,19 @@ static void resolve(const rk_config *cfg)
     FUZZ_CHECK(rk_references_new(&refs) == RK_OK);
     FUZZ_CHECK(rk_references_set_memory_discovery(refs, cfg) == RK_OK);
     FUZZ_CHECK(rk_references_set_memory_credential_store(refs, cfg) == RK_OK);
-    rk__endpoint ep;
-    rc = rk__resolve_endpoint(&ep, cfg, refs, &o, NULL);
-    if (rc == RK_OK) {
-        FUZZ_CHECK((ep.host != NULL) != (ep.path != NULL));
-        FUZZ_CHECK(ep.path || ep.port > 0);
-        rk__endpoint_clear(&ep);
-    } else {
-        FUZZ_CHECK(rc == RK_EINVAL || rc == RK_ENOCONN || rc == RK_ENOMEM);
-        FUZZ_CHECK(ep.host == NULL && ep.path == NULL && ep.password == NULL);
+    rk__endpoint *eps;
+    size_t n;
+    rc = rk__resolve_seeds(&eps, &n, cfg, refs, &o, NULL);
+    FUZZ_CHECK((rc == RK_OK) == (eps != NULL) && (rc == RK_OK) == (n >= 1));
+    for (size_t i = 0; i < n; i++) {
+        FUZZ_CHECK((eps[i].host != NULL) != (eps[i].path != NULL));
+        FUZZ_CHECK(eps[i].path || eps[i].port > 0);
+        FUZZ_CHECK(eps[i].tls == eps[0].tls);
+        FUZZ_CHECK(o.cluster != RK__CLUSTER_ON || eps[i].db == 0);
     }
+    if (rc != RK_OK)
+        FUZZ_CHECK(rc == RK_EINVAL || rc == RK_ENOCONN || rc == RK_ENOMEM);
+    rk__seeds_free(eps, n);
     rk_references_free(refs);
     rk__options_clear(&o);
 }

@@ -1,5 +1,5 @@
 /* Fuzz target: the connection.uri parser (rk__uri_parse), applied twice to one endpoint as a
- * re-configuration would, then copied and named. */
+ * re-configuration would, then copied and named; and its host-list form (rk__uri_parse_list). */
 #include <string.h>
 
 #include "endpoint.h"
@@ -21,6 +21,24 @@ static void check(const rk__endpoint *ep, int rc)
     FUZZ_CHECK(!ep->host && !ep->path && !ep->username && !ep->password);
 }
 
+/* Every host of a list shares the URI's user info, database and TLS. */
+static void check_list(const char *s)
+{
+    rk__endpoint tmpl = {.db = 7}, *eps = &tmpl;
+    size_t n = 1;
+    int rc = rk__uri_parse_list(&eps, &n, &tmpl, s, "connection.uri");
+    FUZZ_CHECK((rc == RK_OK) == (eps != NULL) && (rc == RK_OK) == (n >= 1));
+    FUZZ_CHECK(n <= RK__URI_MAX_HOSTS);
+    if (rc != RK_OK)
+        check(&tmpl, rc);
+    for (size_t i = 0; i < n; i++) {
+        check(&eps[i], RK_OK);
+        FUZZ_CHECK(eps[i].db == eps[0].db && eps[i].tls == eps[0].tls);
+        FUZZ_CHECK(!eps[i].password == !eps[0].password);
+    }
+    rk__seeds_free(eps, n);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char *s = fuzz_string(data, size), name[80];
@@ -34,6 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         rk__endpoint_clear(&copy);
     }
     rk__endpoint_clear(&ep);
+    check_list(s);
     free(s);
     return 0;
 }

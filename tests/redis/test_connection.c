@@ -70,6 +70,27 @@ static void uri_and_unix_socket(void)
     rk_cache_free(c);
 }
 
+/* Several endpoints of one server (single-node mode): tried in order at connect, the first that
+ * answers serves. */
+static void first_endpoint_that_answers(void)
+{
+    char extra[160], dead[32];
+    rk_cache *c;
+    int port = rkt_free_port();
+    snprintf(extra, sizeof extra, "connection.uri=redis://127.0.0.1:%d,127.0.0.1:%d", port,
+             rkt_port());
+    c = rkt_open_cache(rkt_config(extra));
+    roundtrip(c);
+    rk_cache_free(c);
+    /* none answers: the open fails with the last endpoint tried */
+    snprintf(extra, sizeof extra, "connection.uri=redis://127.0.0.1:%d,127.0.0.1:%d", port, port);
+    ASSERT_RC(rkt_try_open_cache(rkt_config(extra), &c), RK_EIO);
+    snprintf(dead, sizeof dead, "127.0.0.1:%d", port);
+    ASSERT_CONTAINS(rk_last_error()->message, dead);
+    ASSERT_FALSE(rk_cache_is_open(c));
+    rk_cache_free(c);
+}
+
 static void database_selection(void)
 {
     char cfg[512];
@@ -239,6 +260,7 @@ static void reconnects_after_restart(void)
 }
 
 RKT_MAIN(RKT_CASE(no_connection), RKT_CASE(server_down), RKT_CASE(bad_host),
-         RKT_CASE(uri_and_unix_socket), RKT_CASE(database_selection),
-         RKT_CASE(discovery_and_credential_store), RKT_CASE(passwords), RKT_CASE(acl_user),
-         RKT_CASE(operation_timeout), RKT_CASE(reconnects_after_restart))
+         RKT_CASE(uri_and_unix_socket), RKT_CASE(first_endpoint_that_answers),
+         RKT_CASE(database_selection), RKT_CASE(discovery_and_credential_store),
+         RKT_CASE(passwords), RKT_CASE(acl_user), RKT_CASE(operation_timeout),
+         RKT_CASE(reconnects_after_restart))

@@ -84,7 +84,7 @@ static void *waiter(void *arg)
 static void wait_queued(const char *key, long long n)
 {
     char queue[160];
-    snprintf(queue, sizeof queue, "redkit:lock-queue:%s", full(key));
+    snprintf(queue, sizeof queue, "redkit:lock-queue:{%s}", full(key));
     redisContext *c = rkt_raw();
     uint64_t deadline = rkt_now_ms() + STATE_WAIT_MS;
     for (;;) {

@@ -305,7 +305,7 @@ static void close_wakes_waiters(void)
 static long long queue_length(const char *key)
 {
     char queue[160];
-    snprintf(queue, sizeof queue, "redkit:lock-queue:%s", full(key));
+    snprintf(queue, sizeof queue, "redkit:lock-queue:{%s}", full(key));
     redisContext *c = rkt_raw();
     redisReply *r = rkt_cmd(c, "LLEN", queue, NULL);
     long long n = r->integer;

@@ -68,7 +68,7 @@ static void lock_over_tls(void)
     pthread_t t;
     pthread_create(&t, NULL, acquire_waiting, b);
     char queue[256];
-    snprintf(queue, sizeof queue, "redkit:lock-queue:%stls-lock", rkt_prefix());
+    snprintf(queue, sizeof queue, "redkit:lock-queue:{%stls-lock}", rkt_prefix());
     redisContext *admin = rkt_tls_admin();
     long long queued = 0;
     for (uint64_t t0 = rkt_now_ms(); queued < 1 && rkt_now_ms() - t0 < 10000;) {

@@ -1,5 +1,7 @@
 /* ConfigParams semantics (pip-services fromString/fromTuples), options validation, and the
  * connection/credential resolution that needs no server. */
+#include <string.h>
+
 #include "alloc.h"
 #include "config_int.h"
 #include "harness.h"
@@ -84,6 +86,10 @@ static void option_defaults(void)
     ASSERT_EQ(o.default_ttl_ms, 60000);
     ASSERT_EQ(o.lock_timeout_ms, 5000);
     ASSERT_TRUE(o.prefix == NULL && o.resource_tag == NULL);
+    ASSERT_EQ(o.cluster, RK__CLUSTER_AUTO);
+    ASSERT_EQ(o.max_redirects, 5);
+    ASSERT_EQ(o.topology_refresh_ms, 60000);
+    ASSERT_FALSE(o.read_replicas);
     rk__options_clear(&o);
 }
 
@@ -106,6 +112,69 @@ static void option_errors(void)
     bad_option("options.max_connections=0", "options.max_connections");
     bad_option("options.connect_timeout=99999999999999999999999", "options.connect_timeout");
     bad_option("options.retry_timeout= ", "options.retry_timeout");
+}
+
+static rk__options options(const char *s)
+{
+    rk__options o;
+    rk_config *cfg = parse(s);
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    rk_config_free(cfg);
+    return o; /* nothing to clear: no prefix or resource_tag in these tests */
+}
+
+static void cluster_options(void)
+{
+    static const char *on[] = {"true", "TRUE", "yes", "on", "1"},
+                      *off[] = {"false", "No", "off", "0"};
+    char s[64];
+    ASSERT_EQ(options("options.cluster=auto").cluster, RK__CLUSTER_AUTO);
+    ASSERT_EQ(options("options.cluster=AUTO").cluster, RK__CLUSTER_AUTO);
+    for (size_t i = 0; i < sizeof on / sizeof on[0]; i++) {
+        snprintf(s, sizeof s, "options.cluster=%s", on[i]);
+        ASSERT_EQ(options(s).cluster, RK__CLUSTER_ON);
+    }
+    for (size_t i = 0; i < sizeof off / sizeof off[0]; i++) {
+        snprintf(s, sizeof s, "options.cluster=%s", off[i]);
+        ASSERT_EQ(options(s).cluster, RK__CLUSTER_OFF);
+    }
+    rk__options o = options("options.max_redirects=0;options.topology_refresh=1;"
+                            "options.read_from=REPLICA");
+    ASSERT_EQ(o.max_redirects, 0);
+    ASSERT_EQ(o.topology_refresh_ms, 1);
+    ASSERT_TRUE(o.read_replicas);
+    o = options("options.max_redirects=100;options.topology_refresh=86400000;"
+                "options.read_from=master");
+    ASSERT_EQ(o.max_redirects, 100);
+    ASSERT_EQ(o.topology_refresh_ms, 86400000);
+    ASSERT_FALSE(o.read_replicas);
+}
+
+static void cluster_option_errors(void)
+{
+    bad_option("options.cluster=maybe", "options.cluster: 'maybe' is not one of auto, true or "
+                                        "false (or yes/no, on/off, 1/0)");
+    bad_option("options.cluster=", "options.cluster: '' is not one of auto");
+    bad_option("options.cluster=a:b@c", "options.cluster: the value is not one of auto");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "a:b@c");
+    bad_option("options.read_from=slave", "options.read_from: 'slave' is not one of master or "
+                                          "replica");
+    bad_option("options.max_redirects=101", "options.max_redirects: 101 is outside [0, 100]");
+    bad_option("options.max_redirects=-1", "options.max_redirects");
+    bad_option("options.topology_refresh=0", "options.topology_refresh: 0 is outside");
+    bad_option("options.topology_refresh=86400001", "options.topology_refresh");
+}
+
+/* A Redis Cluster has database 0 only: refused at configure when the cluster is certain, left
+ * to the cluster client at open with auto (it may find a single server). */
+static void cluster_and_database(void)
+{
+    bad_option("options.cluster=true;options.db_num=3",
+               "options.cluster=true cannot be used with options.db_num=3");
+    ASSERT_EQ(options("options.cluster=true;options.db_num=0").db, 0);
+    ASSERT_EQ(options("options.cluster=auto;options.db_num=3").db, 3);
+    ASSERT_EQ(options("options.db_num=3").db, 3);
+    ASSERT_EQ(options("options.cluster=off;options.db_num=3").db, 3);
 }
 
 static void unknown_options_are_ignored(void)
@@ -197,14 +266,185 @@ static void resolve_uri_and_credential_precedence(void)
     rk__endpoint_clear(&ep);
 }
 
-static void resolve_connections_first_non_discovery(void)
+/* As pip-services' resolveAll: every connection is a seed, discovered ones included, in
+ * configuration order; connection.* is ignored when connections.* is there. */
+static void resolve_connections_first_seed(void)
 {
-    rk__endpoint ep = resolved("connections.a.discovery_key=k;connections.b.host=hb;"
-                               "connections.b.port=2;connection.host=ignored",
+    rk__endpoint ep = resolved("connections.b.host=hb;connections.b.port=2;"
+                               "connections.a.host=ha;connection.host=ignored",
                                NULL);
     ASSERT_STR_EQ(ep.host, "hb");
     ASSERT_EQ(ep.port, 2);
     rk__endpoint_clear(&ep);
+}
+
+static rk__endpoint *seeds(const char *s, const rk_references *refs, size_t *n)
+{
+    rk__options o;
+    rk__endpoint *eps;
+    rk_config *cfg = parse(s);
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    ASSERT_OK(rk__resolve_seeds(&eps, n, cfg, refs, &o, NULL));
+    ASSERT_TRUE(*n >= 1);
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    return eps;
+}
+
+static int seeds_fail(const char *s, const rk_references *refs)
+{
+    rk__options o;
+    rk__endpoint *eps = (rk__endpoint *)&eps;
+    size_t n = 7;
+    rk_config *cfg = parse(s);
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    int rc = rk__resolve_seeds(&eps, &n, cfg, refs, &o, NULL);
+    ASSERT_TRUE(rc != RK_OK && eps == NULL && n == 0);
+    rk__options_clear(&o);
+    rk_config_free(cfg);
+    return rc;
+}
+
+/* The seeds by name, in order: "h1:7001 h2:6379". */
+static void assert_seeds(const rk__endpoint *eps, size_t n, const char *names)
+{
+    char all[512] = "", buf[80];
+    for (size_t i = 0; i < n; i++)
+        snprintf(all + strlen(all), sizeof all - strlen(all), "%s%s", i ? " " : "",
+                 rk__endpoint_name(&eps[i], buf, sizeof buf));
+    ASSERT_STR_EQ(all, names);
+}
+
+/* Each host of the URI is a seed with the URI's user info and database; credential.* and the
+ * connect timeout apply to all. */
+static void seeds_from_a_uri(void)
+{
+    size_t n;
+    rk__endpoint *eps = seeds("connection.uri=redis://app:pw@h1:7001,h2,[::1]:7003/2;"
+                              "credential.password=stored;options.connect_timeout=900",
+                              NULL, &n);
+    assert_seeds(eps, n, "h1:7001 h2:6379 [::1]:7003");
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_STR_EQ(eps[i].username, "app");
+        ASSERT_STR_EQ(eps[i].password, "stored"); /* credential.* wins over the URI */
+        ASSERT_EQ(eps[i].db, 2);
+        ASSERT_EQ(eps[i].connect_timeout_ms, 900);
+        ASSERT_FALSE(eps[i].tls);
+    }
+    rk__seeds_free(eps, n);
+    eps = seeds("connection.uri=redis://:pw@h1,h2;options.db_num=4", NULL, &n);
+    ASSERT_EQ(n, 2);
+    ASSERT_TRUE(eps[1].username == NULL);
+    ASSERT_STR_EQ(eps[1].password, "pw");
+    ASSERT_EQ(eps[1].db, 4); /* options.db_num when the URI names none */
+    rk__seeds_free(eps, n);
+}
+
+static void seeds_from_connections(void)
+{
+    size_t n;
+    rk__endpoint *eps = seeds("connections.a.uri=redis://a1:1,a2:2;connections.b.host=b;"
+                              "connections.c.ip=10.0.0.3;connections.c.port=3;"
+                              "connection.host=ignored;credential.username=u;"
+                              "credential.password=p",
+                              NULL, &n);
+    assert_seeds(eps, n, "a1:1 a2:2 b:6379 10.0.0.3:3");
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_STR_EQ(eps[i].username, "u");
+        ASSERT_STR_EQ(eps[i].password, "p");
+    }
+    rk__seeds_free(eps, n);
+    eps = seeds("connection.host=h;connection.port=5", NULL, &n);
+    assert_seeds(eps, n, "h:5");
+    rk__seeds_free(eps, n);
+}
+
+/* Discovered connections are seeds in their place; a key the discovery does not know is
+ * skipped, and only when nothing is left is it an error. */
+static void seeds_through_discovery(void)
+{
+    rk_references *refs;
+    rk_config *disc = parse("one.uri=redis://d1:1,d2:2;two.host=d3");
+    ASSERT_OK(rk_references_new(&refs));
+    ASSERT_OK(rk_references_set_memory_discovery(refs, disc));
+    rk_config_free(disc);
+    size_t n;
+    rk__endpoint *eps = seeds("connections.x.discovery_key=one;connections.y.host=s;"
+                              "connections.z.discovery_key=nope;"
+                              "connections.w.discovery_key=two;connections.w.port=9",
+                              refs, &n);
+    assert_seeds(eps, n, "d1:1 d2:2 s:6379 d3:9"); /* discovered values over configured ones */
+    rk__seeds_free(eps, n);
+    ASSERT_EQ(seeds_fail("connections.x.discovery_key=nope;connections.y.discovery_key=nix", refs),
+              RK_ENOCONN);
+    ASSERT_CONTAINS(rk_last_error()->message, "discovery_key 'nope' was not found");
+    /* a discovery_key with no discovery at all is a missing reference, as before */
+    ASSERT_EQ(seeds_fail("connections.x.discovery_key=one;connections.y.host=s", NULL), RK_EREF);
+    rk_references_free(refs);
+}
+
+static void seeds_share_the_tls_options(void)
+{
+    size_t n;
+    rk__endpoint *eps = seeds("connections.a.uri=rediss://h1,h2;connections.b.host=h3;"
+                              "options.tls=true;options.tls_server_name=redis.internal;"
+                              "options.tls_verify=false",
+                              NULL, &n);
+    ASSERT_EQ(n, 3);
+    for (size_t i = 0; i < n; i++) {
+        ASSERT_TRUE(eps[i].tls && eps[i].tls_opts.insecure);
+        ASSERT_STR_EQ(eps[i].tls_opts.server_name, "redis.internal");
+    }
+    rk__seeds_free(eps, n);
+    /* a plaintext seed among TLS ones would send the password in the clear */
+    ASSERT_EQ(seeds_fail("connections.a.uri=rediss://:pw@h1;connections.b.host=h2", NULL),
+              RK_EINVAL);
+    ASSERT_ERROR(RK_EINVAL, "BAD_CONFIG", "Misconfiguration");
+    ASSERT_CONTAINS(rk_last_error()->message, "mix TLS and plaintext: h1:6379 is TLS but "
+                                              "h2:6379 is not");
+    ASSERT_EQ(seeds_fail("connections.a.uri=redis://h1,h2;connections.u.uri=unix:///tmp/r.sock;"
+                         "options.tls=1",
+                         NULL),
+              RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "Unix socket");
+}
+
+/* Errors name the key of the connection at fault, never a password. */
+static void seed_errors(void)
+{
+    ASSERT_EQ(seeds_fail("connections.a.host=h;connections.b.port=0", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connections.b.port");
+    ASSERT_EQ(seeds_fail("connections.a.host=h;connections.b.protocol=http", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connections.b.protocol: 'http'");
+    ASSERT_EQ(seeds_fail("connections.b.host=u:secret@h", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connections.b.host is not a host name");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "secret");
+    ASSERT_EQ(seeds_fail("connections.a.uri=redis://u:secret@h1,,h3", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connections.a.uri (host 2 of 3): the host is "
+                                              "empty");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "secret");
+    ASSERT_EQ(seeds_fail("connection.uri=redis://u:secret@h1,h2:99999", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "connection.uri (host 2 of 2): port '99999'");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "secret");
+}
+
+/* options.db_num is checked at configure; a URI's database (which discovery may supply) when
+ * the seeds are resolved. */
+static void seeds_cluster_database(void)
+{
+    ASSERT_EQ(seeds_fail("connection.uri=redis://h1,h2/3;options.cluster=true", NULL), RK_EINVAL);
+    ASSERT_ERROR(RK_EINVAL, "BAD_CONFIG", "Misconfiguration");
+    ASSERT_CONTAINS(rk_last_error()->message,
+                    "options.cluster=true cannot be used with database 3 of connection.uri");
+    ASSERT_EQ(seeds_fail("connections.a.uri=unix:///s?db=1;options.cluster=on", NULL), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "database 1 of connections.a.uri");
+    size_t n;
+    rk__endpoint *eps = seeds("connection.uri=redis://h1,h2/3", NULL, &n); /* auto */
+    ASSERT_EQ(eps[1].db, 3);
+    rk__seeds_free(eps, n);
+    eps = seeds("connection.uri=redis://h1/0;options.cluster=true", NULL, &n);
+    ASSERT_EQ(eps[0].db, 0);
+    rk__seeds_free(eps, n);
 }
 
 static void resolve_errors(void)
@@ -268,7 +508,10 @@ static void resolve_callback_failure(void)
 
 RKT_MAIN(RKT_CASE(from_string), RKT_CASE(from_string_errors), RKT_CASE(duplicates_and_case),
          RKT_CASE(from_tuples), RKT_CASE(option_defaults), RKT_CASE(option_errors),
+         RKT_CASE(cluster_options), RKT_CASE(cluster_option_errors), RKT_CASE(cluster_and_database),
          RKT_CASE(unknown_options_are_ignored), RKT_CASE(sections), RKT_CASE(resolve_host_port),
-         RKT_CASE(resolve_uri_and_credential_precedence),
-         RKT_CASE(resolve_connections_first_non_discovery), RKT_CASE(resolve_errors),
+         RKT_CASE(resolve_uri_and_credential_precedence), RKT_CASE(resolve_connections_first_seed),
+         RKT_CASE(seeds_from_a_uri), RKT_CASE(seeds_from_connections),
+         RKT_CASE(seeds_through_discovery), RKT_CASE(seeds_share_the_tls_options),
+         RKT_CASE(seed_errors), RKT_CASE(seeds_cluster_database), RKT_CASE(resolve_errors),
          RKT_CASE(resolve_memory_references), RKT_CASE(resolve_callback_failure))

@@ -1,5 +1,7 @@
 /* connection.uri parsing: every form the README documents, and every way to get it wrong;
  * then the TLS options that complete an endpoint (options.tls*). */
+#include <string.h>
+
 #include "endpoint.h"
 #include "harness.h"
 #include "resolve.h"
@@ -159,6 +161,109 @@ static void endpoint_names(void)
     rk__endpoint_clear(&ep);
 }
 
+/* ---- host lists: redis://[user:pass@]h1:p1,h2:p2[/db] ---- */
+
+static rk__endpoint *list;
+static size_t nlist;
+
+static void list_ok(const char *uri, size_t n)
+{
+    rk__seeds_free(list, nlist);
+    rk__endpoint tmpl = {.db = 7, .connect_timeout_ms = 123};
+    ASSERT_OK(rk__uri_parse_list(&list, &nlist, &tmpl, uri, "connection.uri"));
+    ASSERT_EQ(nlist, n);
+}
+
+static void list_bad(const char *uri, const char *mentions)
+{
+    rk__seeds_free(list, nlist);
+    rk__endpoint tmpl = {0};
+    list = (rk__endpoint *)&tmpl;
+    nlist = 9;
+    ASSERT_RC(rk__uri_parse_list(&list, &nlist, &tmpl, uri, "connection.uri"), RK_EINVAL);
+    ASSERT_TRUE(list == NULL && nlist == 0);
+    ASSERT_CONTAINS(rk_last_error()->message, "connection.uri");
+    ASSERT_CONTAINS(rk_last_error()->message, mentions);
+}
+
+static void assert_host(size_t i, const char *host, unsigned port)
+{
+    ASSERT_STR_EQ(list[i].host, host);
+    ASSERT_EQ(list[i].port, port);
+}
+
+static void host_lists(void)
+{
+    list_ok("redis://alice:p%2Cw@h1:7001,h2,[::1]:7003,[fe80::2]/2", 4);
+    assert_host(0, "h1", 7001);
+    assert_host(1, "h2", 6379);
+    assert_host(2, "::1", 7003);
+    assert_host(3, "fe80::2", 6379);
+    for (size_t i = 0; i < nlist; i++) { /* the user info and database apply to every host */
+        ASSERT_STR_EQ(list[i].username, "alice");
+        ASSERT_STR_EQ(list[i].password, "p,w");
+        ASSERT_EQ(list[i].db, 2);
+        ASSERT_EQ(list[i].connect_timeout_ms, 123);
+        ASSERT_FALSE(list[i].tls);
+    }
+    list_ok("rediss://a:1,b:2", 2); /* TLS for all */
+    ASSERT_TRUE(list[0].tls && list[1].tls);
+    ASSERT_EQ(list[1].db, 7);         /* the template's, as the URI names none */
+    list_ok("redis://u:p,a@ss@h", 1); /* a ',' before the '@' is part of the password */
+    ASSERT_STR_EQ(list[0].password, "p,a@ss");
+    assert_host(0, "h", 6379);
+    list_ok("redis://", 1); /* alone, an empty host is still localhost */
+    assert_host(0, "localhost", 6379);
+    list_ok("unix:///tmp/r.sock?db=3", 1);
+    ASSERT_STR_EQ(list[0].path, "/tmp/r.sock");
+    ASSERT_EQ(list[0].db, 3);
+}
+
+static void host_list_limit(void)
+{
+    char uri[1024] = "redis://";
+    for (int i = 0; i < RK__URI_MAX_HOSTS; i++)
+        snprintf(uri + strlen(uri), sizeof uri - strlen(uri), "%sh%d", i ? "," : "", i);
+    list_ok(uri, RK__URI_MAX_HOSTS);
+    assert_host(RK__URI_MAX_HOSTS - 1, "h63", 6379);
+    strcat(uri, ",h64");
+    list_bad(uri, "lists 65 hosts (at most 64)");
+}
+
+static void bad_host_lists(void)
+{
+    list_bad("redis://h1,,h3", "(host 2 of 3): the host is empty");
+    list_bad("redis://h1,", "(host 2 of 2): the host is empty");
+    list_bad("redis://,h2", "(host 1 of 2): the host is empty");
+    list_bad("redis://h1,:6380", "(host 2 of 2): the host is empty");
+    list_bad("redis://h1,h2:0", "(host 2 of 2): port '0' is not in 1..65535");
+    list_bad("redis://u@h1:70000,h2", "(host 1 of 2): port '70000'");
+    list_bad("redis://h1,h2:x", "(host 2 of 2): port is not a number");
+    list_bad("redis://h1,[::1", "(host 2 of 2): IPv6 address is missing its ']'");
+    list_bad("redis://h1,h%zz", "(host 2 of 2): invalid percent-escape in the host");
+    list_bad("redis://h1,h2/x", "database 'x'");
+    list_bad("http://h1,h2", "unknown scheme 'http'");
+    /* the single-endpoint parser refuses a list rather than resolve "h1,h2" */
+    parse_bad("redis://h1,h2", "lists 2 hosts where one is expected");
+}
+
+static void list_bad_hides(const char *uri, const char *mentions, const char *secret)
+{
+    list_bad(uri, mentions);
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, secret);
+}
+
+static void host_list_errors_never_show_the_password(void)
+{
+    list_bad_hides("redis://u:supersecret@h1,,h2", "the host is empty", "supersecret");
+    list_bad_hides("redis://u:supersecret@h1:99999,h2", "port '99999'", "supersecret");
+    list_bad_hides("redis://h1,admin:supersecret", "port is not a number", "supersecret");
+    list_bad_hides("redis://u:super/secret@h1,h2", "'@' after the host", "super");
+    rk__seeds_free(list, nlist);
+    list = NULL;
+    nlist = 0;
+}
+
 /* ---- options.tls* ---- */
 
 static int options_rc(const char *settings)
@@ -248,4 +353,6 @@ RKT_MAIN(RKT_CASE(plain_host), RKT_CASE(user_password_port_db), RKT_CASE(passwor
          RKT_CASE(password_with_colon_and_at), RKT_CASE(ipv6), RKT_CASE(tls_scheme),
          RKT_CASE(unix_socket), RKT_CASE(reparse_resets_tls), RKT_CASE(db_only_when_given),
          RKT_CASE(bad_uris), RKT_CASE(errors_never_show_the_password), RKT_CASE(endpoint_names),
-         RKT_CASE(tls_option_values), RKT_CASE(tls_endpoints))
+         RKT_CASE(host_lists), RKT_CASE(host_list_limit), RKT_CASE(bad_host_lists),
+         RKT_CASE(host_list_errors_never_show_the_password), RKT_CASE(tls_option_values),
+         RKT_CASE(tls_endpoints))
