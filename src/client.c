@@ -295,6 +295,10 @@ static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t
         if (rk__class_action(st.cls) == RK__ACT_REDIRECT) {
             if (!follow(cl, &st, key, klen, &redirects, &rc) || rk__remaining_ms(deadline) == 0)
                 return rc;
+            /* Redirected again: the nodes disagree while a slot changes hands (each learns
+             * the new owner over the cluster bus): give them a moment. */
+            if (redirects > 1)
+                rk__backoff(redirects - 1, deadline);
             continue;
         }
         if (st.cls == RK__REPLY_TRYAGAIN) /* a migration in progress, not a redirect loop */
