@@ -198,7 +198,10 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
     if ((rc = ask ? asking(c, deadline) : RK_OK) == RK_OK)
         rc = fn(c, arg, deadline);
     st->cls = c->broken ? RK__REPLY_CONN : c->cls;
-    st->redirect = c->redirect;
+    if (rk__class_action(st->cls) == RK__ACT_REDIRECT) /* rare: the copy stays off the hot path */
+        st->redirect = c->redirect;
+    else
+        st->redirect.cls = RK__REPLY_OK;
     rk__pool_put(&st->node->pool, c);
     return rc;
 }
@@ -282,7 +285,8 @@ static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t
     uint64_t op = rk__deadline(cl->opts.timeout_ms); /* one operation inside a longer wait */
     if (op < deadline)
         deadline = op;
-    attempt_state st = {0};
+    attempt_state st; /* not zeroed: `redirect` is large and written before it is read */
+    st.ask = NULL;
     for (unsigned n = 0;; n++) {
         if (atomic_load(&cl->closed))
             return rk__client_not_open(cl->kind);

@@ -324,6 +324,82 @@ static void shard_channel_refused_then_dropped(void)
     rk__subscriber_free(s);
 }
 
+/* ---- the slot map ---- */
+
+static atomic_int moved_seen;
+
+static void count_moved(void *ud, int level, const char *message)
+{
+    (void)ud, (void)level;
+    if (strstr(message, "MOVED slot"))
+        atomic_fetch_add(&moved_seen, 1);
+}
+
+/* Move the slot of `tag` to the next master; returns the slot. */
+static int move_slot_of(const char *tag)
+{
+    int slot = rkt_cluster_keyslot(tag, strlen(tag));
+    int from = rkt_cluster_owner(&cluster, slot), to = -1;
+    for (int s = 0; to < 0 && s < RKT_CLUSTER_SLOTS; s += 1000)
+        if (rkt_cluster_owner(&cluster, s) != from)
+            to = rkt_cluster_owner(&cluster, s);
+    rkt_cluster_slot_begin(&cluster, slot, from, to);
+    rkt_cluster_slot_finish(&cluster, slot, from, to);
+    return slot;
+}
+
+/* A MOVED updates the map: the next call on that slot goes straight to the new owner. */
+static void moved_is_followed_and_learned(void)
+{
+    rk_cache *c = rkt_open_cache(cfg(NULL));
+    ASSERT_OK(rk_cache_store(c, NULL, "{learn}:a", "1", 1, 60000));
+    move_slot_of("learn");
+    atomic_store(&moved_seen, 0);
+    rk_set_log_handler(count_moved, NULL);
+    rk_buf out = RK_BUF_INIT;
+    ASSERT_OK(rk_cache_retrieve(c, NULL, "{learn}:a", &out)); /* MOVED, followed */
+    ASSERT_OK(rk_cache_retrieve(c, NULL, "{learn}:a", &out)); /* straight there */
+    rk_set_log_handler(NULL, NULL);
+    ASSERT_MEM_EQ(out.data, "1", 1);
+    ASSERT_EQ(atomic_load(&moved_seen), 1);
+    rk_buf_free(&out);
+    rk_cache_free(c);
+}
+
+/* options.topology_refresh: the map is learned again on its own, without a MOVED. */
+static void the_map_is_refreshed_periodically(void)
+{
+    rk_cache *c = rkt_open_cache(cfg("options.topology_refresh=100"));
+    ASSERT_OK(rk_cache_store(c, NULL, "{periodic}:a", "1", 1, 60000));
+    move_slot_of("periodic");
+    /* The refresh runs inside the first call after it is due, and at most once a second: time
+     * passing is what is under test here, so the test lets it pass. */
+    usleep(1100 * 1000);
+    rk_buf out = RK_BUF_INIT;
+    ASSERT_RC(rk_cache_retrieve(c, NULL, "{elsewhere}:none", &out), RK_ENOTFOUND);
+    atomic_store(&moved_seen, 0);
+    rk_set_log_handler(count_moved, NULL);
+    ASSERT_OK(rk_cache_retrieve(c, NULL, "{periodic}:a", &out));
+    rk_set_log_handler(NULL, NULL);
+    ASSERT_EQ(atomic_load(&moved_seen), 0);
+    rk_buf_free(&out);
+    rk_cache_free(c);
+}
+
+/* Past options.max_redirects the call fails, naming the key and the node. */
+static void too_many_redirects(void)
+{
+    rk_cache *c = rkt_open_cache(cfg("options.max_redirects=0"));
+    ASSERT_OK(rk_cache_store(c, NULL, "{redirects}:a", "1", 1, 60000));
+    move_slot_of("redirects");
+    rk_buf out = RK_BUF_INIT;
+    ASSERT_RC(rk_cache_retrieve(c, NULL, "{redirects}:a", &out), RK_EREPLY);
+    ASSERT_CONTAINS(rk_last_error()->message, "{redirects}:a");
+    ASSERT_CONTAINS(rk_last_error()->message, "options.max_redirects=0");
+    ASSERT_CONTAINS(rk_last_error()->message, "MOVED to 127.0.0.1:");
+    rk_cache_free(c);
+}
+
 /* ---- configuration ---- */
 
 static void cluster_true_refuses_a_single_server(void)
@@ -373,6 +449,9 @@ int main(int argc, char **argv)
         RKT_CASE(go_style_waiter_hears_the_value),
         RKT_CASE(reads_from_replicas),
         RKT_CASE(shard_channel_refused_then_dropped),
+        RKT_CASE(moved_is_followed_and_learned),
+        RKT_CASE(the_map_is_refreshed_periodically),
+        RKT_CASE(too_many_redirects),
         RKT_CASE(cluster_true_refuses_a_single_server),
         RKT_CASE(cluster_with_a_database_number),
         RKT_CASE(cluster_false_sees_redirects_as_errors),

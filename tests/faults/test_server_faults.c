@@ -381,7 +381,8 @@ static void write_all(int fd, const char *s)
     }
 }
 
-/* Answer PING properly; cut (or garble) the reply to anything else, then hang up. */
+/* Answer PING (and CLUSTER, as a server without cluster support does: the open asks)
+ * properly; cut (or garble) the reply to anything else, then hang up. */
 static void serve(fake_server *f, int fd)
 {
     static const char *half[] = {"$10\r\nhello", "*2\r\n$1\r\na\r\n", "+O"};
@@ -398,6 +399,10 @@ static void serve(fake_server *f, int fd)
             len -= used;
             if (!strcasecmp(cmd, "PING")) {
                 write_all(fd, "+PONG\r\n");
+                continue;
+            }
+            if (!strcasecmp(cmd, "CLUSTER")) {
+                write_all(fd, "-ERR This instance has cluster support disabled\r\n");
                 continue;
             }
             atomic_fetch_add(&f->commands, 1);
