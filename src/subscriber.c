@@ -298,7 +298,8 @@ static bool pend_reserve(rk__subscriber *s, size_t k)
 {
     if (s->pend_head + s->pend_len + k <= s->pend_cap)
         return true;
-    memmove(s->pend, s->pend + s->pend_head, s->pend_len * sizeof *s->pend);
+    if (s->pend_len) /* (s->pend may still be NULL) */
+        memmove(s->pend, s->pend + s->pend_head, s->pend_len * sizeof *s->pend);
     s->pend_head = 0;
     if (s->pend_len + k <= s->pend_cap)
         return true;
