@@ -50,7 +50,7 @@ static void *load(void *arg)
         if (took > l->worst_ms)
             l->worst_ms = took;
         if (rc == RK_OK) {
-            l->ok++;
+            __atomic_fetch_add(&l->ok, 1, __ATOMIC_RELAXED); /* load_progress() reads it */
             continue;
         }
         if (l->failed++ == 0) {
