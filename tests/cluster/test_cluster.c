@@ -51,6 +51,50 @@ static void cache_on_every_shard(void)
     rk_cache_free(c);
 }
 
+static int fixed_fetch(void *ud, rk_buf *value, uint64_t *ttl_ms)
+{
+    (void)ud;
+    *ttl_ms = 60000;
+    return rk_buf_set(value, "shard-value", 11);
+}
+
+/* The lock (held, refused to another handle, released, taken by it) and the memolock on each
+ * master. */
+static void lock_and_memolock_on_every_shard(void)
+{
+    rk_lock *a = rkt_open_lock(cfg(NULL)), *b = rkt_open_lock(cfg(NULL));
+    rk_memolock *m = rkt_open_memolock(cfg("options.resource_tag=every"));
+    for (int master = 0; master < RKT_CLUSTER_MASTERS; master++) {
+        char key[64], id[64], value_key[160];
+        key_on_master(key, sizeof key, "shard-lock", master);
+        ASSERT_OK(rk_lock_acquire(a, NULL, key, 5000, 1000));
+        bool got = true;
+        ASSERT_OK(rk_lock_try_acquire(b, NULL, key, 5000, &got));
+        ASSERT_FALSE(got);
+        ASSERT_OK(rk_lock_release(a, NULL, key));
+        ASSERT_OK(rk_lock_acquire(b, NULL, key, 5000, 1000));
+        ASSERT_OK(rk_lock_release(b, NULL, key));
+        for (int i = 0;; i++) { /* an id whose value lives on this master */
+            snprintf(id, sizeof id, "id-%d", i);
+            snprintf(value_key, sizeof value_key, "%severy:%s", rkt_prefix(), id);
+            if (rkt_cluster_master_of(&cluster, value_key) == master)
+                break;
+        }
+        rk_buf out = RK_BUF_INIT;
+        ASSERT_OK(rk_memolock_get(m, NULL, id, 2000, fixed_fetch, NULL, &out));
+        ASSERT_MEM_EQ(out.data, "shard-value", 11);
+        rk_buf_free(&out);
+        redisContext *raw = rkt_raw_port(cluster.node[master].port);
+        redisReply *r = rkt_cmd(raw, "GET", value_key, NULL); /* stored on that master */
+        ASSERT_EQ(r->type, REDIS_REPLY_STRING);
+        freeReplyObject(r);
+        redisFree(raw);
+    }
+    rk_memolock_free(m);
+    rk_lock_free(a);
+    rk_lock_free(b);
+}
+
 #define MANY 1000
 
 static void batches_over_a_thousand_slots(void)
@@ -442,6 +486,7 @@ int main(int argc, char **argv)
 {
     static const rkt_case cases[] = {
         RKT_CASE(cache_on_every_shard),
+        RKT_CASE(lock_and_memolock_on_every_shard),
         RKT_CASE(batches_over_a_thousand_slots),
         RKT_CASE(locks_with_and_without_tags),
         RKT_CASE(memolock_one_fetch_value_and_lock_apart),
