@@ -13,6 +13,7 @@
 #include "map.h"
 #include "scripts.h"
 #include "token.h"
+#include "retry.h"
 #include "slot.h"
 #include "wait.h"
 #include "watchdog.h"
@@ -331,7 +332,75 @@ static int try_grant(lock_op *op, const char *token, uint64_t ttl_ms, bool *sent
     return rc;
 }
 
+/* ---- replication (options.lock_replicas) ----
+ * Replication is asynchronous: a grant the master acknowledged can die with it and be granted
+ * again on the promoted replica. After each grant the holder asks WAIT how many replicas have
+ * it. WAIT counts what its own connection wrote, and a hand-off was written by the releaser's,
+ * so the holder first re-asserts its lease (an owner-checked PEXPIRE) on the connection that
+ * then WAITs. */
+
+typedef struct {
+    lock_op *op;
+    const char *token;
+    uint64_t ttl_ms;
+    long long held, acks;
+} repl_arg;
+
+static int repl_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    repl_arg *a = arg;
+    const rk__options *o = &a->op->cl->opts;
+    char ttl[24], n[24], ms[24];
+    const char *args[3] = {a->op->full.str, a->token, ttl};
+    size_t lens[3] = {a->op->full.len, RK__TOKEN_LEN,
+                      (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, a->ttl_ms)};
+    redisReply *r = NULL;
+    int rc = rk__script_run(c, &rk__script_extend, 1, 3, args, lens, &r, deadline);
+    if (rc == RK_OK)
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "lock extend");
+    a->held = rc == RK_OK ? r->integer : 0;
+    rk__reply_free(r);
+    const char *wait[3] = {"WAIT", n, ms};
+    size_t wlens[3] = {4, (size_t)snprintf(n, sizeof n, "%" PRIu64, o->lock_replicas),
+                       (size_t)snprintf(ms, sizeof ms, "%" PRIu64, o->lock_replicas_timeout_ms)};
+    if (rc == RK_OK && a->held == 1 &&
+        (rc = rk__conn_exec(c, &(rk__cmd){3, wait, wlens}, 1, &r, deadline)) == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "WAIT");
+        a->acks = rc == RK_OK ? r->integer : 0;
+        rk__reply_free(r);
+    }
+    return rc;
+}
+
+/* RK_OK once options.lock_replicas replicas have our grant; RK_EIO (LOCK_NOT_REPLICATED)
+ * when fewer acknowledged it in time, or the lease was already gone. */
+static int replicated(lock_op *op, const char *token, uint64_t ttl_ms)
+{
+    const rk__options *o = &op->cl->opts;
+    repl_arg a = {op, token, ttl_ms, 0, 0};
+    uint64_t deadline = rk__client_deadline(op->cl, RK__NO_TIMEOUT);
+    int rc = rk__client_run(op->cl, op->full.str, op->full.len, deadline, repl_fn, &a);
+    if (rc != RK_OK || (a.held == 1 && a.acks >= (long long)o->lock_replicas))
+        return rc;
+    return rk__err_named(RK_EIO, "LOCK_NOT_REPLICATED", "FailedInvocation", NULL,
+                         "lock '%s' was granted, but %s%lld of the %" PRIu64
+                         " replicas asked for (options.lock_replicas) acknowledged it within "
+                         "%" PRIu64 " ms: released",
+                         op->key, a.held == 1 ? "" : "its lease had already expired and ",
+                         a.acks, o->lock_replicas, o->lock_replicas_timeout_ms);
+}
+
 static int give_back(lock_op *op, const char *token);
+static int release_token(lock_op *op, const char *token, uint64_t deadline, bool *was_held);
+
+/* Hand back a grant that did not replicate; the caller's error (LOCK_NOT_REPLICATED) stands. */
+static void drop_unreplicated(lock_op *op, const char *token)
+{
+    rk__err_saved why;
+    rk__err_save(&why);
+    release_token(op, token, rk__client_grace(op->cl), NULL);
+    rk__err_restore(&why);
+}
 
 static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
 {
@@ -341,6 +410,12 @@ static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
     if (rc == RK_OK)
         rc = try_grant(op, h.token, ttl_ms, &sent, &h);
     *acquired = rc == RK_OK && h.fence > 0;
+    if (*acquired && op->cl->opts.lock_replicas &&
+        (rc = replicated(op, h.token, ttl_ms)) != RK_OK) {
+        drop_unreplicated(op, h.token);
+        *acquired = false;
+        return rc;
+    }
     if (!op->cl->opts.lock_fencing)
         h.fence = 0;
     if (*acquired)
@@ -589,7 +664,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
     return rc;
 }
 
-static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms)
+static int acquire_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms, held *out)
 {
     held h = {"", ttl_ms, 0};
     uint64_t fence = 0;
@@ -611,8 +686,35 @@ static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms
         rc = remember(l, op, &h);
     if (rc == RK_ENOMEM) /* the script may have run: the lock or a queue place may be ours */
         rc = give_back(op, h.token);
+    *out = h;
     return rc;
 }
+
+/* With options.lock_replicas, a grant that did not replicate is released and tried again
+ * until the deadline, when LOCK_TIMEOUT carries why. */
+static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms)
+{
+    for (unsigned n = 1;; n++) {
+        held h;
+        int rc = acquire_once(l, op, ttl_ms, timeout_ms, &h);
+        if (rc != RK_OK || !op->cl->opts.lock_replicas ||
+            (rc = replicated(op, h.token, ttl_ms)) == RK_OK)
+            return rc;
+        drop_unreplicated(op, h.token);
+        forget(l, op, h.token);
+        uint64_t left = rk__remaining_ms(op->deadline);
+        if (rc != RK_EIO || timeout_ms == 0 || left == 0) {
+            if (rc != RK_EIO)
+                return rc;
+            char why[256];
+            snprintf(why, sizeof why, "%s", rk_last_error()->message);
+            return rk__err_named(RK_ETIMEDOUT, "LOCK_TIMEOUT", "Conflict", why,
+                                 "Acquiring lock %s failed on timeout", op->key);
+        }
+        rk__backoff(n, op->deadline);
+    }
+}
+
 
 int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms,
                     uint64_t timeout_ms)

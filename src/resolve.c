@@ -151,6 +151,9 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_bool(cfg, "options.lock_fencing", false, &o->lock_fencing)) ||
         (rc = rk__config_u64(cfg, "options.lock_yield_to_pollers", 0, 0, DAY_MS,
                              &o->lock_yield_ms)) ||
+        (rc = rk__config_u64(cfg, "options.lock_replicas", 0, 0, 16, &o->lock_replicas)) ||
+        (rc = rk__config_u64(cfg, "options.lock_replicas_timeout", 100, 1, 60000,
+                             &o->lock_replicas_timeout_ms)) ||
         (rc = cluster_options_parse(o, cfg)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
         (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {

@@ -28,6 +28,8 @@ typedef struct rk__options {
     uint64_t lock_timeout_ms;     /* options.lock_timeout (memolock), 5000 */
     bool lock_fencing;            /* options.lock_fencing (lock), false */
     uint64_t lock_yield_ms;       /* options.lock_yield_to_pollers (lock), 0: never */
+    uint64_t lock_replicas;       /* options.lock_replicas (lock), 0: no WAIT after a grant */
+    uint64_t lock_replicas_timeout_ms; /* options.lock_replicas_timeout (lock), 100 */
     rk__cluster_mode cluster;     /* options.cluster, auto */
     uint64_t max_redirects;       /* options.max_redirects, 5: MOVED/ASK followed per call */
     uint64_t topology_refresh_ms; /* options.topology_refresh, 60000 */
