@@ -694,27 +694,28 @@ static int acquire_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeo
  * until the deadline, when LOCK_TIMEOUT carries why. */
 static int acquire(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms)
 {
+    enum { AGAIN = 1 }; /* not an RK_ code: the grant did not replicate, time is left */
+    char why[256] = ""; /* the last grant that did not replicate */
     for (unsigned n = 1;; n++) {
         held h;
         int rc = acquire_once(l, op, ttl_ms, timeout_ms, &h);
-        if (rc != RK_OK || !op->cl->opts.lock_replicas ||
-            (rc = replicated(op, h.token, ttl_ms)) == RK_OK)
-            return rc;
-        drop_unreplicated(op, h.token);
-        forget(l, op, h.token);
-        uint64_t left = rk__remaining_ms(op->deadline);
-        if (rc != RK_EIO || timeout_ms == 0 || left == 0) {
-            if (rc != RK_EIO)
-                return rc;
-            char why[256];
-            snprintf(why, sizeof why, "%s", rk_last_error()->message);
+        if (rc == RK_OK && op->cl->opts.lock_replicas &&
+            (rc = replicated(op, h.token, ttl_ms)) != RK_OK) {
+            drop_unreplicated(op, h.token);
+            forget(l, op, h.token);
+            if (rc == RK_EIO) {
+                snprintf(why, sizeof why, "%s", rk_last_error()->message);
+                rc = timeout_ms && rk__remaining_ms(op->deadline) ? AGAIN : RK_ETIMEDOUT;
+            }
+        }
+        if (rc == RK_ETIMEDOUT && *why)
             return rk__err_named(RK_ETIMEDOUT, "LOCK_TIMEOUT", "Conflict", why,
                                  "Acquiring lock %s failed on timeout", op->key);
-        }
+        if (rc != AGAIN)
+            return rc;
         rk__backoff(n, op->deadline);
     }
 }
-
 
 int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t ttl_ms,
                     uint64_t timeout_ms)
