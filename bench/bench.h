@@ -44,6 +44,8 @@ enum {
     SEC_MEMOLOCK = 1 << 5,
     SEC_CPU = 1 << 6,
     SEC_TLS = 1 << 7,
+    SEC_CLUSTER = 1 << 8,
+    /* The default run; SEC_CLUSTER starts a cluster and takes ~30 s, so it is asked for. */
     SEC_ALL = (1 << 8) - 1
 };
 
@@ -60,6 +62,7 @@ typedef struct bench_opts {
     const char *peers_dir;
     const char *self; /* this executable, re-run under valgrind */
     const char *tmpdir;
+    const char *cluster_url; /* --cluster-url, or NULL: a private cluster */
     bool quick, json, own_server, no_peers;
     unsigned sections;
 } bench_opts;
@@ -74,6 +77,7 @@ void bench_contended(const bench_opts *o);
 void bench_memolock(const bench_opts *o);
 void bench_cpu(const bench_opts *o);
 void bench_tls(const bench_opts *o);
+void bench_cluster(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
 
