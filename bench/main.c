@@ -22,7 +22,7 @@ static const struct {
     {"cpu", SEC_CPU, bench_cpu, "instructions per retrieve under callgrind vs hiredis"},
     {"tls", SEC_TLS, bench_tls, "single op and batch over rediss:// vs redis://"},
     {"cluster", SEC_CLUSTER, bench_cluster,
-     "cluster vs one master; 1000-key batches vs hiredis per node (~35 s, asked for by name)"},
+     "cluster vs one master; 1000-key batches vs hiredis per node (~30 s, only when named)"},
 };
 #define NSECTIONS (sizeof sections / sizeof *sections)
 
