@@ -44,6 +44,8 @@ enum {
     SEC_MEMOLOCK = 1 << 5,
     SEC_CPU = 1 << 6,
     SEC_TLS = 1 << 7,
+    SEC_CLUSTER = 1 << 8,
+    /* The default run; SEC_CLUSTER starts a cluster and takes ~30 s, so it is asked for. */
     SEC_ALL = (1 << 8) - 1
 };
 
@@ -60,6 +62,7 @@ typedef struct bench_opts {
     const char *peers_dir;
     const char *self; /* this executable, re-run under valgrind */
     const char *tmpdir;
+    const char *cluster_url; /* --cluster-url, or NULL: a private cluster */
     bool quick, json, own_server, no_peers;
     unsigned sections;
 } bench_opts;
@@ -74,6 +77,18 @@ void bench_contended(const bench_opts *o);
 void bench_memolock(const bench_opts *o);
 void bench_cpu(const bench_opts *o);
 void bench_tls(const bench_opts *o);
+void bench_cluster(const bench_opts *o);
+
+/* ---- measuring (cache.c) ---- */
+
+/* One operation on `ctx`; false on failure. */
+typedef bool (*op_fn)(void *ctx);
+
+/* Alternate A and B for o->rounds rounds of o->secs; report both medians (rate x `scale`, in
+ * `unit`) and the median of the per-round ratios A/B, which it returns. */
+double compare(const bench_opts *o, const char *section, const char *what, op_fn a, void *actx,
+               const char *aname, op_fn b, void *bctx, const char *bname, double scale,
+               const char *unit);
 
 /* The loop callgrind measures: `redkit-bench --cg-loop redkit|hiredis N URL`. */
 int bench_cg_child(const char *kind, int n, const char *url);
@@ -130,6 +145,11 @@ void untrack_pid(pid_t pid);
 void install_cleanup(void);
 /* Files and directories removed at cleanup (in reverse order). */
 void track_path(const char *path);
+/* A command (an executable's path and its arguments, at most 8) run at cleanup before the
+ * children are killed: it stops what is not our child, such as a cluster a script started.
+ * Returns an id for untrack_command. */
+int track_command(const char *const argv[]);
+void untrack_command(int id);
 
 /* ---- servers (server.c) ---- */
 

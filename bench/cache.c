@@ -25,8 +25,6 @@ static void init_value(void)
 
 /* ---- one operation of each kind; false on failure ---- */
 
-typedef bool (*op_fn)(void *ctx);
-
 typedef struct rk_ctx {
     rk_cache *cache;
     rk_buf buf;
@@ -178,11 +176,11 @@ static double rate(op_fn op, void *ctx, double secs)
 
 #define MAX_ROUNDS 15
 
-/* Alternate A and B `rounds` times; report both medians and the median of the paired ratios,
- * so that load drifting during the run hits both sides alike. */
-static double compare(const bench_opts *o, const char *section, const char *what, op_fn a,
-                      void *actx, const char *aname, op_fn b, void *bctx, const char *bname,
-                      double scale, const char *unit)
+/* The ratio is the median of paired ratios, so that load drifting during the run hits both
+ * sides alike. */
+double compare(const bench_opts *o, const char *section, const char *what, op_fn a, void *actx,
+               const char *aname, op_fn b, void *bctx, const char *bname, double scale,
+               const char *unit)
 {
     double ra[MAX_ROUNDS], rb[MAX_ROUNDS], ratio[MAX_ROUNDS];
     int rounds = o->rounds < MAX_ROUNDS ? o->rounds : MAX_ROUNDS;

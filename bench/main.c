@@ -21,6 +21,8 @@ static const struct {
     {"memolock", SEC_MEMOLOCK, bench_memolock, "64 callers of a cold id, 50 ms fetch"},
     {"cpu", SEC_CPU, bench_cpu, "instructions per retrieve under callgrind vs hiredis"},
     {"tls", SEC_TLS, bench_tls, "single op and batch over rediss:// vs redis://"},
+    {"cluster", SEC_CLUSTER, bench_cluster,
+     "cluster vs one master; 1000-key batches vs hiredis per node (~30 s, only when named)"},
 };
 #define NSECTIONS (sizeof sections / sizeof *sections)
 
@@ -36,6 +38,9 @@ static void usage(FILE *f)
                "  --url URL        use this server (redis://, unix://) instead of a private one\n"
                "  --tls-url URL    rediss:// server for the tls section (with --url)\n"
                "  --tls-ca FILE    CA certificate for --tls-url\n"
+               "  --cluster-url URL  redis://host:port,host:port,... for the cluster section\n"
+               "                   instead of a private cluster (the source tree's\n"
+               "                   tests/support/cluster.sh, ~4 s to start)\n"
                "  --json           print JSON instead of the table\n"
                "  --quick          short durations: a smoke run, not a measurement\n"
                "  --secs S         seconds per throughput measurement (default 1)\n"
@@ -47,7 +52,7 @@ static void usage(FILE *f)
                "                   $REDKIT_BENCH_PEERS or /work/shared/bench-peers)\n"
                "  -h, --help       this text\n"
                "\n"
-               "sections (default: all):\n");
+               "sections (default: all but cluster):\n");
     for (size_t i = 0; i < NSECTIONS; i++)
         fprintf(f, "  %-10s %s\n", sections[i].name, sections[i].what);
 }
@@ -95,13 +100,14 @@ static void parse_args(bench_opts *o, int argc, char **argv, const char **url, c
         } else if (!strcmp(a, "--quick")) {
             o->quick = true;
         } else if (!strcmp(a, "--url") || !strcmp(a, "--tls-url") || !strcmp(a, "--tls-ca") ||
-                   !strcmp(a, "--peers")) {
+                   !strcmp(a, "--peers") || !strcmp(a, "--cluster-url")) {
             if (!v)
                 die("%s needs a value", a);
-            *(!strcmp(a, "--url")       ? url
-              : !strcmp(a, "--tls-url") ? tls_url
-              : !strcmp(a, "--tls-ca")  ? tls_ca
-                                        : &o->peers_dir) = v;
+            *(!strcmp(a, "--url")           ? url
+              : !strcmp(a, "--tls-url")     ? tls_url
+              : !strcmp(a, "--tls-ca")      ? tls_ca
+              : !strcmp(a, "--cluster-url") ? &o->cluster_url
+                                            : &o->peers_dir) = v;
             i++;
         } else if (!strcmp(a, "--secs")) {
             secs = number(a, v), i++;

@@ -100,9 +100,13 @@ void *shared_alloc(size_t size)
 
 #define MAX_TRACKED 256
 
+#define MAX_COMMANDS 4
+#define MAX_ARGS 8
+
 static volatile pid_t tracked[MAX_TRACKED];
 static char *paths[MAX_TRACKED];
 static volatile int npaths;
+static char *commands[MAX_COMMANDS][MAX_ARGS + 1]; /* argv, NULL-terminated; [0] NULL: free */
 static pid_t main_pid;
 
 void track_pid(pid_t pid)
@@ -127,11 +131,51 @@ void track_path(const char *path)
         npaths++;
 }
 
-/* Async-signal-safe: kill, waitpid, unlink and rmdir only. */
+int track_command(const char *const argv[])
+{
+    for (int i = 0; i < MAX_COMMANDS; i++) {
+        if (commands[i][0])
+            continue;
+        for (int k = 0; k < MAX_ARGS && argv[k]; k++)
+            if (!(commands[i][k] = strdup(argv[k])))
+                die("out of memory");
+        return i;
+    }
+    die("more than %d cleanup commands", MAX_COMMANDS);
+}
+
+void untrack_command(int id)
+{
+    for (int k = 0; k < MAX_ARGS; k++) {
+        char *arg = commands[id][k];
+        commands[id][k] = NULL;
+        free(arg);
+    }
+}
+
+/* fork, execv and waitpid are async-signal-safe; the command's output goes with ours. */
+static void run_commands(void)
+{
+    for (int i = 0; i < MAX_COMMANDS; i++) {
+        if (!commands[i][0])
+            continue;
+        pid_t pid = fork();
+        if (pid == 0) {
+            execv(commands[i][0], commands[i]);
+            _exit(127);
+        }
+        while (pid > 0 && waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+        commands[i][0] = NULL; /* once; the strings are left to the exit */
+    }
+}
+
+/* Async-signal-safe: fork, execv, kill, waitpid, unlink and rmdir only. */
 static void cleanup_now(void)
 {
     if (getpid() != main_pid)
         return;
+    run_commands();
     for (int i = 0; i < MAX_TRACKED; i++)
         if (tracked[i] > 0) {
             kill(-tracked[i], SIGTERM); /* peers lead a process group of workers */
