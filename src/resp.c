@@ -77,6 +77,8 @@ bool rk__reply_redirect(const redisReply *r, rk__redirect *out)
 
 const char *rk__class_name(rk__reply_class c)
 {
+    if (c == RK__REPLY_MOVED || c == RK__REPLY_ASK) /* their prefixes end in a space */
+        return c == RK__REPLY_MOVED ? "MOVED" : "ASK";
     for (size_t i = 0; i < sizeof classes / sizeof classes[0]; i++)
         if (classes[i].cls == c)
             return classes[i].prefix;

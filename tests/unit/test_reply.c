@@ -135,5 +135,44 @@ static void error_classes(void)
     ASSERT_EQ(rk__class_action(RK__REPLY_CONN), RK__ACT_RECONNECT);
 }
 
+/* Where MOVED and ASK send a command: slot, host (IPv6 included, empty allowed) and port. */
+static void redirects(void)
+{
+    static const struct {
+        const char *wire;
+        bool ok;
+        rk__reply_class cls;
+        unsigned slot;
+        const char *host;
+        unsigned port;
+    } rows[] = {
+        {"-MOVED 3999 127.0.0.1:6381\r\n", true, RK__REPLY_MOVED, 3999, "127.0.0.1", 6381},
+        {"-ASK 0 ::1:7000\r\n", true, RK__REPLY_ASK, 0, "::1", 7000},
+        {"-MOVED 16383 :7001\r\n", true, RK__REPLY_MOVED, 16383, "", 7001},
+        {"-MOVED 16384 h:1\r\n", false, RK__REPLY_OK, 0, "", 0},
+        {"-MOVED 1 h:0\r\n", false, RK__REPLY_OK, 0, "", 0},
+        {"-MOVED 1 h:65536\r\n", false, RK__REPLY_OK, 0, "", 0},
+        {"-MOVED 1 nocolon\r\n", false, RK__REPLY_OK, 0, "", 0},
+        {"-MOVED\r\n", false, RK__REPLY_OK, 0, "", 0},
+        {"-ERR MOVED 1 h:1\r\n", false, RK__REPLY_OK, 0, "", 0},
+        {"+MOVED 1 h:1\r\n", false, RK__REPLY_OK, 0, "", 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        redisReply *r = parse_all(rows[i].wire, strlen(rows[i].wire));
+        rk__redirect to;
+        ASSERT_EQ(rk__reply_redirect(r, &to), rows[i].ok);
+        ASSERT_EQ(to.cls, rows[i].cls);
+        if (rows[i].ok) {
+            ASSERT_EQ(to.slot, rows[i].slot);
+            ASSERT_STR_EQ(to.host, rows[i].host);
+            ASSERT_EQ(to.port, rows[i].port);
+        }
+        rk__reply_free(r);
+    }
+    ASSERT_STR_EQ(rk__class_name(RK__REPLY_MOVED), "MOVED");
+    ASSERT_STR_EQ(rk__class_name(RK__REPLY_ASK), "ASK");
+}
+
 RKT_MAIN(RKT_CASE(scalars), RKT_CASE(binary_bulk), RKT_CASE(nested_arrays),
-         RKT_CASE(protocol_errors), RKT_CASE(error_mapping), RKT_CASE(error_classes))
+         RKT_CASE(protocol_errors), RKT_CASE(error_mapping), RKT_CASE(error_classes),
+         RKT_CASE(redirects))
