@@ -219,9 +219,9 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
     case RK__ACT_RECONNECT: /* only what the loop can cure: the transport failed */
         if (rc != RK_EIO)
             return false;
-        /* One server of several: the next one. A cluster: learn the map again (a replica may
-         * be promoted) and keep trying until the deadline. */
-        if (t->ops->refresh(t, node, cls, deadline) && cl->cluster)
+        /* One server of several: the next one. A cluster or Sentinel: learn the topology
+         * again (a replica may be promoted) and keep trying until the deadline. */
+        if (t->ops->refresh(t, node, cls, deadline) && t->follows)
             return true;
         return (*reconnects)++ < cl->opts.retries;
     case RK__ACT_REFRESH:

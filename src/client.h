@@ -93,8 +93,8 @@ typedef int (*rk__conn_fn)(rk__conn *c, void *arg, uint64_t deadline);
 
 /* Run `fn` on a connection to the node serving `key` (NULL: any node) under the retry policy:
  * back off and retry what the server could not do yet (LOADING, BUSY, TRYAGAIN), reconnect up
- * to options.retries times (in a cluster: refresh the map and retry until the deadline),
- * follow MOVED and ASK (ASKING first) up to options.max_redirects times. */
+ * to options.retries times (in a cluster or with Sentinel: learn the topology again and retry
+ * until the deadline), follow MOVED and ASK (ASKING first) up to options.max_redirects times. */
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg);
 

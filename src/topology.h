@@ -50,6 +50,10 @@ typedef struct rk__topology_ops {
 struct rk__topology {
     const rk__topology_ops *ops;
     _Atomic uint64_t refresh_at; /* monotonic ms of the next periodic refresh; UINT64_MAX: none */
+    /* The deployment moves its data on its own (a promoted replica, a moved slot): after a failed
+     * connection, the client refreshes and retries until the deadline, not options.retries
+     * times, since the cure (a failover) takes seconds. */
+    bool follows;
 };
 
 /* Node helpers shared by the implementations. */
