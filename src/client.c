@@ -128,12 +128,13 @@ void rk__client_after_fork(rk__client *cl)
     /* A new id: the parent still listens on the old one, and would count as a receiver of
      * hand-offs to a dead child (at worst, with no entropy, that stays so). */
     (void)rk__token_new(cl->id);
-    cl->topo->ops->after_fork(cl->topo);
     if (cl->sub)
         rk__subscriber_after_fork(cl->sub);
     pthread_mutex_init(&cl->mu, NULL); /* a parent's thread may have held it */
     for (size_t i = 0; i < cl->nshards; i++)
         rk__subscriber_after_fork(cl->shards[i].sub);
+    /* Last: a topology may start a thread (Sentinel's watcher) that reaches the subscriber. */
+    cl->topo->ops->after_fork(cl->topo);
 }
 
 int rk__client_not_open(const char *kind)
@@ -219,9 +220,9 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
     case RK__ACT_RECONNECT: /* only what the loop can cure: the transport failed */
         if (rc != RK_EIO)
             return false;
-        /* One server of several: the next one. A cluster: learn the map again (a replica may
-         * be promoted) and keep trying until the deadline. */
-        if (t->ops->refresh(t, node, cls, deadline) && cl->cluster)
+        /* One server of several: the next one. A cluster or Sentinel: learn the topology
+         * again (a replica may be promoted) and keep trying until the deadline. */
+        if (t->ops->refresh(t, node, cls, deadline) && t->follows)
             return true;
         return (*reconnects)++ < cl->opts.retries;
     case RK__ACT_REFRESH:
@@ -565,9 +566,32 @@ static const rk__endpoint *pick_endpoint(void *arg, unsigned failures)
     return &n->ep;
 }
 
+/* The master moved: the classic subscriber follows it (its picker names the new master). */
+static void master_switched(void *arg)
+{
+    rk__client *cl = arg;
+    if (cl->sub)
+        rk__subscriber_reconnect(cl->sub);
+}
+
+/* The seeds are sentinels: trade the single-node topology for the master they name. */
+static int follow_sentinels(rk__client *cl, uint64_t deadline)
+{
+    rk__topology *t;
+    int rc = rk__topology_sentinel_new(&t, cl->seeds, cl->nseeds, cl->tls_ctx, &cl->opts, deadline,
+                                       master_switched, cl);
+    if (rc == RK_OK) {
+        cl->topo->ops->free(cl->topo); /* nobody else has seen this client yet */
+        cl->topo = t;
+    }
+    return rc;
+}
+
 int rk__client_connect(rk__client *cl, uint64_t deadline)
 {
-    int rc = cl->opts.cluster == RK__CLUSTER_OFF ? RK_OK : discover(cl, deadline);
+    int rc = cl->opts.sentinel_master              ? follow_sentinels(cl, deadline)
+             : cl->opts.cluster == RK__CLUSTER_OFF ? RK_OK
+                                                   : discover(cl, deadline);
     if (rc == RK_OK && cl->sub) { /* classic Pub/Sub reaches every node of a cluster */
         rk__subscriber_set_picker(cl->sub, pick_endpoint, cl);
         rk__subscriber_open(cl->sub, pick_endpoint(cl, 0), cl->tls_ctx, cl->opts.timeout_ms);

@@ -57,9 +57,11 @@ int rk__client_new(rk__client **out, const char *kind, const rk__options *opts,
                    const rk_config *cfg, const rk_references *refs, const rk_context *ctx,
                    bool pubsub);
 
-/* Reach the server before `deadline`: unless options.cluster=false, ask the first seed that
- * answers for its cluster slots and, if it is a cluster node, switch to the cluster topology
- * (options.cluster=true refuses a server that is not); then PING through the retry loop. */
+/* Reach the server before `deadline`: with options.sentinel_master, ask the sentinels (the
+ * seeds) for the master and switch to the sentinel topology; else, unless options.cluster=false,
+ * ask the first seed that answers for its cluster slots and, if it is a cluster node, switch to
+ * the cluster topology (options.cluster=true refuses a server that is not); then PING through
+ * the retry loop. */
 int rk__client_connect(rk__client *cl, uint64_t deadline);
 
 void rk__client_ref(rk__client *cl);
@@ -93,8 +95,8 @@ typedef int (*rk__conn_fn)(rk__conn *c, void *arg, uint64_t deadline);
 
 /* Run `fn` on a connection to the node serving `key` (NULL: any node) under the retry policy:
  * back off and retry what the server could not do yet (LOADING, BUSY, TRYAGAIN), reconnect up
- * to options.retries times (in a cluster: refresh the map and retry until the deadline),
- * follow MOVED and ASK (ASKING first) up to options.max_redirects times. */
+ * to options.retries times (in a cluster or with Sentinel: learn the topology again and retry
+ * until the deadline), follow MOVED and ASK (ASKING first) up to options.max_redirects times. */
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg);
 

@@ -85,16 +85,45 @@ void rk__pool_open(rk__pool *p, const rk__endpoint *ep, void *tls_ctx, size_t ma
     pthread_mutex_unlock(&p->mu);
 }
 
-void rk__pool_close(rk__pool *p)
+/* A new generation: every connection made before it is dropped. Lock held. */
+static void drop_all(rk__pool *p)
 {
-    pthread_mutex_lock(&p->mu);
-    p->open = false;
     p->gen++;
     close_idle(p);
     for (rk__conn *c = p->all; c; c = c->next_all)
         rk__conn_shutdown(c); /* borrowed: its user fails now and gives it back */
     pthread_cond_broadcast(&p->cv);
+}
+
+void rk__pool_close(rk__pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->open = false;
+    drop_all(p);
     pthread_mutex_unlock(&p->mu);
+}
+
+void rk__pool_retire(rk__pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->retired = true;
+    drop_all(p);
+    pthread_mutex_unlock(&p->mu);
+}
+
+void rk__pool_revive(rk__pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    p->retired = false;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* RK_EIO rather than RK_ENOTOPEN: the caller retries, on whichever node now serves. */
+static int retired(const rk__pool *p, const char *what)
+{
+    char peer[80];
+    return rk__err(RK_EIO, "%s: %s: the node's role changed (a demoted master)",
+                   rk__endpoint_name(p->ep, peer, sizeof peer), what);
 }
 
 void rk__pool_after_fork(rk__pool *p)
@@ -148,10 +177,11 @@ static int connect_slot(rk__pool *p, rk__conn **out, uint64_t deadline)
     if (rc != RK_OK) {
         p->total--;
         pthread_cond_signal(&p->cv);
-    } else if (!p->open || gen != p->gen) { /* closed meanwhile: nobody would shut it down */
+    } else if (!p->open || gen != p->gen || p->retired) { /* nobody would shut it down */
         p->total--;
         rk__conn_free(c);
-        rc = rk__err(RK_ENOTOPEN, "Connection is not opened");
+        rc = p->open ? retired(p, "connection dropped as it opened")
+                     : rk__err(RK_ENOTOPEN, "Connection is not opened");
     } else {
         c->gen = gen;
         link_all(p, c);
@@ -166,9 +196,11 @@ int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
     *out = NULL;
     pthread_mutex_lock(&p->mu);
     for (;;) {
-        if (!p->open) {
+        if (!p->open || p->retired) {
+            int rc = p->open ? retired(p, "not used now")
+                             : rk__err(RK_ENOTOPEN, "Connection is not opened");
             pthread_mutex_unlock(&p->mu);
-            return rk__err(RK_ENOTOPEN, "Connection is not opened");
+            return rc;
         }
         rk__conn *c = pop_idle(p);
         if (c && fresh(c)) {

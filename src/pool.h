@@ -22,6 +22,7 @@ typedef struct rk__pool {
     size_t max;
     uint64_t gen; /* bumped on close: older connections are dropped when returned */
     bool open;
+    bool retired; /* the node's role changed: no connection is lent until revived */
 } rk__pool;
 
 int rk__pool_init(rk__pool *p);
@@ -34,6 +35,14 @@ void rk__pool_open(rk__pool *p, const rk__endpoint *ep, void *tls_ctx, size_t ma
  * a stalled server fails at once, and closed when they come back. Waiters for a connection get
  * RK_ENOTOPEN. */
 void rk__pool_close(rk__pool *p);
+
+/* Stop serving a node whose role changed (a demoted master) until it is revived: idle
+ * connections are closed now, borrowed ones shut down (their users fail at once and retry
+ * elsewhere) and closed when they come back, and a borrow fails with RK_EIO, so that a caller
+ * that picked the node just before the change cannot reach it on a new connection either. A
+ * closed pool stays closed. */
+void rk__pool_retire(rk__pool *p);
+void rk__pool_revive(rk__pool *p);
 
 /* In a forked child: forget every inherited connection without touching the parent's sessions,
  * and start empty. The pool's lock may have been held by a thread that does not exist here. */

@@ -133,6 +133,67 @@ static int cluster_options_parse(rk__options *o, const rk_config *cfg)
     return rc;
 }
 
+/* A string option: absent is NULL, empty is refused (it would silently mean "not set"). The
+ * value is never quoted here: a password may sit in any of them. */
+static int string_option(char **dst, const rk_config *cfg, const char *key, const char *what)
+{
+    const char *v = rk_config_get(cfg, key);
+    if (v && !*v)
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "%s is empty (set %s, or leave the option out)", key, what);
+    return dup_value(dst, v);
+}
+
+/* A master name goes into SENTINEL commands and into messages: one that looks like a URI or
+ * user:password pasted into the wrong key is refused without being shown. */
+static int check_master_name(const char *name)
+{
+    for (const char *p = name; *p; p++)
+        if (*p == '@' || *p == '/' || (unsigned char)*p <= ' ' || *p == 0x7f)
+            return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                                 "options.sentinel_master is not a master name: it has '@', '/', "
+                                 "a blank or a control character (not shown; the sentinels' "
+                                 "addresses go in connection.* or connections.*)");
+    return RK_OK;
+}
+
+/* options.sentinel_*: the seeds are sentinels, which name the master. Sentinel serves one
+ * master, so it excludes a Redis Cluster; with options.cluster=auto no cluster is looked for. */
+static int sentinel_options_parse(rk__options *o, const rk_config *cfg)
+{
+    int rc = string_option(&o->sentinel_master, cfg, "options.sentinel_master",
+                           "the name of the master the sentinels monitor");
+    if (rc == RK_OK)
+        rc = string_option(&o->sentinel_username, cfg, "options.sentinel_username",
+                           "the user the sentinels know");
+    if (rc == RK_OK)
+        rc = string_option(&o->sentinel_password, cfg, "options.sentinel_password",
+                           "the sentinels' password");
+    if (rc == RK_OK && o->sentinel_master)
+        rc = check_master_name(o->sentinel_master);
+    if (rc == RK_OK && o->sentinel_master && o->cluster == RK__CLUSTER_ON)
+        rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                           "options.sentinel_master and options.cluster=true cannot be used "
+                           "together: Sentinel serves one master, not a Redis Cluster");
+    if (rc == RK_OK && !o->sentinel_master && (o->sentinel_username || o->sentinel_password))
+        rc = rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                           "%s is set but options.sentinel_master is not: without Sentinel "
+                           "there is no sentinel to authenticate with",
+                           o->sentinel_username ? "options.sentinel_username"
+                                                : "options.sentinel_password");
+    return rc;
+}
+
+/* options.lock_replicas and options.lock_replicas_timeout (the lock's WAIT after acquire). */
+static int replica_options_parse(rk__options *o, const rk_config *cfg)
+{
+    int rc = rk__config_u64(cfg, "options.lock_replicas", 0, 0, 16, &o->lock_replicas);
+    if (rc == RK_OK)
+        rc = rk__config_u64(cfg, "options.lock_replicas_timeout", 100, 1, 60000,
+                            &o->lock_replicas_timeout_ms);
+    return rc;
+}
+
 int rk__options_parse(rk__options *o, const rk_config *cfg)
 {
     memset(o, 0, sizeof *o);
@@ -151,10 +212,8 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_bool(cfg, "options.lock_fencing", false, &o->lock_fencing)) ||
         (rc = rk__config_u64(cfg, "options.lock_yield_to_pollers", 0, 0, DAY_MS,
                              &o->lock_yield_ms)) ||
-        (rc = rk__config_u64(cfg, "options.lock_replicas", 0, 0, 16, &o->lock_replicas)) ||
-        (rc = rk__config_u64(cfg, "options.lock_replicas_timeout", 100, 1, 60000,
-                             &o->lock_replicas_timeout_ms)) ||
-        (rc = cluster_options_parse(o, cfg)) ||
+        (rc = cluster_options_parse(o, cfg)) || (rc = sentinel_options_parse(o, cfg)) ||
+        (rc = replica_options_parse(o, cfg)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
         (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {
         rk__options_clear(o);
@@ -168,7 +227,11 @@ int rk__options_copy(rk__options *dst, const rk__options *src)
 {
     *dst = *src;
     dst->prefix = dst->resource_tag = NULL;
-    if (dup_value(&dst->prefix, src->prefix) || dup_value(&dst->resource_tag, src->resource_tag)) {
+    dst->sentinel_master = dst->sentinel_username = dst->sentinel_password = NULL;
+    if (dup_value(&dst->prefix, src->prefix) || dup_value(&dst->resource_tag, src->resource_tag) ||
+        dup_value(&dst->sentinel_master, src->sentinel_master) ||
+        dup_value(&dst->sentinel_username, src->sentinel_username) ||
+        dup_value(&dst->sentinel_password, src->sentinel_password)) {
         rk__options_clear(dst);
         return RK_ENOMEM;
     }
@@ -179,6 +242,9 @@ void rk__options_clear(rk__options *o)
 {
     rk__free(o->prefix);
     rk__free(o->resource_tag);
+    rk__free(o->sentinel_master);
+    rk__free(o->sentinel_username);
+    rk__free_secret(o->sentinel_password);
     memset(o, 0, sizeof *o);
 }
 

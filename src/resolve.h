@@ -28,15 +28,19 @@ typedef struct rk__options {
     uint64_t lock_timeout_ms;     /* options.lock_timeout (memolock), 5000 */
     bool lock_fencing;            /* options.lock_fencing (lock), false */
     uint64_t lock_yield_ms;       /* options.lock_yield_to_pollers (lock), 0: never */
-    uint64_t lock_replicas;       /* options.lock_replicas (lock), 0: no WAIT after a grant */
-    uint64_t lock_replicas_timeout_ms; /* options.lock_replicas_timeout (lock), 100 */
     rk__cluster_mode cluster;     /* options.cluster, auto */
     uint64_t max_redirects;       /* options.max_redirects, 5: MOVED/ASK followed per call */
     uint64_t topology_refresh_ms; /* options.topology_refresh, 60000 */
     bool read_replicas;           /* options.read_from=replica; master by default */
+    char *sentinel_master;        /* options.sentinel_master: Sentinel mode when set, NULL */
+    char *sentinel_username;      /* options.sentinel_username: the sentinels' own AUTH, NULL */
+    char *sentinel_password;      /* options.sentinel_password, NULL; a secret: never shown */
+    uint64_t lock_replicas;       /* options.lock_replicas (lock), 0..16, 0 */
+    uint64_t lock_replicas_timeout_ms; /* options.lock_replicas_timeout (lock), 100 */
 } rk__options;
 
-/* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. */
+/* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. Clear wipes
+ * the sentinel password. */
 int rk__options_parse(rk__options *o, const rk_config *cfg);
 void rk__options_clear(rk__options *o);
 int rk__options_copy(rk__options *dst, const rk__options *src); /* RK_OK or RK_ENOMEM */
@@ -45,10 +49,11 @@ int rk__options_copy(rk__options *dst, const rk__options *src); /* RK_OK or RK_E
  * connection.*, or each connections.<name>.* (connection.* is then ignored; a discovery_key is
  * resolved, and one the discovery does not know is skipped), each with the credential
  * (credential.* or credentials.<name>.*: the first without store_key, else the store's) and the
- * TLS options applied. n >= 1 on success; free with rk__seeds_free (endpoint.h).
- * RK_ENOCONN when nothing is configured or discovered, RK_EREF when a lookup needs a missing
- * reference, RK_EINVAL for bad values (the key named, never a password), for seeds mixing TLS
- * and plaintext, and for a URI database other than 0 with options.cluster=true. */
+ * TLS options applied (with options.sentinel_master they are the sentinels, and the credential is
+ * the master's: see rk__topology_sentinel_new). n >= 1 on success; free with rk__seeds_free
+ * (endpoint.h). RK_ENOCONN when nothing is configured or discovered, RK_EREF when a lookup needs a
+ * missing reference, RK_EINVAL for bad values (the key named, never a password), for seeds mixing
+ * TLS and plaintext, and for a URI database other than 0 with options.cluster=true. */
 int rk__resolve_seeds(rk__endpoint **eps, size_t *n, const rk_config *cfg,
                       const rk_references *refs, const rk__options *o, const rk_context *ctx);
 

@@ -69,6 +69,7 @@ struct rk__subscriber {
     rk__conn *conn;         /* used by the reader only */
     uint64_t role_freed_at; /* when a waiter last gave the role up with nobody to take it */
     unsigned failures;      /* consecutive failed connects */
+    unsigned moves;         /* rk__subscriber_reconnect calls: a connect begun before is stale */
     uint64_t last_traffic, ping_sent, next_sweep;
     const rk__endpoint *(*pick)(void *arg, unsigned failures); /* NULL: always `ep` */
     void *pick_arg;
@@ -192,6 +193,15 @@ void rk__subscriber_close(rk__subscriber *s)
     s->running = s->stopping = false;
     for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
         wake_waiters(e->value);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void rk__subscriber_reconnect(rk__subscriber *s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->moves++;
+    if (s->conn) /* its reader fails now, and the thread connects again */
+        rk__conn_shutdown(s->conn);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -571,7 +581,7 @@ static void connect_now(rk__subscriber *s, unsigned *failures)
     const rk__endpoint *ep = s->ep;
     const rk__endpoint *(*pick)(void *, unsigned) = s->pick;
     void *tls_ctx = s->tls_ctx, *pick_arg = s->pick_arg;
-    unsigned failed = *failures;
+    unsigned failed = *failures, moves = s->moves;
     pthread_mutex_unlock(&s->mu);
     /* Unlocked: the picker may take its own locks (a cluster's topology). */
     if (pick)
@@ -580,6 +590,10 @@ static void connect_now(rk__subscriber *s, unsigned *failures)
     int rc = ep ? rk__conn_open(&c, ep, tls_ctx, UINT64_MAX)
                 : rk__err(RK_ENOTOPEN, "%s subscriber: no node to connect to", s->kind);
     pthread_mutex_lock(&s->mu);
+    if (rc == RK_OK && moves != s->moves) { /* the picker's answer changed meanwhile: ask again */
+        rk__conn_free(c);
+        return;
+    }
     if (rc == RK_OK) {
         *failures = 0;
         s->conn = c;

@@ -65,6 +65,11 @@ void rk__subscriber_set_picker(rk__subscriber *s,
  * one connect timeout (the longest the thread can be inside a connect). */
 void rk__subscriber_close(rk__subscriber *s);
 
+/* The node the picker names has changed (a Sentinel failover): drop the connection, so that the
+ * thread connects again where the picker now says and subscribes every channel there (waiters
+ * are asked to re-check). A connect in progress is dropped too. */
+void rk__subscriber_reconnect(rk__subscriber *s);
+
 /* In a forked child: forget the parent's thread, waiters and connection; the next join starts
  * afresh. */
 void rk__subscriber_after_fork(rk__subscriber *s);

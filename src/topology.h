@@ -1,6 +1,7 @@
 /* Where the nodes are. The client asks its topology which node serves a key and tells it when a
  * reply says the picture is out of date; each kind of deployment is one implementation in
- * topology/ (today `single`: one server; Cluster and Sentinel add theirs). */
+ * topology/: `single` (one server), `cluster` (a Redis Cluster), `sentinel` (a master that
+ * Redis Sentinel names). */
 #ifndef RK_TOPOLOGY_H
 #define RK_TOPOLOGY_H
 
@@ -50,6 +51,10 @@ typedef struct rk__topology_ops {
 struct rk__topology {
     const rk__topology_ops *ops;
     _Atomic uint64_t refresh_at; /* monotonic ms of the next periodic refresh; UINT64_MAX: none */
+    /* The deployment moves its data on its own (a promoted replica, a moved slot): after a failed
+     * connection, the client refreshes and retries until the deadline, not options.retries
+     * times, since the cure (a failover) takes seconds. */
+    bool follows;
 };
 
 /* Node helpers shared by the implementations. */
@@ -69,5 +74,18 @@ int rk__topology_single_new(rk__topology **out, const rk__endpoint *eps, size_t 
 int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size_t nseeds,
                              size_t from, const redisReply *slots, void *tls_ctx,
                              const rk__options *o);
+
+/* The master that Redis Sentinel names `o->sentinel_master`, the seeds being the sentinels
+ * (authenticated with options.sentinel_username/password; the seeds' credential and database
+ * are the master's, TLS applies to both). Found before `deadline`: the sentinels are asked in
+ * turn (each bounded by options.connect_timeout), and the address they give must answer ROLE
+ * as a master. It is found again after READONLY or a failed connection to it, and a thread
+ * subscribed to +switch-master on a sentinel follows a failover as soon as one announces it.
+ * When the master changes, the old one's pool is retired (rk__pool_retire) and
+ * `on_switch(arg)` is called (from any thread, no lock held). RK_ENOCONN when no sentinel
+ * answers, RK_EINVAL when they do not know the master name. */
+int rk__topology_sentinel_new(rk__topology **out, const rk__endpoint *seeds, size_t nseeds,
+                              void *tls_ctx, const rk__options *o, uint64_t deadline,
+                              void (*on_switch)(void *arg), void *arg);
 
 #endif

@@ -282,6 +282,7 @@ int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size
         return rk__err(RK_ENOMEM, "cannot allocate a cluster topology");
     }
     c->base.ops = &cluster_ops;
+    c->base.follows = true; /* a replica is promoted within the node timeout */
     c->tmpl.db = 0;
     c->tls_ctx = tls_ctx;
     c->max_connections = o->max_connections;

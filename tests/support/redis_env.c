@@ -137,7 +137,7 @@ int rkt_free_port(void)
 typedef struct server_argv {
     const char *v[64];
     int n;
-    char port[16], cert[300], key[300], ca[300], extra[sizeof(((rkt_server *)0)->extra)];
+    char conf[160], port[16], cert[300], key[300], ca[300], extra[sizeof(((rkt_server *)0)->extra)];
 } server_argv;
 
 static void arg(server_argv *a, const char *name, const char *value)
@@ -163,6 +163,9 @@ static void build_argv(server_argv *a, const rkt_server *s)
 {
     a->n = 0;
     a->v[a->n++] = "redis-server";
+    snprintf(a->conf, sizeof a->conf, "%s/redis.conf", s->dir);
+    if (access(a->conf, F_OK) == 0) /* rkt_server_start_conf's, which must come first */
+        a->v[a->n++] = a->conf;
     snprintf(a->port, sizeof a->port, "%d", s->port);
     if (s->certs[0])
         tls_ports(a, s);
@@ -300,6 +303,17 @@ void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
 }
 
 void rkt_server_start(rkt_server *s, const char *extra_args) { start(s, NULL, extra_args); }
+
+void rkt_server_start_conf(rkt_server *s, const char *conf, const char *extra_args)
+{
+    char path[200];
+    prepare(s, NULL, extra_args);
+    snprintf(path, sizeof path, "%s/redis.conf", s->dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(conf, f) < 0 || fclose(f) != 0)
+        rkt_fail(__FILE__, __LINE__, "cannot write %s: %s", path, strerror(errno));
+    launch_anywhere(s);
+}
 
 void rkt_server_start_tls(rkt_server *s, const char *cert_dir, const char *extra_args)
 {

@@ -59,6 +59,10 @@ typedef struct rkt_server {
 } rkt_server;
 
 void rkt_server_start(rkt_server *s, const char *extra_args);
+/* With `conf` written to redis.conf in its dir, which becomes its configuration file (the first
+ * argument; the command line still wins): a sentinel needs one it can rewrite, e.g.
+ * rkt_server_start_conf(s, "sentinel monitor m 127.0.0.1 6379 2\n", "--sentinel"). */
+void rkt_server_start_conf(rkt_server *s, const char *conf, const char *extra_args);
 /* `n` of them, started side by side (faster than one after the other). */
 void rkt_servers_start(rkt_server *s, int n, const char *extra_args);
 /* TLS only on s->port (plain TCP off). Client certificates are not asked for unless

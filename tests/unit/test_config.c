@@ -90,6 +90,9 @@ static void option_defaults(void)
     ASSERT_EQ(o.max_redirects, 5);
     ASSERT_EQ(o.topology_refresh_ms, 60000);
     ASSERT_FALSE(o.read_replicas);
+    ASSERT_TRUE(!o.sentinel_master && !o.sentinel_username && !o.sentinel_password);
+    ASSERT_EQ(o.lock_replicas, 0);
+    ASSERT_EQ(o.lock_replicas_timeout_ms, 100);
     rk__options_clear(&o);
 }
 
@@ -175,6 +178,70 @@ static void cluster_and_database(void)
     ASSERT_EQ(options("options.cluster=auto;options.db_num=3").db, 3);
     ASSERT_EQ(options("options.db_num=3").db, 3);
     ASSERT_EQ(options("options.cluster=off;options.db_num=3").db, 3);
+}
+
+/* Sentinel mode: the seeds are sentinels; the options name the master and the sentinels' own
+ * credentials. They survive a copy (the client keeps one per open). */
+static void sentinel_options(void)
+{
+    rk__options o, copy;
+    rk_config *cfg = parse("options.sentinel_master=mymaster;options.sentinel_username=sentry;"
+                           "options.sentinel_password=s3cret;options.cluster=auto");
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    rk_config_free(cfg);
+    ASSERT_STR_EQ(o.sentinel_master, "mymaster");
+    ASSERT_STR_EQ(o.sentinel_username, "sentry");
+    ASSERT_STR_EQ(o.sentinel_password, "s3cret");
+    ASSERT_EQ(o.cluster, RK__CLUSTER_AUTO); /* auto: Sentinel mode looks for no cluster */
+    ASSERT_OK(rk__options_copy(&copy, &o));
+    rk__options_clear(&o);
+    ASSERT_STR_EQ(copy.sentinel_master, "mymaster");
+    ASSERT_STR_EQ(copy.sentinel_password, "s3cret");
+    rk__options_clear(&copy);
+    ASSERT_TRUE(copy.sentinel_master == NULL && copy.sentinel_password == NULL);
+    cfg = parse("options.sentinel_master=m;options.cluster=false");
+    ASSERT_OK(rk__options_parse(&o, cfg));
+    rk_config_free(cfg);
+    ASSERT_STR_EQ(o.sentinel_master, "m");
+    ASSERT_TRUE(o.sentinel_username == NULL && o.sentinel_password == NULL); /* no AUTH */
+    rk__options_clear(&o);
+}
+
+static void sentinel_option_errors(void)
+{
+    bad_option("options.sentinel_master=", "options.sentinel_master is empty");
+    bad_option("options.sentinel_master=m;options.cluster=true",
+               "options.sentinel_master and options.cluster=true cannot be used together");
+    bad_option("options.sentinel_master=m;options.cluster=on", "options.cluster=true");
+    /* what looks like a URI or a password typed into the wrong key is not shown */
+    bad_option("options.sentinel_master=redis://u:hunter2@s1:26379",
+               "options.sentinel_master is not a master name");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "hunter2");
+    bad_option("options.sentinel_master=my master", "options.sentinel_master is not a master name");
+    bad_option("options.sentinel_master=m;options.sentinel_username=", "options.sentinel_username "
+                                                                       "is empty");
+    bad_option("options.sentinel_master=m;options.sentinel_password=",
+               "options.sentinel_password is empty");
+    /* credentials for sentinels without Sentinel mode would silently go unused */
+    bad_option("options.sentinel_password=hunter2", "options.sentinel_password is set but "
+                                                    "options.sentinel_master is not");
+    ASSERT_NOT_CONTAINS(rk_last_error()->message, "hunter2");
+    bad_option("options.sentinel_username=u", "options.sentinel_username is set");
+}
+
+static void lock_replicas_options(void)
+{
+    rk__options o = options("options.lock_replicas=16;options.lock_replicas_timeout=60000");
+    ASSERT_EQ(o.lock_replicas, 16);
+    ASSERT_EQ(o.lock_replicas_timeout_ms, 60000);
+    o = options("options.lock_replicas=1;options.lock_replicas_timeout=1");
+    ASSERT_EQ(o.lock_replicas, 1);
+    ASSERT_EQ(o.lock_replicas_timeout_ms, 1);
+    bad_option("options.lock_replicas=17", "options.lock_replicas: 17 is outside [0, 16]");
+    bad_option("options.lock_replicas=-1", "options.lock_replicas");
+    bad_option("options.lock_replicas_timeout=0", "options.lock_replicas_timeout: 0 is outside "
+                                                  "[1, 60000]");
+    bad_option("options.lock_replicas_timeout=60001", "options.lock_replicas_timeout");
 }
 
 static void unknown_options_are_ignored(void)
@@ -447,6 +514,20 @@ static void seeds_cluster_database(void)
     rk__seeds_free(eps, n);
 }
 
+/* In Sentinel mode the seeds are the sentinels, with the credential as configured (the
+ * master's: the sentinel topology puts the sentinels' own in its copies). */
+static void seeds_are_sentinels(void)
+{
+    size_t n;
+    rk__endpoint *eps = seeds("connection.uri=redis://:pw@s1:26379,s2:26380/2;"
+                              "options.sentinel_master=m;options.sentinel_password=spw",
+                              NULL, &n);
+    assert_seeds(eps, n, "s1:26379 s2:26380");
+    ASSERT_STR_EQ(eps[1].password, "pw");
+    ASSERT_EQ(eps[1].db, 2);
+    rk__seeds_free(eps, n);
+}
+
 static void resolve_errors(void)
 {
     ASSERT_EQ(resolve_fails("options.timeout=5", NULL), RK_ENOCONN);
@@ -509,6 +590,8 @@ static void resolve_callback_failure(void)
 RKT_MAIN(RKT_CASE(from_string), RKT_CASE(from_string_errors), RKT_CASE(duplicates_and_case),
          RKT_CASE(from_tuples), RKT_CASE(option_defaults), RKT_CASE(option_errors),
          RKT_CASE(cluster_options), RKT_CASE(cluster_option_errors), RKT_CASE(cluster_and_database),
+         RKT_CASE(sentinel_options), RKT_CASE(sentinel_option_errors),
+         RKT_CASE(lock_replicas_options), RKT_CASE(seeds_are_sentinels),
          RKT_CASE(unknown_options_are_ignored), RKT_CASE(sections), RKT_CASE(resolve_host_port),
          RKT_CASE(resolve_uri_and_credential_precedence), RKT_CASE(resolve_connections_first_seed),
          RKT_CASE(seeds_from_a_uri), RKT_CASE(seeds_from_connections),
