@@ -163,6 +163,8 @@ static void build_argv(server_argv *a, const rkt_server *s)
 {
     a->n = 0;
     a->v[a->n++] = "redis-server";
+    if (s->conf[0]) /* only as the first argument is it taken for the config file */
+        a->v[a->n++] = s->conf;
     snprintf(a->port, sizeof a->port, "%d", s->port);
     if (s->certs[0])
         tls_ports(a, s);
@@ -283,12 +285,22 @@ static void start(rkt_server *s, const char *cert_dir, const char *extra_args)
     launch_anywhere(s);
 }
 
+static void write_conf(rkt_server *s, const char *conf)
+{
+    snprintf(s->conf, sizeof s->conf, "%s/redis.conf", s->dir);
+    FILE *f = fopen(s->conf, "w");
+    if (!f || fputs(conf, f) < 0 || fclose(f) != 0)
+        rkt_fail(__FILE__, __LINE__, "cannot write %s: %s", s->conf, strerror(errno));
+}
+
 /* All spawned before any is waited for: their start-up is what takes time. One that did not
  * come up (its port taken meanwhile, even by a sibling) starts again elsewhere. */
-void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
+static void start_all(rkt_server *s, int n, const char *const *conf, const char *extra_args)
 {
     for (int i = 0; i < n; i++) {
         prepare(&s[i], NULL, extra_args);
+        if (conf)
+            write_conf(&s[i], conf[i]);
         s[i].port = rkt_free_port();
         spawn(&s[i]);
     }
@@ -297,6 +309,16 @@ void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
             reap(&s[i], SIGKILL);
             launch_anywhere(&s[i]);
         }
+}
+
+void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
+{
+    start_all(s, n, NULL, extra_args);
+}
+
+void rkt_servers_start_conf(rkt_server *s, int n, const char *const *conf, const char *extra_args)
+{
+    start_all(s, n, conf, extra_args);
 }
 
 void rkt_server_start(rkt_server *s, const char *extra_args) { start(s, NULL, extra_args); }
