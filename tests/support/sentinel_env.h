@@ -64,7 +64,7 @@ void rkt_sentinel_wait_ok(rkt_sentinel *s, uint64_t timeout_ms);
 
 /* After node[old_master] was killed, paused or failed over: block until every live sentinel
  * names the other node and that node's ROLE says master; returns its index. A demoted old
- * master stays a master until a sentinel converts it, about 10 s after the switch: wait for
+ * master stays a master until a sentinel converts it, 10 to 20 s after the switch: wait for
  * that with rkt_sentinel_wait_ok. */
 int rkt_sentinel_wait_failover(rkt_sentinel *s, int old_master, uint64_t timeout_ms);
 
