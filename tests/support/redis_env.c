@@ -137,7 +137,7 @@ int rkt_free_port(void)
 typedef struct server_argv {
     const char *v[64];
     int n;
-    char conf[160], port[16], cert[300], key[300], ca[300], extra[sizeof(((rkt_server *)0)->extra)];
+    char port[16], cert[300], key[300], ca[300], extra[sizeof(((rkt_server *)0)->extra)];
 } server_argv;
 
 static void arg(server_argv *a, const char *name, const char *value)
@@ -163,9 +163,8 @@ static void build_argv(server_argv *a, const rkt_server *s)
 {
     a->n = 0;
     a->v[a->n++] = "redis-server";
-    snprintf(a->conf, sizeof a->conf, "%s/redis.conf", s->dir);
-    if (access(a->conf, F_OK) == 0) /* rkt_server_start_conf's, which must come first */
-        a->v[a->n++] = a->conf;
+    if (s->conf[0]) /* only as the first argument is it taken for the config file */
+        a->v[a->n++] = s->conf;
     snprintf(a->port, sizeof a->port, "%d", s->port);
     if (s->certs[0])
         tls_ports(a, s);
@@ -286,12 +285,22 @@ static void start(rkt_server *s, const char *cert_dir, const char *extra_args)
     launch_anywhere(s);
 }
 
+static void write_conf(rkt_server *s, const char *conf)
+{
+    snprintf(s->conf, sizeof s->conf, "%s/redis.conf", s->dir);
+    FILE *f = fopen(s->conf, "w");
+    if (!f || fputs(conf, f) < 0 || fclose(f) != 0)
+        rkt_fail(__FILE__, __LINE__, "cannot write %s: %s", s->conf, strerror(errno));
+}
+
 /* All spawned before any is waited for: their start-up is what takes time. One that did not
  * come up (its port taken meanwhile, even by a sibling) starts again elsewhere. */
-void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
+static void start_all(rkt_server *s, int n, const char *const *conf, const char *extra_args)
 {
     for (int i = 0; i < n; i++) {
         prepare(&s[i], NULL, extra_args);
+        if (conf)
+            write_conf(&s[i], conf[i]);
         s[i].port = rkt_free_port();
         spawn(&s[i]);
     }
@@ -302,16 +311,22 @@ void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
         }
 }
 
+void rkt_servers_start(rkt_server *s, int n, const char *extra_args)
+{
+    start_all(s, n, NULL, extra_args);
+}
+
+void rkt_servers_start_conf(rkt_server *s, int n, const char *const *conf, const char *extra_args)
+{
+    start_all(s, n, conf, extra_args);
+}
+
 void rkt_server_start(rkt_server *s, const char *extra_args) { start(s, NULL, extra_args); }
 
 void rkt_server_start_conf(rkt_server *s, const char *conf, const char *extra_args)
 {
-    char path[200];
     prepare(s, NULL, extra_args);
-    snprintf(path, sizeof path, "%s/redis.conf", s->dir);
-    FILE *f = fopen(path, "w");
-    if (!f || fputs(conf, f) < 0 || fclose(f) != 0)
-        rkt_fail(__FILE__, __LINE__, "cannot write %s: %s", path, strerror(errno));
+    write_conf(s, conf);
     launch_anywhere(s);
 }
 

@@ -56,6 +56,7 @@ typedef struct rkt_server {
     char sock[160];  /* plain on TLS servers too: hiredis 0.14 has no TLS */
     char certs[256]; /* TLS: the directory with server.crt, server.key and ca.crt; else "" */
     char extra[512]; /* extra command-line arguments, space-separated */
+    char conf[176];  /* its config file, the first argument (rkt_servers_start_conf); else "" */
 } rkt_server;
 
 void rkt_server_start(rkt_server *s, const char *extra_args);
@@ -65,6 +66,10 @@ void rkt_server_start(rkt_server *s, const char *extra_args);
 void rkt_server_start_conf(rkt_server *s, const char *conf, const char *extra_args);
 /* `n` of them, started side by side (faster than one after the other). */
 void rkt_servers_start(rkt_server *s, int n, const char *extra_args);
+/* The same, each reading <dir>/redis.conf, written with conf[i] first: Redis Sentinel needs a
+ * config file, and rewrites it with what it has learnt (as CONFIG REWRITE does on a server a
+ * sentinel reconfigures), so that a restart finds it. Command-line arguments still win. */
+void rkt_servers_start_conf(rkt_server *s, int n, const char *const *conf, const char *extra_args);
 /* TLS only on s->port (plain TCP off). Client certificates are not asked for unless
  * `extra_args` has "--tls-auth-clients yes". */
 void rkt_server_start_tls(rkt_server *s, const char *cert_dir, const char *extra_args);
