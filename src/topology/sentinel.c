@@ -177,14 +177,24 @@ static int ask(sentinel *s, size_t i, uint64_t deadline, answer *a)
     return rc;
 }
 
-/* "a, b, c" into buf, cut with "..." when the next one does not fit. */
+/* Whether the list "a, b, c" has `name` as one of its items. */
+static bool listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; (p = strstr(p, name)) != NULL; p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == '\0' || p[n] == ','))
+            return true;
+    return false;
+}
+
+/* "a, b, c" into buf (each once), cut with "..." when the next one does not fit. */
 static void append_name(char *buf, size_t cap, const rk__endpoint *ep)
 {
     char name[80];
     size_t used = strlen(buf);
     rk__endpoint_name(ep, name, sizeof name);
-    if (used >= 3 && !strcmp(buf + used - 3, "..."))
-        return;                            /* already cut */
+    if ((used >= 3 && !strcmp(buf + used - 3, "...")) || listed(buf, name))
+        return;                            /* already cut, or already there */
     if (used + 2 + strlen(name) + 5 < cap) /* room left for a later ", ..." */
         snprintf(buf + used, cap - used, "%s%s", used ? ", " : "", name);
     else
@@ -219,32 +229,32 @@ static int no_answer(const sentinel *s, tally *t)
                          "sentinels %s: none answered (where is master '%s'?)", t->asked, s->name);
 }
 
-/* Ask the sentinels in turn, from the one that answered last, until one names the master. */
-static int ask_all(sentinel *s, uint64_t deadline, answer *a)
+/* Ask the sentinels in turn, from the one that answered last, until one names the master.
+ * `t` gathers what every round of one resolve saw, so that a round the deadline cuts short
+ * still reports every sentinel tried. */
+static int ask_all(sentinel *s, uint64_t deadline, answer *a, tally *t)
 {
     size_t start = atomic_load(&s->first);
-    tally t;
-    memset(&t, 0, sizeof t);
     for (size_t k = 0; k < s->nsentinels && rk__remaining_ms(deadline) > 0; k++) {
         size_t i = (start + k) % s->nsentinels;
         if (atomic_load(&s->stop))
             return rk__err(RK_ENOTOPEN, "Connection is not opened (closed while asking the "
                                         "sentinels)");
-        append_name(t.asked, sizeof t.asked, &s->sentinels[i]);
+        append_name(t->asked, sizeof t->asked, &s->sentinels[i]);
         int rc = ask(s, i, deadline, a);
         if (rc == RK_OK) {
             atomic_store(&s->first, i);
             return RK_OK;
         }
         if (rc == RK_ENOTFOUND) {
-            append_name(t.unknown, sizeof t.unknown, &s->sentinels[i]);
+            append_name(t->unknown, sizeof t->unknown, &s->sentinels[i]);
             continue;
         }
-        t.failed++;
-        t.auth += rc == RK_EAUTH;
-        rk__err_save(&t.last);
+        t->failed++;
+        t->auth += rc == RK_EAUTH;
+        rk__err_save(&t->last);
     }
-    return no_answer(s, &t);
+    return no_answer(s, t);
 }
 
 /* ---- checking the master ---- */
@@ -309,12 +319,14 @@ static int check_master(sentinel *s, const answer *a, uint64_t deadline, rk__nod
 static int resolve(sentinel *s, uint64_t deadline)
 {
     unsigned failures = 0;
+    tally t;
+    memset(&t, 0, sizeof t);
     for (unsigned round = 1;; round++) {
         uint64_t seen = atomic_load(&s->epoch);
         bool not_master = false;
         rk__node *n = NULL;
         answer a;
-        int rc = ask_all(s, deadline, &a);
+        int rc = ask_all(s, deadline, &a, &t);
         if (rc == RK_OK)
             rc = check_master(s, &a, deadline, &n, &not_master);
         if (rc == RK_OK) {
@@ -364,9 +376,11 @@ static void on_message(sentinel *s, const redisReply *r, const char *peer)
 static void catch_up(sentinel *s)
 {
     answer a;
+    tally t;
+    memset(&t, 0, sizeof t);
     uint64_t deadline = rk__deadline(s->connect_timeout_ms);
     rk__node *m = atomic_load(&s->master);
-    if (ask_all(s, deadline, &a) == RK_OK && !same_address(m, a.host, a.port))
+    if (ask_all(s, deadline, &a, &t) == RK_OK && !same_address(m, a.host, a.port))
         resolve(s, deadline); /* ROLE-checked: the sentinel we asked may lag behind */
 }
 
