@@ -429,9 +429,10 @@ typedef struct {
     atomic_int calls;
 } renew_job;
 
-/* Renewed every 150 ms: a 1200 ms lease leaves a loaded machine (CI runs two tests at once on
- * two cores) over a second of slack per renewal; 600 ms was once not enough. */
-#define LEASE_MS 1200
+/* Renewed every 150 ms: a 2000 ms lease leaves a loaded machine (CI runs two tests at once on
+ * two cores, under memcheck too) over 1.8 s of slack per renewal; 600 and 1200 ms were once
+ * not enough. */
+#define LEASE_MS 2000
 
 static int fetch_renewing(void *ud, rk_memolock_renewer *r, rk_buf *value, uint64_t *ttl_ms)
 {
@@ -473,9 +474,9 @@ static void *renewable_thread(void *arg)
 
 static void renewable_runs_once(void)
 {
-    rk_memolock *a = open_memo("renew", "options.lock_timeout=1200"),
-                *b = open_memo("renew", "options.lock_timeout=1200;options.retry_timeout=50");
-    renew_job rj = {16, false, -1, 0}; /* 2400 ms of work on a 1200 ms lease */
+    rk_memolock *a = open_memo("renew", "options.lock_timeout=2000"),
+                *b = open_memo("renew", "options.lock_timeout=2000;options.retry_timeout=50");
+    renew_job rj = {24, false, -1, 0}; /* 3600 ms of work on a 2000 ms lease */
     renewable_job winner = {a, &rj, -1, RK_BUF_INIT};
     get_job other = {b, "long", 10000, fetch_renewing_plain, &rj, -1, RK_BUF_INIT, 0};
     pthread_t t;
@@ -485,7 +486,7 @@ static void renewable_runs_once(void)
     while (!g.in_fetch)
         pthread_cond_wait(&g.cv, &g.mu);
     pthread_mutex_unlock(&g.mu);
-    get_thread(&other); /* waits behind a lease that is renewed past its 600 ms */
+    get_thread(&other); /* waits behind a lease that is renewed past its 2000 ms */
     pthread_join(t, NULL);
     ASSERT_OK(winner.rc);
     rk_buf out = winner.out;
