@@ -45,7 +45,9 @@ enum {
     SEC_CPU = 1 << 6,
     SEC_TLS = 1 << 7,
     SEC_CLUSTER = 1 << 8,
-    /* The default run; SEC_CLUSTER starts a cluster and takes ~30 s, so it is asked for. */
+    SEC_SENTINEL = 1 << 9,
+    /* The default run; SEC_CLUSTER and SEC_SENTINEL start their own servers and take 30 s to
+     * a minute, so they are asked for. */
     SEC_ALL = (1 << 8) - 1
 };
 
@@ -78,6 +80,7 @@ void bench_memolock(const bench_opts *o);
 void bench_cpu(const bench_opts *o);
 void bench_tls(const bench_opts *o);
 void bench_cluster(const bench_opts *o);
+void bench_sentinel(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
 

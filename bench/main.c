@@ -23,6 +23,9 @@ static const struct {
     {"tls", SEC_TLS, bench_tls, "single op and batch over rediss:// vs redis://"},
     {"cluster", SEC_CLUSTER, bench_cluster,
      "cluster vs one master; 1000-key batches vs hiredis per node (~30 s, only when named)"},
+    {"sentinel", SEC_SENTINEL, bench_sentinel,
+     "lock_replicas=1 vs 0, master SIGKILL, SENTINEL FAILOVER on a private deployment "
+     "(~1 min, only when named)"},
 };
 #define NSECTIONS (sizeof sections / sizeof *sections)
 
@@ -52,7 +55,7 @@ static void usage(FILE *f)
                "                   $REDKIT_BENCH_PEERS or /work/shared/bench-peers)\n"
                "  -h, --help       this text\n"
                "\n"
-               "sections (default: all but cluster):\n");
+               "sections (default: all but cluster and sentinel):\n");
     for (size_t i = 0; i < NSECTIONS; i++)
         fprintf(f, "  %-10s %s\n", sections[i].name, sections[i].what);
 }
