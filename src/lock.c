@@ -354,21 +354,21 @@ static int repl_fn(rk__conn *c, void *arg, uint64_t deadline)
     const char *args[3] = {a->op->full.str, a->token, ttl};
     size_t lens[3] = {a->op->full.len, RK__TOKEN_LEN,
                       (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, a->ttl_ms)};
-    redisReply *r = NULL;
-    int rc = rk__script_run(c, &rk__script_extend, 1, 3, args, lens, &r, deadline);
-    if (rc == RK_OK)
-        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "lock extend");
-    a->held = rc == RK_OK ? r->integer : 0;
-    rk__reply_free(r);
     const char *wait[3] = {"WAIT", n, ms};
     size_t wlens[3] = {4, (size_t)snprintf(n, sizeof n, "%" PRIu64, o->lock_replicas),
                        (size_t)snprintf(ms, sizeof ms, "%" PRIu64, o->lock_replicas_timeout_ms)};
-    if (rc == RK_OK && a->held == 1 &&
-        (rc = rk__conn_exec(c, &(rk__cmd){3, wait, wlens}, 1, &r, deadline)) == RK_OK) {
-        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "WAIT");
-        a->acks = rc == RK_OK ? r->integer : 0;
-        rk__reply_free(r);
-    }
+    redisReply *r = NULL, *w = NULL;
+    /* One round trip: if the lease was gone, WAIT only confirms nothing new. */
+    int rc = rk__script_run_then(c, &rk__script_extend, 1, 3, args, lens,
+                                 &(rk__cmd){3, wait, wlens}, &r, &w, deadline);
+    if (rc == RK_OK)
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "lock extend");
+    if (rc == RK_OK)
+        rc = rk__reply_expect(w, REDIS_REPLY_INTEGER, "WAIT");
+    a->held = rc == RK_OK ? r->integer : 0;
+    a->acks = rc == RK_OK ? w->integer : 0;
+    rk__reply_free(r);
+    rk__reply_free(w);
     return rc;
 }
 

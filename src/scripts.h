@@ -31,4 +31,11 @@ int rk__script_run(rk__conn *c, const rk__script *script, int nkeys, int nargs,
                    const char *const *args, const size_t *lens, redisReply **reply,
                    uint64_t deadline);
 
+/* The same, followed in the same write by `then` (a command that depends on what the script
+ * did on this connection, like WAIT), whose reply goes to `*then_reply`. After NOSCRIPT both
+ * are sent again, the script as EVAL. */
+int rk__script_run_then(rk__conn *c, const rk__script *script, int nkeys, int nargs,
+                        const char *const *args, const size_t *lens, const rk__cmd *then,
+                        redisReply **reply, redisReply **then_reply, uint64_t deadline);
+
 #endif
