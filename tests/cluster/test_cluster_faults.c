@@ -229,6 +229,14 @@ static void wait_grants(int more)
     }
 }
 
+/* Until *counter reaches `n`, or `ms` pass. */
+static void wait_count(atomic_int *counter, int n, uint64_t ms)
+{
+    uint64_t until = rkt_now_ms() + ms;
+    while (atomic_load(counter) < n && rkt_now_ms() < until)
+        usleep(1000);
+}
+
 static void slot_migrated_under_a_lock(void)
 {
     shared = rkt_shared_alloc(sizeof *shared);
@@ -250,11 +258,13 @@ static void slot_migrated_under_a_lock(void)
         }
     wait_grants(40);
     rkt_cluster_slot_begin(&cluster, slot, from, to);
-    /* One key at a time, as a slow resharding would, the lock going round meanwhile: some of
-     * the lock's keys are on each side, which is what makes ASK and TRYAGAIN happen. (The
-     * pause paces the migration; nothing waits on it.) */
+    /* One key at a time, as a slow resharding would, the lock going round meanwhile. While the
+     * lock's keys are split between the nodes its scripts meet TRYAGAIN; once the source has
+     * none of them (all moved, the slot still MIGRATING) they meet ASK. Each state is held
+     * until the clients have met it (or, for a split, a moment: a split may not last). */
     while (rkt_cluster_slot_migrate_some(&cluster, slot, from, to, 1) > 0)
-        usleep(100 * 1000);
+        wait_count(&shared->tryagains, 1, 300);
+    wait_count(&shared->asks, 1, 30000);
     rkt_cluster_slot_finish(&cluster, slot, from, to);
     wait_grants(40); /* and on, at the new owner */
     atomic_store(&shared->stop, true);
