@@ -240,6 +240,8 @@ void rk__conn_shutdown(rk__conn *c) { rk__transport_shutdown(&c->tr); }
 
 bool rk__conn_alive(rk__conn *c) { return !c->broken && rk__transport_alive(&c->tr); }
 
+void rk__conn_drop_in_use(rk__conn *c) { rk__transport_abandon_fd(&c->tr); }
+
 void rk__conn_abandon(rk__conn *c)
 {
     rk__transport_abandon(&c->tr);

@@ -129,9 +129,14 @@ static int retired(const rk__pool *p, const char *what)
 void rk__pool_after_fork(rk__pool *p)
 {
     init_locks(p); /* the parent's lock state means nothing here */
+    for (rk__conn *c = p->idle; c; c = c->next)
+        c->gen = UINT64_MAX; /* idle: whole, so it can be freed */
     for (rk__conn *c = p->all, *next; c; c = next) {
         next = c->next_all;
-        rk__conn_abandon(c);
+        if (c->gen == UINT64_MAX)
+            rk__conn_abandon(c);
+        else /* borrowed by a parent's thread, perhaps in the middle of a read */
+            rk__conn_drop_in_use(c);
     }
     p->all = p->idle = NULL;
     p->total = 0;

@@ -215,8 +215,10 @@ void rk__subscriber_after_fork(rk__subscriber *s)
     for (rk__map_entry *e = rk__map_next(&s->channels, NULL); e; e = rk__map_next(&s->channels, e))
         ((rk__channel *)e->value)->waiters = NULL;
     rk__map_clear(&s->channels, free_channel);
-    if (s->conn)
+    if (s->conn && !s->reader) /* nobody was reading it: whole */
         rk__conn_abandon(s->conn);
+    else if (s->conn) /* perhaps in the middle of a read */
+        rk__conn_drop_in_use(s->conn);
     s->conn = NULL;
     close(s->wake_fd);
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);

@@ -248,6 +248,13 @@ void rk__transport_shutdown(rk__transport *t)
         shutdown(t->fd, SHUT_RDWR);
 }
 
+void rk__transport_abandon_fd(rk__transport *t)
+{
+    if (t->fd >= 0)
+        close(t->fd);
+    t->fd = -1;
+}
+
 void rk__transport_abandon(rk__transport *t)
 {
     if (t->ssl)

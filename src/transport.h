@@ -45,5 +45,7 @@ void rk__transport_shutdown(rk__transport *t);
 /* Close without a TLS close_notify: a forked child dropping the parent's connection, which the
  * parent still uses. */
 void rk__transport_abandon(rk__transport *t);
+/* Only close the socket, touching no TLS state (which may be half-updated after a fork). */
+void rk__transport_abandon_fd(rk__transport *t);
 
 #endif

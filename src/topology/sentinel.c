@@ -549,8 +549,8 @@ static void after_fork(rk__topology *t)
     pthread_mutex_init(&s->mu, NULL); /* a parent's thread may have held it */
     for (size_t i = 0, n = atomic_load(&s->count); i < n; i++)
         rk__pool_after_fork(&s->nodes[i]->pool);
-    if (s->watch_conn)
-        rk__conn_abandon(s->watch_conn); /* the parent's session */
+    if (s->watch_conn) /* the parent's session, and its thread may have been reading it */
+        rk__conn_drop_in_use(s->watch_conn);
     s->watch_conn = NULL;
     close(s->wake_fd); /* shared with the parent */
     s->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
