@@ -156,35 +156,6 @@ static void unknown_master_name(void)
     rk_cache_free(c);
 }
 
-/* The child of a fork gets its own watcher and connections: it works, and closes at once. */
-static void usable_after_fork(void)
-{
-    start_all();
-    rk_cache *c = rkt_open_cache(sentinel_config(NULL));
-    ASSERT_OK(rk_cache_store(c, NULL, "fork", "parent", 6, 60000));
-    pid_t pid = fork();
-    if (pid == 0) {
-        alarm(20); /* a hung child fails the test */
-        rk_buf out = RK_BUF_INIT;
-        bool ok = rk_cache_retrieve(c, NULL, "fork", &out) == RK_OK && out.len == 6 &&
-                  rk_cache_store(c, NULL, "fork", "child", 5, 60000) == RK_OK;
-        rk_buf_free(&out);
-        uint64_t t0 = rkt_now_ms();
-        rk_cache_free(c); /* stops the child's watcher */
-        _exit(ok && rkt_now_ms() - t0 < 1000 ? 0 : 1);
-    }
-    ASSERT_TRUE(pid > 0);
-    int status;
-    ASSERT_EQ(waitpid(pid, &status, 0), pid);
-    ASSERT_TRUE(WIFEXITED(status));
-    ASSERT_EQ(WEXITSTATUS(status), 0);
-    rk_buf out = RK_BUF_INIT;
-    ASSERT_OK(rk_cache_retrieve(c, NULL, "fork", &out));
-    ASSERT_EQ(out.len, 5); /* the child's value */
-    rk_buf_free(&out);
-    rk_cache_free(c);
-}
-
 /* ---- a failover under load ---- */
 
 typedef struct loader {
@@ -413,6 +384,6 @@ static void no_sentinel_answers(void)
     close(fd);
 }
 
-RKT_MAIN(RKT_CASE(store_and_retrieve), RKT_CASE(unknown_master_name), RKT_CASE(usable_after_fork),
+RKT_MAIN(RKT_CASE(store_and_retrieve), RKT_CASE(unknown_master_name),
          RKT_CASE(calls_live_through_a_failover), RKT_CASE(calls_live_through_a_master_crash),
          RKT_CASE(no_sentinel_answers))
