@@ -57,6 +57,26 @@ struct rk__topology {
     bool follows;
 };
 
+/* The nodes a topology has met (cluster masters and replicas, Sentinel masters), only ever
+ * added: a node's pointer and number (index + 1) stay valid until the set is destroyed, and
+ * lock-free readers see a node once `count` says so. Additions are serialised by the caller. */
+#define RK__MAX_NODES 1024u
+typedef struct rk__node_set {
+    rk__node *nodes[RK__MAX_NODES];
+    atomic_size_t count;
+} rk__node_set;
+
+/* The number of the node at host:port, added as a copy of `tmpl` at that address if new; 0
+ * when out of room or memory. */
+unsigned rk__node_set_add(rk__node_set *set, const rk__endpoint *tmpl, const char *host,
+                          uint16_t port, void *tls_ctx, size_t max_connections);
+/* The node of a number, NULL for 0 or one not added (yet). */
+rk__node *rk__node_set_at(rk__node_set *set, unsigned number);
+/* Close, or forget after a fork, every node's pool; free every node. */
+void rk__node_set_close(rk__node_set *set);
+void rk__node_set_after_fork(rk__node_set *set);
+void rk__node_set_destroy(rk__node_set *set);
+
 /* Node helpers shared by the implementations. */
 int rk__node_init(rk__node *n, const rk__endpoint *ep, void *tls_ctx, size_t max_connections);
 void rk__node_destroy(rk__node *n);

@@ -17,7 +17,6 @@
 #include "slot.h"
 #include "topology.h"
 
-#define MAX_NODES 1024u
 #define MIN_REFRESH_MS 1000u /* at most one refresh a second, whatever asks for it */
 #define DOWN_MS 1000u        /* a node that refused a connection is avoided this long */
 #define NO_NODE 0u           /* map entries are node numbers + 1 */
@@ -25,11 +24,10 @@
 typedef struct cluster {
     rk__topology base;
     pthread_mutex_t mu; /* adding nodes */
-    rk__node *nodes[MAX_NODES];
-    atomic_size_t count;
+    rk__node_set set;
     _Atomic uint16_t owner[RK__SLOTS];   /* master of each slot */
     _Atomic uint16_t replica[RK__SLOTS]; /* a replica of its shard, for reads */
-    rk__endpoint tmpl;                   /* credentials, TLS options and timeouts of every node */
+    rk__endpoint tmpl; /* credentials, TLS options, timeouts and READONLY of every node */
     void *tls_ctx;
     size_t max_connections;
     uint64_t every_ms;
@@ -38,39 +36,13 @@ typedef struct cluster {
     bool read_replicas;
 } cluster;
 
-static rk__node *node_at(cluster *c, unsigned number)
-{
-    return number == NO_NODE || number > atomic_load(&c->count) ? NULL : c->nodes[number - 1];
-}
+static rk__node *node_at(cluster *c, unsigned number) { return rk__node_set_at(&c->set, number); }
 
-static bool same_address(const rk__node *n, const char *host, uint16_t port)
-{
-    return n->ep.port == port && n->ep.host && !strcmp(n->ep.host, host);
-}
-
-/* The number (+1) of the node at host:port, added if new; NO_NODE when out of room or memory.
+/* The number of the node at host:port, added if new; NO_NODE when out of room or memory.
  * Lock held. */
 static unsigned find_or_add_locked(cluster *c, const char *host, uint16_t port)
 {
-    size_t count = atomic_load(&c->count);
-    for (size_t i = 0; i < count; i++)
-        if (same_address(c->nodes[i], host, port))
-            return (unsigned)i + 1;
-    rk__node *n = count < MAX_NODES ? rk__calloc(1, sizeof *n) : NULL;
-    if (!n)
-        return NO_NODE;
-    rk__endpoint ep = c->tmpl; /* borrowed strings: node_init copies them */
-    ep.host = (char *)host;
-    ep.port = port;
-    ep.path = NULL;
-    ep.readonly = c->read_replicas;
-    if (rk__node_init(n, &ep, c->tls_ctx, c->max_connections) != RK_OK) {
-        rk__free(n);
-        return NO_NODE;
-    }
-    c->nodes[count] = n;
-    atomic_store(&c->count, count + 1); /* publishes the node to lock-free readers */
-    return (unsigned)count + 1;
+    return rk__node_set_add(&c->set, &c->tmpl, host, port, c->tls_ctx, c->max_connections);
 }
 
 static unsigned find_or_add(cluster *c, const char *host, uint16_t port)
@@ -148,11 +120,11 @@ static bool load_from(cluster *c, rk__node *n, uint64_t deadline)
 /* Ask the nodes in turn, those that refused a connection lately last, until one answers. */
 static void load(cluster *c, uint64_t deadline)
 {
-    size_t count = atomic_load(&c->count);
+    size_t count = atomic_load(&c->set.count);
     unsigned start = atomic_fetch_add(&c->next_source, 1);
     for (int pass = 0; pass < 2; pass++) {
         for (size_t i = 0; i < count && rk__remaining_ms(deadline); i++) {
-            rk__node *n = c->nodes[(start + i) % count];
+            rk__node *n = c->set.nodes[(start + i) % count];
             bool down = atomic_load(&n->down_until) > rk__now_ms();
             if (down == (pass == 0))
                 continue;
@@ -167,7 +139,7 @@ static void load(cluster *c, uint64_t deadline)
 static rk__node *any_node(cluster *c)
 {
     rk__node *n = node_at(c, atomic_load(&c->owner[0]));
-    return n ? n : c->nodes[0];
+    return n ? n : c->set.nodes[0];
 }
 
 static rk__node *route(rk__topology *t, const char *key, size_t len)
@@ -218,33 +190,24 @@ static rk__node *redirected(rk__topology *t, const rk__redirect *r, rk__node *fr
 static rk__node *pick(rk__topology *t, unsigned failures)
 {
     cluster *c = (cluster *)t;
-    size_t count = atomic_load(&c->count);
+    size_t count = atomic_load(&c->set.count);
     unsigned first = atomic_load(&c->owner[0]);
-    return c->nodes[((first ? first - 1 : 0) + failures) % count];
+    return c->set.nodes[((first ? first - 1 : 0) + failures) % count];
 }
 
-static void close_all(rk__topology *t)
-{
-    cluster *c = (cluster *)t;
-    for (size_t i = 0, n = atomic_load(&c->count); i < n; i++)
-        rk__pool_close(&c->nodes[i]->pool);
-}
+static void close_all(rk__topology *t) { rk__node_set_close(&((cluster *)t)->set); }
 
 static void after_fork(rk__topology *t)
 {
     cluster *c = (cluster *)t;
     pthread_mutex_init(&c->mu, NULL); /* a parent's thread may have held it */
-    for (size_t i = 0, n = atomic_load(&c->count); i < n; i++)
-        rk__pool_after_fork(&c->nodes[i]->pool);
+    rk__node_set_after_fork(&c->set);
 }
 
 static void free_cluster(rk__topology *t)
 {
     cluster *c = (cluster *)t;
-    for (size_t i = 0, n = atomic_load(&c->count); i < n; i++) {
-        rk__node_destroy(c->nodes[i]);
-        rk__free(c->nodes[i]);
-    }
+    rk__node_set_destroy(&c->set);
     rk__endpoint_clear(&c->tmpl);
     pthread_mutex_destroy(&c->mu);
     rk__free(c);
@@ -267,7 +230,7 @@ static int add_seeds(cluster *c, const rk__endpoint *seeds, size_t nseeds)
     for (size_t i = 0; i < nseeds; i++)
         if (seeds[i].host && find_or_add_locked(c, seeds[i].host, seeds[i].port) == NO_NODE)
             return rk__err(RK_ENOMEM, "cannot add cluster node %s", seeds[i].host);
-    return atomic_load(&c->count) ? RK_OK
+    return atomic_load(&c->set.count) ? RK_OK
                                   : rk__err(RK_EINVAL, "a cluster needs TCP endpoints, not a Unix socket");
 }
 
@@ -284,6 +247,7 @@ int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size
     c->base.ops = &cluster_ops;
     c->base.follows = true; /* a replica is promoted within the node timeout */
     c->tmpl.db = 0;
+    c->tmpl.readonly = o->read_replicas; /* READONLY on a master is harmless */
     c->tls_ctx = tls_ctx;
     c->max_connections = o->max_connections;
     c->every_ms = o->topology_refresh_ms;

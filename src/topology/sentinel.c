@@ -26,7 +26,6 @@
 #include "retry.h"
 #include "topology.h"
 
-#define MAX_NODES 256u      /* masters seen in the topology's life: room for many failovers */
 #define MIN_RESOLVE_MS 100u /* calls ask the sentinels at most this often */
 #define PING_IDLE_MS 1000u  /* the watcher pings its sentinel after this long without traffic */
 #define CHANNEL "+switch-master"
@@ -34,8 +33,7 @@
 typedef struct sentinel {
     rk__topology base;
     pthread_mutex_t mu; /* adding nodes, switching the master, the watcher's connection */
-    rk__node *nodes[MAX_NODES];
-    atomic_size_t count;
+    rk__node_set set; /* every master met */
     _Atomic(rk__node *) master;
     _Atomic uint64_t epoch;  /* switches so far: an answer asked before one is stale */
     rk__endpoint *sentinels; /* the seeds, with the sentinels' own credentials */
@@ -68,28 +66,13 @@ static bool same_address(const rk__node *n, const char *host, uint16_t port)
 /* The node at host:port, added if new; NULL when out of room or memory. */
 static rk__node *find_or_add(sentinel *s, const char *host, uint16_t port)
 {
-    rk__node *found = NULL;
     pthread_mutex_lock(&s->mu);
-    size_t count = atomic_load(&s->count);
-    for (size_t i = 0; i < count && !found; i++)
-        if (same_address(s->nodes[i], host, port))
-            found = s->nodes[i];
-    if (!found && count < MAX_NODES && (found = rk__calloc(1, sizeof *found))) {
-        rk__endpoint ep = s->tmpl; /* borrowed strings: node_init copies them */
-        ep.host = (char *)host;
-        ep.port = port;
-        if (rk__node_init(found, &ep, s->tls_ctx, s->max_connections) == RK_OK) {
-            s->nodes[count] = found;
-            atomic_store(&s->count, count + 1);
-        } else {
-            rk__free(found);
-            found = NULL;
-        }
-    }
+    rk__node *found = rk__node_set_at(
+        &s->set, rk__node_set_add(&s->set, &s->tmpl, host, port, s->tls_ctx, s->max_connections));
     pthread_mutex_unlock(&s->mu);
     if (!found)
         rk__err(RK_ENOMEM, "cannot add the master %s:%u (%zu masters seen)", host, (unsigned)port,
-                count);
+                atomic_load(&s->set.count));
     return found;
 }
 
@@ -537,8 +520,7 @@ static void close_all(rk__topology *t)
 {
     sentinel *s = (sentinel *)t;
     atomic_store(&s->stop, true);
-    for (size_t i = 0, n = atomic_load(&s->count); i < n; i++)
-        rk__pool_close(&s->nodes[i]->pool);
+    rk__node_set_close(&s->set);
     stop_watcher(s);
 }
 
@@ -547,8 +529,7 @@ static void after_fork(rk__topology *t)
 {
     sentinel *s = (sentinel *)t;
     pthread_mutex_init(&s->mu, NULL); /* a parent's thread may have held it */
-    for (size_t i = 0, n = atomic_load(&s->count); i < n; i++)
-        rk__pool_after_fork(&s->nodes[i]->pool);
+    rk__node_set_after_fork(&s->set);
     if (s->watch_conn) /* the parent's session, and its thread may have been reading it */
         rk__conn_drop_in_use(s->watch_conn);
     s->watch_conn = NULL;
@@ -567,10 +548,7 @@ static void free_sentinel(rk__topology *t)
         stop_watcher(s);
         close(s->wake_fd);
     }
-    for (size_t i = 0, n = atomic_load(&s->count); i < n; i++) {
-        rk__node_destroy(s->nodes[i]);
-        rk__free(s->nodes[i]);
-    }
+    rk__node_set_destroy(&s->set);
     rk__seeds_free(s->sentinels, s->nsentinels);
     rk__endpoint_clear(&s->tmpl);
     rk__free(s->name);
