@@ -303,21 +303,6 @@ int rkt_sentinel_wait_failover(rkt_sentinel *s, int old_master, uint64_t timeout
 }
 
 /* The last replicaof line of a config file is the one that counts. */
-void rkt_sentinel_rejoin(rkt_sentinel *s, int i)
-{
-    ASSERT_TRUE(i >= 0 && i < RKT_SENTINEL_NODES);
-    if (live(&s->node[i]))
-        rkt_fail(__FILE__, __LINE__, "node %d is still running: rkt_server_kill it first", i);
-    int m = rkt_sentinel_master(s);
-    if (m < 0 || m == i)
-        rkt_fail(__FILE__, __LINE__, "node %d cannot rejoin: the master is node %d", i, m);
-    FILE *f = fopen(s->node[i].conf, "a");
-    if (!f || fprintf(f, "\nreplicaof 127.0.0.1 %d\n", s->node[m].port) < 0 || fclose(f) != 0)
-        rkt_fail(__FILE__, __LINE__, "cannot append to %s", s->node[i].conf);
-    rkt_server_restart(&s->node[i]);
-    rkt_sentinel_wait_ok(s, START_TIMEOUT_MS);
-}
-
 void rkt_sentinel_failover(rkt_sentinel *s)
 {
     for (int k = 0; k < RKT_SENTINELS; k++) {

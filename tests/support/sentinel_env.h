@@ -68,13 +68,6 @@ void rkt_sentinel_wait_ok(rkt_sentinel *s, uint64_t timeout_ms);
  * that with rkt_sentinel_wait_ok. */
 int rkt_sentinel_wait_failover(rkt_sentinel *s, int old_master, uint64_t timeout_ms);
 
-/* Restart the killed node[i] as an operator brings a failed master back: its config file told
- * to follow the master the sentinels name now, then rkt_sentinel_wait_ok. (Restarted as it was,
- * an old master comes up as a master with no data and stays one until a sentinel converts it,
- * which takes 10 to 20 s: the sentinel asks a replica for INFO every 10 s and waits 8 s after it
- * first reports the wrong role.) */
-void rkt_sentinel_rejoin(rkt_sentinel *s, int i);
-
 /* SENTINEL FAILOVER <name> on a live sentinel: the replica is promoted without agreement from
  * the others, and the old master is reconfigured as its replica. Fails the test unless +OK. */
 void rkt_sentinel_failover(rkt_sentinel *s);
