@@ -429,11 +429,14 @@ static void migrate_keys(rkt_cluster *c, int from, int to, const redisReply *key
         argv[7 + i] = keys->element[i]->str, len[7 + i] = keys->element[i]->len;
     redisContext *ctx = rkt_server_admin(&c->node[from]);
     redisReply *r = redisCommandArgv(ctx, (int)argc, argv, len);
-    if (!r || r->type != REDIS_REPLY_STATUS || strcmp(r->str, "OK") != 0)
+    /* NOKEY: the keys went between GETKEYSINSLOT and MIGRATE (a lock released meanwhile). */
+    if (!r || r->type != REDIS_REPLY_STATUS ||
+        (strcmp(r->str, "OK") != 0 && strcmp(r->str, "NOKEY") != 0))
         rkt_fail(__FILE__, __LINE__, "MIGRATE from node %d to node %d: %s", from, to,
-                 !r                             ? ctx->errstr
-                 : r->type == REDIS_REPLY_ERROR ? r->str
-                                                : "unexpected reply");
+                 !r ? ctx->errstr
+                 : r->type == REDIS_REPLY_ERROR || r->type == REDIS_REPLY_STATUS
+                     ? r->str
+                     : "unexpected reply");
     freeReplyObject(r);
     redisFree(ctx);
     free(argv);
