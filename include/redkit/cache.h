@@ -19,7 +19,17 @@
  * `options.timeout` (ms: the deadline of each call, connects and retries included, 30000),
  * `options.retries` (3),
  * `options.db_num` (0), `options.max_connections` (8), `options.prefix` (none),
- * `options.default_ttl` (ms, used when ttl_ms is 0, 60000).
+ * `options.default_ttl` (ms, used when ttl_ms is 0, 60000),
+ * `options.near_cache_size` (entries, 0 = no near cache), `options.near_cache_bytes` (67108864).
+ *
+ * Near cache: with `options.near_cache_size` > 0, values read are kept in this process (an LRU
+ * bounded by both options) and served again without I/O, as copies. Redis keeps them honest
+ * (`CLIENT TRACKING` redirected to one connection per node subscribed to
+ * `__redis__:invalidate`, Redis 6+): a write by anyone drops the local copy when its
+ * invalidation arrives, and this handle's own writes drop theirs before they return. A local
+ * entry never outlives the key's TTL in Redis; everything is dropped when an invalidation
+ * connection is lost, on FLUSHALL/FLUSHDB, and when a tracked connection closes. A forked
+ * child does not use its parent's near cache.
  */
 #ifndef REDKIT_CACHE_H
 #define REDKIT_CACHE_H
@@ -38,7 +48,29 @@ typedef struct rk_cache_entry {
     uint64_t ttl_ms; /**< 0: options.default_ttl; RK_TTL_NONE: no expiry */
 } rk_cache_entry;
 
+/**
+ * Counters of a cache handle (cumulative over its opens), for rk_cache_get_stats(). Fields are
+ * only ever added in place of `reserved`, so the size stays.
+ */
+typedef struct rk_cache_stats {
+    uint64_t hits;          /**< reads served by the near cache, without I/O */
+    uint64_t misses;        /**< near-cache reads that went to Redis (0 without a near cache) */
+    uint64_t invalidations; /**< keys invalidated by Redis (a FLUSHALL counts one) */
+    uint64_t evictions;     /**< entries dropped to stay within the near cache's bounds */
+    uint64_t flushes;       /**< times the whole near cache was dropped */
+    uint64_t entries;       /**< entries in the near cache now (0 when closed) */
+    uint64_t bytes;         /**< bytes of keys and values in the near cache now */
+    uint64_t reserved[9];
+} rk_cache_stats;
+
 RK_EXTERN int rk_cache_new(rk_cache **out);
+
+/**
+ * A snapshot of the counters (read without locks: each field is exact, the set is not one
+ * instant). Any time after rk_cache_new(), open or not.
+ * @return RK_OK, or RK_EINVAL for a NULL argument.
+ */
+RK_EXTERN int rk_cache_get_stats(rk_cache *c, rk_cache_stats *out);
 
 /** Copy and validate the configuration. @return RK_OK or RK_EINVAL naming the bad key. */
 RK_EXTERN int rk_cache_configure(rk_cache *c, const rk_config *cfg);
