@@ -19,6 +19,9 @@
 /* A silent listener connection is asked PING this often; no answer within the ping timeout
  * means it is dead (a RESP2 client hears nothing when its redirect target goes away). */
 #define PING_EVERY_MS 1000u
+/* How often a listener looks for tracked data connections the server closed (CLIENT KILL, the
+ * server's idle `timeout`): Redis drops their tracking with them, silently. */
+#define SCAN_EVERY_MS 100u
 #define PING_TIMEOUT_MAX_MS 5000u
 #define CHANNEL "__redis__:invalidate"
 
@@ -31,8 +34,20 @@ typedef struct entry {
     char key[];
 } entry;
 
+struct listener;
+
+/* A data connection, as its node's listener sees it (the connection's hook_data). */
+typedef struct tracked {
+    struct tracked *prev, *next;
+    struct listener *l;
+    int fd;
+    bool tracking; /* CLIENT TRACKING is on: its closing loses invalidations */
+    bool dead;     /* the server closed it: already flushed for */
+} tracked;
+
 typedef struct listener {
     struct listener *next;
+    tracked *conns; /* guarded by nc->mu */
     rk__nearcache *nc;
     const rk__endpoint *node_ep; /* identity: the node's endpoint, as the hook sees it */
     rk__endpoint ep;             /* own copy, without the hook */
@@ -189,12 +204,13 @@ int rk__nearcache_get(rk__nearcache *nc, const char *key, size_t klen, rk_buf *o
 
 void rk__nearcache_prepare(rk__nearcache *nc, rk__conn *c, rk__nearcache_read *rd)
 {
-    listener *l = c->hook_data;
+    tracked *t = c->hook_data;
+    listener *l = t ? t->l : NULL;
     *rd = (rk__nearcache_read){0};
     if (!l)
         return;
     pthread_mutex_lock(&nc->mu);
-    if (l->up && !nc->disabled) {
+    if (l->up && !nc->disabled && !t->dead) {
         rd->listener = l;
         rd->epoch = l->epoch;
         rd->redirect = c->hook_tag == l->id ? 0 : l->id;
@@ -218,6 +234,10 @@ int rk__nearcache_tracking_cmd(const rk__nearcache_read *rd, char digits[24], co
 bool rk__nearcache_tracked(rk__conn *c, const rk__nearcache_read *rd, const redisReply *r)
 {
     if (r && r->type == REDIS_REPLY_STATUS) {
+        tracked *t = c->hook_data;
+        pthread_mutex_lock(&t->l->nc->mu);
+        t->tracking = true;
+        pthread_mutex_unlock(&t->l->nc->mu);
         c->hook_tag = rd->redirect;
         return true;
     }
@@ -350,6 +370,21 @@ static void on_message(listener *l, const redisReply *r)
     count(&nc->n->invalidations, keys->type == REDIS_REPLY_ARRAY ? keys->elements : 1);
 }
 
+/* Tracked connections the server has closed: what they read is no longer invalidated. */
+static void scan(listener *l)
+{
+    rk__nearcache *nc = l->nc;
+    pthread_mutex_lock(&nc->mu);
+    for (tracked *t = l->conns; t; t = t->next) {
+        struct pollfd p = {t->fd, POLLRDHUP, 0};
+        if (!t->tracking || t->dead || poll(&p, 1, 0) != 1)
+            continue;
+        t->dead = true;
+        flush_locked(nc, "the server closed a tracked data connection");
+    }
+    pthread_mutex_unlock(&nc->mu);
+}
+
 /* Connect, learn the connection's id and subscribe to the invalidation channel. */
 static int subscribe(listener *l, rk__conn **out, uint64_t *id)
 {
@@ -384,7 +419,7 @@ static void serve(listener *l, rk__conn *c)
 {
     rk__nearcache *nc = l->nc;
     const char *ping[1] = {"PING"};
-    uint64_t last = rk__now_ms(), ping_sent = 0;
+    uint64_t last = rk__now_ms(), ping_sent = 0, scan_at = 0;
     while (!atomic_load(&nc->stopping)) {
         redisReply *r;
         if (rk__conn_buffered(c, &r) != RK_OK)
@@ -396,6 +431,10 @@ static void serve(listener *l, rk__conn *c)
             continue;
         }
         uint64_t now = rk__now_ms();
+        if (now >= scan_at) {
+            scan(l);
+            scan_at = now + SCAN_EVERY_MS;
+        }
         if (ping_sent && now - ping_sent >= nc->ping_timeout_ms) {
             rk__log(RK_LOG_WARN, "near cache: %s: no answer to PING on the invalidation connection",
                     c->tr.peer);
@@ -408,6 +447,8 @@ static void serve(listener *l, rk__conn *c)
         }
         bool readable, woken;
         uint64_t until = ping_sent ? ping_sent + nc->ping_timeout_ms : last + PING_EVERY_MS;
+        if (scan_at < until)
+            until = scan_at;
         if (rk__conn_wait(c, nc->wake_fd, until, &readable, &woken) != RK_OK || woken)
             return;
         if (readable && rk__conn_fill(c, rk__deadline(nc->ping_timeout_ms)) != RK_OK)
@@ -471,6 +512,11 @@ static int hook_open(void *arg, rk__conn *c, const rk__endpoint *ep, void *tls_c
     (void)deadline;
     rk__nearcache *nc = arg;
     listener *l;
+    tracked *t = rk__calloc(1, sizeof *t);
+    c->hook_data = NULL;
+    c->hook_tag = 0;
+    if (!t)
+        return RK_OK; /* out of memory: reads on this connection are not cached */
     pthread_mutex_lock(&nc->mu);
     for (l = nc->listeners; l && l->node_ep != ep; l = l->next)
         ;
@@ -478,17 +524,40 @@ static int hook_open(void *arg, rk__conn *c, const rk__endpoint *ep, void *tls_c
         l->next = nc->listeners;
         nc->listeners = l;
     }
+    if (l) {
+        t->l = l;
+        t->fd = c->tr.fd;
+        t->next = l->conns;
+        if (l->conns)
+            l->conns->prev = t;
+        l->conns = t;
+        c->hook_data = t;
+    }
     pthread_mutex_unlock(&nc->mu);
-    c->hook_data = l;
-    c->hook_tag = 0;
+    if (!l)
+        rk__free(t);
     return RK_OK;
 }
 
 /* Redis forgets what a closed connection read: its keys would never be invalidated. */
 static void hook_close(void *arg, rk__conn *c)
 {
-    if (c->hook_tag)
-        flush(arg, "a tracked data connection closed");
+    rk__nearcache *nc = arg;
+    tracked *t = c->hook_data;
+    if (!t)
+        return;
+    pthread_mutex_lock(&nc->mu);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->l->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    if (t->tracking && !t->dead)
+        flush_locked(nc, "a tracked data connection closed");
+    pthread_mutex_unlock(&nc->mu);
+    rk__free(t);
+    c->hook_data = NULL;
 }
 
 void rk__nearcache_hook(rk__nearcache *nc, rk__conn_hook *hook)
