@@ -4,6 +4,7 @@
  * case, once the near cache has been flushed no stale value is served, and caching resumes. */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -193,5 +194,30 @@ static void server_restarted(void)
     rkt_server_stop(&srv);
 }
 
+/* A forked child has no invalidation connection of its own: it reads from Redis, never from
+ * what its parent cached. */
+static void forked_child(void)
+{
+    rk_cache *c = open_near();
+    ASSERT_OK(rk_cache_store(c, NULL, "fk", "v1", 2, 60000));
+    cached(c, "fk", "v1");
+    pid_t pid = fork();
+    if (pid == 0) {
+        redisContext *r = rkt_server_admin(&srv);
+        char full[256];
+        snprintf(full, sizeof full, "%sfk", rkt_prefix());
+        freeReplyObject(rkt_cmd(r, "SET", full, "v2", NULL));
+        redisFree(r);
+        bool ok = reads(c, "fk", "v2") && reads(c, "fk", "v2") && stats(c).entries == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    WAIT_FOR(reads(c, "fk", "v2"), 2000, "the parent's invalidation");
+    rk_cache_free(c);
+    rkt_server_stop(&srv);
+}
+
 RKT_MAIN(RKT_CASE(flushall), RKT_CASE(listener_killed), RKT_CASE(data_connection_killed),
-         RKT_CASE(server_restarted))
+         RKT_CASE(server_restarted), RKT_CASE(forked_child))
