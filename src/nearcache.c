@@ -71,6 +71,7 @@ struct rk__nearcache {
     bool disabled; /* a forked child */
     int wake_fd;   /* written once, to stop every listener */
     atomic_bool stopping;
+    atomic_bool warned; /* a server refused the near cache's commands: said once */
     atomic_uint_fast64_t entries_now, bytes_now;
     uint64_t connect_timeout_ms, ping_timeout_ms;
     rk__nearcache_counters *n;
@@ -241,8 +242,12 @@ bool rk__nearcache_tracked(rk__conn *c, const rk__nearcache_read *rd, const redi
         c->hook_tag = rd->redirect;
         return true;
     }
-    /* Redis < 6, an ACL without CLIENT, or a listener gone meanwhile: reads stay uncached. */
-    rk__log(RK_LOG_DEBUG, "near cache: %s: CLIENT TRACKING refused (%.*s)", c->tr.peer,
+    /* Redis < 6, an ACL without CLIENT, or a listener gone meanwhile: reads stay uncached. An
+     * operator wonders why nothing hits: say it once. */
+    tracked *t = c->hook_data;
+    bool once = !atomic_exchange(&t->l->nc->warned, true);
+    rk__log(once ? RK_LOG_WARN : RK_LOG_DEBUG,
+            "near cache: %s refused CLIENT TRACKING (%.*s): its reads are not cached", c->tr.peer,
             r && r->str ? (int)r->len : 0, r && r->str ? r->str : "");
     return false;
 }
@@ -394,8 +399,9 @@ static int subscribe(listener *l, rk__conn **out, uint64_t *id)
     int rc = rk__conn_open(out, &l->ep, l->tls_ctx, UINT64_MAX);
     if (rc == RK_OK &&
         (rc = rk__conn_exec(*out, cmds, 2, r, rk__deadline(l->nc->ping_timeout_ms))) == RK_OK) {
+        const redisReply *bad = r[0]->type != REDIS_REPLY_INTEGER ? r[0] : r[1];
         if (r[0]->type != REDIS_REPLY_INTEGER || r[1]->type != REDIS_REPLY_ARRAY)
-            rc = rk__err_reply(r[0]->type == REDIS_REPLY_ERROR ? r[0]->str : r[1]->str,
+            rc = rk__err_reply(bad->type == REDIS_REPLY_ERROR ? bad->str : "an unexpected reply",
                                "near cache: %s: cannot subscribe to " CHANNEL, (*out)->tr.peer);
         *id = rc == RK_OK ? (uint64_t)r[0]->integer : 0;
         rk__reply_free(r[0]);
@@ -466,9 +472,14 @@ static void *listen_main(void *arg)
     while (!atomic_load(&nc->stopping)) {
         rk__conn *c;
         uint64_t id;
-        if (subscribe(l, &c, &id) != RK_OK) {
-            if (failures++ == 0)
-                rk__log(RK_LOG_DEBUG, "near cache: %s: %s", peer, rk_last_error()->message);
+        int rc = subscribe(l, &c, &id);
+        if (rc != RK_OK) {
+            /* A refusal (an ACL without SUBSCRIBE or CLIENT) is a configuration problem; a
+             * server that is down is not news. */
+            bool once = rc == RK_EREPLY && !atomic_exchange(&nc->warned, true);
+            if (once || failures++ == 0)
+                rk__log(once ? RK_LOG_WARN : RK_LOG_DEBUG, "%s: reads from %s are not cached",
+                        rk_last_error()->message, peer);
             pause_ms(nc, rk__backoff_ms(failures < 3 ? 3 : failures));
             continue;
         }
@@ -584,6 +595,7 @@ int rk__nearcache_new(rk__nearcache **out, const rk__options *o, rk__nearcache_c
     nc->ping_timeout_ms = o->timeout_ms < PING_TIMEOUT_MAX_MS ? o->timeout_ms : PING_TIMEOUT_MAX_MS;
     nc->n = counters;
     atomic_init(&nc->stopping, false);
+    atomic_init(&nc->warned, false);
     *out = nc;
     return RK_OK;
 }
