@@ -600,25 +600,27 @@ static int fetch_misses(rk__client *cl, rk__nearcache *nc, const key_argv *k, si
                         size_t m, rk_buf *outs, bool *redo)
 {
     uint64_t deadline = rk__client_deadline(cl, RK__NO_TIMEOUT);
-    int rc = RK_OK;
+    rk__node **node = cl->cluster ? rk__malloc(m * sizeof *node) : NULL;
+    int rc = node || !cl->cluster ? RK_OK : rk__err(RK_ENOMEM, "cannot group %zu keys", m);
+    for (size_t j = 0; node && j < m; j++)
+        node[j] = read_node(cl, k->argv[miss[j] + 1], k->argvlen[miss[j] + 1]);
     for (size_t start = 0; rc == RK_OK && start < m;) {
-        size_t end = start + 1;
-        if (cl->cluster) { /* move the misses of miss[start]'s node next to it */
-            rk__node *node = read_node(cl, k->argv[miss[start] + 1], k->argvlen[miss[start] + 1]);
-            for (size_t j = end; j < m; j++) {
-                if (read_node(cl, k->argv[miss[j] + 1], k->argvlen[miss[j] + 1]) != node)
-                    continue;
-                size_t tmp = miss[end];
-                miss[end++] = miss[j], miss[j] = tmp;
-            }
-        } else {
-            end = m;
+        size_t end = node ? start + 1 : m;
+        for (size_t j = end; node && j < m; j++) { /* miss[start]'s node's misses next to it */
+            if (node[j] != node[start])
+                continue;
+            size_t tmp = miss[end];
+            rk__node *tnode = node[end];
+            miss[end] = miss[j], node[end] = node[j];
+            miss[j] = tmp, node[j] = tnode;
+            end++;
         }
         batch_arg a = {nc, k, miss + start, end - start, outs, redo};
         const char *first = k->argv[miss[start] + 1];
         rc = rk__client_run_read(cl, first, k->argvlen[miss[start] + 1], deadline, batch_fn, &a);
         start = end;
     }
+    rk__free(node);
     for (size_t j = 0; rc == RK_OK && j < m; j++) {
         size_t i = miss[j];
         if (!redo[i])
