@@ -6,14 +6,15 @@
 
 #include "alloc.h"
 #include "cache_int.h"
+#include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "events.h"
 #include "keys.h"
 #include "nearcache.h"
 
 struct rk_cache {
-    rk__component base; /* first: prepare() gets it back as the cache */
-    rk__nearcache_counters counters;
+    rk__component base;
 };
 
 /* The near cache of an open, when options.near_cache_size turned it on. */
@@ -26,9 +27,10 @@ static rk__nearcache *near(const rk__client *cl)
 static int prepare(rk__component *base, rk__client *cl)
 {
     rk__nearcache *nc;
+    (void)base;
     if (!cl->opts.near_cache_size)
         return RK_OK;
-    int rc = rk__nearcache_new(&nc, &cl->opts, &((rk_cache *)base)->counters);
+    int rc = rk__nearcache_new(&nc, &cl->opts, cl->stats);
     if (rc == RK_OK) {
         rk__nearcache_hook(nc, &cl->hook);
         cl->ext_free = rk__nearcache_free;
@@ -46,17 +48,19 @@ int rk_cache_new(rk_cache **out)
         return *out = NULL, rk__err(RK_ENOMEM, "cannot allocate a cache");
     int rc = rk__component_init(&c->base, "cache", false);
     c->base.prepare = prepare;
-    atomic_init(&c->counters.hits, 0);
-    atomic_init(&c->counters.misses, 0);
-    atomic_init(&c->counters.invalidations, 0);
-    atomic_init(&c->counters.evictions, 0);
-    atomic_init(&c->counters.flushes, 0);
     if (rc != RK_OK) {
         rk__free(c);
         c = NULL;
     }
     *out = c;
     return rc;
+}
+
+int rk_cache_get_stats(rk_cache *c, rk_stats *out)
+{
+    if (!c)
+        return rk__err(RK_EINVAL, "rk_cache_get_stats: cache is NULL");
+    return rk__component_stats(&c->base, out);
 }
 
 void rk_cache_free(rk_cache *c)
@@ -95,6 +99,12 @@ int rk_cache_close(rk_cache *c, const rk_context *ctx)
     if (!c)
         return rk__ret(rk__err(RK_EINVAL, "rk_cache_close: cache is NULL"), ctx);
     return rk__component_close(&c->base);
+}
+
+/* A public call of `op`, begun at `t0_us`, returned `rc`: counted in the handle's statistics. */
+static int counted(rk_cache *c, rk__op op, uint64_t t0_us, int rc)
+{
+    return c ? rk__stats_call(&c->base.stats, op, t0_us, rc) : rc;
 }
 
 /* Common entry checks; `*cl` is the client to run with, referenced until end(). */
@@ -210,7 +220,8 @@ static int store(rk_cache *c, const char *key, const void *value, size_t len, ui
 int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key, const void *value,
                    size_t len, uint64_t ttl_ms)
 {
-    return rk__ret(store(c, key, value, len, ttl_ms), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_STORE, t0, store(c, key, value, len, ttl_ms)), ctx);
 }
 
 /* A GET reply into `*out` (freed). */
@@ -285,14 +296,26 @@ static int miss_fn(rk__conn *c, void *arg, uint64_t deadline)
     return rc;
 }
 
+/* A near-cache lookup of `key` (as the caller gave it) under its Redis name, counted. */
+static int near_get(rk__client *cl, rk__nearcache *nc, const char *key, const char *name,
+                    size_t len, rk_buf *out)
+{
+    int rc = rk__nearcache_get(nc, name, len, out);
+    if (rc == RK_OK || rc == RK_ENOTFOUND)
+        rk__emit(cl->stats, &(rk__event){.type = rc ? RK_EVENT_NEAR_MISS : RK_EVENT_NEAR_HIT,
+                                         .key = key,
+                                         .key_len = strlen(key)});
+    return rc;
+}
+
 static int retrieve_near(rk__client *cl, rk__nearcache *nc, const char *key, rk_buf *out)
 {
     rk__name k;
     int rc = rk__name_key(&k, &cl->opts, key);
-    if (rc == RK_OK && (rc = rk__nearcache_get(nc, k.str, k.len, out)) == RK_ENOTFOUND) {
+    if (rc == RK_OK && (rc = near_get(cl, nc, key, k.str, k.len, out)) == RK_ENOTFOUND) {
         miss_arg a = {nc, k.str, k.len, NULL};
-        rc = rk__client_run_read(cl, k.str, k.len, rk__client_deadline(cl, RK__NO_TIMEOUT), miss_fn,
-                                 &a);
+        rc = rk__client_run_read(cl, "GET", k.str, k.len, rk__client_deadline(cl, RK__NO_TIMEOUT),
+                                 miss_fn, &a);
         rc = rc == RK_OK ? take_get(a.get, key, out) : rk__err_prefix("retrieve '%s': ", key);
     }
     rk__name_free(&k);
@@ -322,7 +345,8 @@ static int retrieve(rk_cache *c, const char *key, rk_buf *out)
 
 int rk_cache_retrieve(rk_cache *c, const rk_context *ctx, const char *key, rk_buf *out)
 {
-    return rk__ret(retrieve(c, key, out), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_RETRIEVE, t0, retrieve(c, key, out)), ctx);
 }
 
 static int ttl_with(rk__client *cl, const char *key, uint64_t *ttl_ms)
@@ -355,7 +379,8 @@ static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
 
 int rk_cache_ttl(rk_cache *c, const rk_context *ctx, const char *key, uint64_t *ttl_ms)
 {
-    return rk__ret(ttl_of(c, key, ttl_ms), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_TTL, t0, ttl_of(c, key, ttl_ms)), ctx);
 }
 
 /* Argument vectors "<verb> <prefix><key>..." for a batch, the keys packed in one block. */
@@ -489,13 +514,16 @@ static int remove_many(rk_cache *c, const char *const *keys, size_t n)
 
 int rk_cache_remove(rk_cache *c, const rk_context *ctx, const char *key)
 {
+    uint64_t t0 = rk__now_us();
     int rc = c ? rk__check_key(key, "key") : RK_OK;
-    return rk__ret(rc == RK_OK ? remove_many(c, &key, 1) : rk__err_prefix("remove: "), ctx);
+    rc = rc == RK_OK ? remove_many(c, &key, 1) : rk__err_prefix("remove: ");
+    return rk__ret(counted(c, RK__OP_REMOVE, t0, rc), ctx);
 }
 
 int rk_cache_remove_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n)
 {
-    return rk__ret(remove_many(c, keys, n), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_REMOVE_MANY, t0, remove_many(c, keys, n)), ctx);
 }
 
 int rk__cache_take_values(redisReply *r, size_t n, rk_buf *outs)
@@ -617,7 +645,8 @@ static int fetch_misses(rk__client *cl, rk__nearcache *nc, const key_argv *k, si
         }
         batch_arg a = {nc, k, miss + start, end - start, outs, redo};
         const char *first = k->argv[miss[start] + 1];
-        rc = rk__client_run_read(cl, first, k->argvlen[miss[start] + 1], deadline, batch_fn, &a);
+        rc = rk__client_run_read(cl, "GET", first, k->argvlen[miss[start] + 1], deadline, batch_fn,
+                                 &a);
         start = end;
     }
     rk__free(node);
@@ -626,7 +655,7 @@ static int fetch_misses(rk__client *cl, rk__nearcache *nc, const key_argv *k, si
         if (!redo[i])
             continue;
         miss_arg a = {nc, k->argv[i + 1], k->argvlen[i + 1], NULL};
-        if ((rc = rk__client_run_read(cl, a.key, a.klen, deadline, miss_fn, &a)) == RK_OK &&
+        if ((rc = rk__client_run_read(cl, "GET", a.key, a.klen, deadline, miss_fn, &a)) == RK_OK &&
             a.get->type == REDIS_REPLY_STRING)
             outs[i].data = rk__reply_take_str(a.get, &outs[i].len);
         else
@@ -636,14 +665,14 @@ static int fetch_misses(rk__client *cl, rk__nearcache *nc, const key_argv *k, si
 }
 
 /* Hits from the near cache, the misses from Redis (and into the near cache). */
-static int retrieve_many_near(rk__client *cl, rk__nearcache *nc, const key_argv *k, size_t n,
-                              rk_buf *outs)
+static int retrieve_many_near(rk__client *cl, rk__nearcache *nc, const char *const *keys,
+                              const key_argv *k, size_t n, rk_buf *outs)
 {
     size_t *miss = rk__malloc(n * sizeof *miss), m = 0;
     bool *redo = rk__calloc(n, sizeof *redo);
     int rc = miss && redo ? RK_OK : rk__err(RK_ENOMEM, "cannot allocate a read of %zu keys", n);
     for (size_t i = 0; rc == RK_OK && i < n; i++) {
-        rc = rk__nearcache_get(nc, k->argv[i + 1], k->argvlen[i + 1], &outs[i]);
+        rc = near_get(cl, nc, keys[i], k->argv[i + 1], k->argvlen[i + 1], &outs[i]);
         if (rc == RK_ENOTFOUND)
             miss[m++] = i, rc = RK_OK;
     }
@@ -665,7 +694,7 @@ static int retrieve_many_with(rk__client *cl, const char *const *keys, size_t n,
     if (near(cl)) {
         for (size_t i = 0; i < n; i++)
             rk_buf_free(&outs[i]);
-        rc = retrieve_many_near(cl, near(cl), &k, n, outs);
+        rc = retrieve_many_near(cl, near(cl), keys, &k, n, outs);
         key_argv_free(&k);
         return rc == RK_OK ? RK_OK : rk__err_prefix("retrieve of %zu keys: ", n);
     }
@@ -698,7 +727,8 @@ static int retrieve_many(rk_cache *c, const char *const *keys, size_t n, rk_buf 
 int rk_cache_retrieve_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n,
                            rk_buf *outs)
 {
-    return rk__ret(retrieve_many(c, keys, n, outs), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_RETRIEVE_MANY, t0, retrieve_many(c, keys, n, outs)), ctx);
 }
 
 /* One SET per entry; the vectors of all entries live in one allocation. */
@@ -797,22 +827,21 @@ static int store_many(rk_cache *c, const rk_cache_entry *e, size_t n)
 
 int rk_cache_store_many(rk_cache *c, const rk_context *ctx, const rk_cache_entry *entries, size_t n)
 {
-    return rk__ret(store_many(c, entries, n), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_STORE_MANY, t0, store_many(c, entries, n)), ctx);
 }
 
-int rk_cache_get_stats(rk_cache *c, rk_cache_stats *out)
+int rk_cache_near_cache_size(rk_cache *c, uint64_t *entries, uint64_t *bytes)
 {
-    if (!c || !out)
-        return rk__err(RK_EINVAL, "rk_cache_get_stats: %s is NULL", c ? "out" : "cache");
-    memset(out, 0, sizeof *out);
-    out->hits = atomic_load_explicit(&c->counters.hits, memory_order_relaxed);
-    out->misses = atomic_load_explicit(&c->counters.misses, memory_order_relaxed);
-    out->invalidations = atomic_load_explicit(&c->counters.invalidations, memory_order_relaxed);
-    out->evictions = atomic_load_explicit(&c->counters.evictions, memory_order_relaxed);
-    out->flushes = atomic_load_explicit(&c->counters.flushes, memory_order_relaxed);
+    if (!c || !entries || !bytes)
+        return rk__err(RK_EINVAL, "rk_cache_near_cache_size: %s is NULL",
+                       !c         ? "cache"
+                       : !entries ? "entries"
+                                  : "bytes");
+    *entries = *bytes = 0;
     rk__client *cl = rk__component_is_open(&c->base) ? rk__component_begin(&c->base) : NULL;
     if (cl && near(cl))
-        rk__nearcache_size(near(cl), &out->entries, &out->bytes);
+        rk__nearcache_size(near(cl), entries, bytes);
     rk__component_end(cl);
     return RK_OK;
 }

@@ -12,6 +12,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "error_int.h"
+#include "events.h"
 #include "log.h"
 #include "map.h"
 #include "retry.h"
@@ -74,12 +75,26 @@ struct rk__nearcache {
     atomic_bool warned; /* a server refused the near cache's commands: said once */
     atomic_uint_fast64_t entries_now, bytes_now;
     uint64_t connect_timeout_ms, ping_timeout_ms;
-    rk__nearcache_counters *n;
+    size_t prefix_len; /* options.prefix: events name keys as the caller gave them */
+    rk__stats *stats;
+    atomic_uint undelivered_flushes; /* counted, for a listener to deliver (no lock held) */
 };
 
-static void count(atomic_uint_fast64_t *c, uint64_t v)
+/* Count an event (atomics: fine under the lock); delivery is the caller's, after unlocking. */
+static void note(rk__nearcache *nc, rk_event_type type)
 {
-    atomic_fetch_add_explicit(c, v, memory_order_relaxed);
+    rk__stats_event(nc->stats, type, 0, RK_OK);
+}
+
+static bool delivering(void) { return atomic_load_explicit(&rk__events_on, memory_order_relaxed); }
+
+static void deliver(rk__nearcache *nc, rk_event_type type, const char *key, size_t klen,
+                    const rk__endpoint *node)
+{
+    if (key && klen >= nc->prefix_len)
+        key += nc->prefix_len, klen -= nc->prefix_len;
+    rk__event_deliver(nc->stats,
+                      &(rk__event){.type = type, .key = key, .key_len = klen, .node = node});
 }
 
 /* ---- the store (lock held) ---- */
@@ -150,7 +165,9 @@ static void flush_locked(rk__nearcache *nc, const char *why)
     nc->head = nc->tail = NULL;
     nc->count = nc->bytes = 0;
     publish_size(nc);
-    count(&nc->n->flushes, 1);
+    note(nc, RK_EVENT_NEAR_FLUSH);
+    if (delivering())
+        atomic_fetch_add(&nc->undelivered_flushes, 1);
 }
 
 static void flush(rk__nearcache *nc, const char *why)
@@ -160,12 +177,15 @@ static void flush(rk__nearcache *nc, const char *why)
     pthread_mutex_unlock(&nc->mu);
 }
 
-static void evict(rk__nearcache *nc)
+/* Returns how many entries went. */
+static unsigned evict(rk__nearcache *nc)
 {
-    while (nc->tail && (nc->count > nc->max_entries || nc->bytes > nc->max_bytes)) {
+    unsigned n = 0;
+    for (; nc->tail && (nc->count > nc->max_entries || nc->bytes > nc->max_bytes); n++) {
         remove_entry(nc, nc->tail);
-        count(&nc->n->evictions, 1);
+        note(nc, RK_EVENT_NEAR_EVICTION);
     }
+    return n;
 }
 
 int rk__nearcache_get(rk__nearcache *nc, const char *key, size_t klen, rk_buf *out)
@@ -197,7 +217,6 @@ int rk__nearcache_get(rk__nearcache *nc, const char *key, size_t klen, rk_buf *o
     pthread_mutex_unlock(&nc->mu);
     if (rc == RK_ENOMEM)
         return rk__err(RK_ENOMEM, "near cache: cannot copy a value of %zu bytes", vlen);
-    count(rc == RK_OK ? &nc->n->hits : &nc->n->misses, 1);
     return rc;
 }
 
@@ -293,6 +312,7 @@ void rk__nearcache_fill(rk__nearcache *nc, const rk__nearcache_read *rd, const c
     /* Copied before the lock; an entry bigger than the whole store is not worth keeping. */
     bool keep = value && pttl_ms >= -1 && klen + vlen <= nc->max_bytes;
     char *copy = keep ? rk__malloc(vlen ? vlen : 1) : NULL;
+    unsigned evicted = 0;
     if (copy)
         memcpy(copy, value, vlen);
     pthread_mutex_lock(&nc->mu);
@@ -306,7 +326,7 @@ void rk__nearcache_fill(rk__nearcache *nc, const rk__nearcache_read *rd, const c
             push_front(nc, e);
             nc->count++;
             nc->bytes += klen + vlen;
-            evict(nc);
+            evicted = evict(nc);
         } else {
             remove_entry(nc, e);
         }
@@ -314,6 +334,8 @@ void rk__nearcache_fill(rk__nearcache *nc, const rk__nearcache_read *rd, const c
     }
     pthread_mutex_unlock(&nc->mu);
     rk__free(copy); /* invalidated (or flushed) while the read was in flight */
+    while (evicted-- && delivering())
+        deliver(nc, RK_EVENT_NEAR_EVICTION, NULL, 0, NULL);
 }
 
 void rk__nearcache_drop(rk__nearcache *nc, const char *key, size_t klen)
@@ -353,26 +375,48 @@ static void set_down(listener *l, const char *why)
     pthread_mutex_unlock(&nc->mu);
 }
 
+/* Flushes counted where a handler could not be called (a pool's lock held): delivered here. */
+static void deliver_flushes(listener *l)
+{
+    for (unsigned n = atomic_exchange(&l->nc->undelivered_flushes, 0); n; n--)
+        deliver(l->nc, RK_EVENT_NEAR_FLUSH, NULL, 0, &l->ep);
+}
+
+/* Drop the keys of an invalidation, 64 at a time, each one held delivered after unlocking. */
+static void invalidate(listener *l, const redisReply *keys)
+{
+    rk__nearcache *nc = l->nc;
+    for (size_t from = 0; from < keys->elements; from += 64) {
+        uint64_t held = 0;
+        size_t n = keys->elements - from < 64 ? keys->elements - from : 64;
+        pthread_mutex_lock(&nc->mu);
+        for (size_t i = 0; i < n; i++) {
+            const redisReply *k = keys->element[from + i];
+            if (k->type == REDIS_REPLY_STRING && remove_key(nc, k->str, k->len)) {
+                note(nc, RK_EVENT_NEAR_INVALIDATION);
+                held |= (uint64_t)1 << i;
+            }
+        }
+        publish_size(nc);
+        pthread_mutex_unlock(&nc->mu);
+        for (size_t i = 0; held && i < n && delivering(); i++)
+            if (held & ((uint64_t)1 << i))
+                deliver(nc, RK_EVENT_NEAR_INVALIDATION, keys->element[from + i]->str,
+                        keys->element[from + i]->len, &l->ep);
+    }
+}
+
 /* A message on the channel: the keys to drop, or nil for all of them (FLUSHALL, FLUSHDB). */
 static void on_message(listener *l, const redisReply *r)
 {
-    rk__nearcache *nc = l->nc;
     if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
         r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0)
         return; /* a subscribe confirmation, a pong */
     const redisReply *keys = r->element[2];
-    if (keys->type == REDIS_REPLY_NIL) {
-        count(&nc->n->invalidations, 1);
-        flush(nc, "invalidation of every key");
-        return;
-    }
-    pthread_mutex_lock(&nc->mu);
-    for (size_t i = 0; keys->type == REDIS_REPLY_ARRAY && i < keys->elements; i++)
-        if (keys->element[i]->type == REDIS_REPLY_STRING)
-            remove_key(nc, keys->element[i]->str, keys->element[i]->len);
-    publish_size(nc);
-    pthread_mutex_unlock(&nc->mu);
-    count(&nc->n->invalidations, keys->type == REDIS_REPLY_ARRAY ? keys->elements : 1);
+    if (keys->type == REDIS_REPLY_NIL)
+        flush(l->nc, "invalidation of every key");
+    else if (keys->type == REDIS_REPLY_ARRAY)
+        invalidate(l, keys);
 }
 
 /* Tracked connections the server has closed: what they read is no longer invalidated. */
@@ -436,6 +480,7 @@ static void serve(listener *l, rk__conn *c)
             last = rk__now_ms(), ping_sent = 0;
             continue;
         }
+        deliver_flushes(l);
         uint64_t now = rk__now_ms();
         if (now >= scan_at) {
             scan(l);
@@ -488,6 +533,7 @@ static void *listen_main(void *arg)
         serve(l, c);
         set_down(l, "the invalidation connection was lost");
         rk__conn_free(c);
+        deliver_flushes(l);
     }
     return NULL;
 }
@@ -578,7 +624,7 @@ void rk__nearcache_hook(rk__nearcache *nc, rk__conn_hook *hook)
 
 /* ---- lifecycle ---- */
 
-int rk__nearcache_new(rk__nearcache **out, const rk__options *o, rk__nearcache_counters *counters)
+int rk__nearcache_new(rk__nearcache **out, const rk__options *o, rk__stats *stats)
 {
     rk__nearcache *nc = rk__calloc(1, sizeof *nc);
     *out = NULL;
@@ -593,9 +639,11 @@ int rk__nearcache_new(rk__nearcache **out, const rk__options *o, rk__nearcache_c
     nc->max_bytes = (size_t)o->near_cache_bytes;
     nc->connect_timeout_ms = o->connect_timeout_ms;
     nc->ping_timeout_ms = o->timeout_ms < PING_TIMEOUT_MAX_MS ? o->timeout_ms : PING_TIMEOUT_MAX_MS;
-    nc->n = counters;
+    nc->stats = stats;
+    nc->prefix_len = o->prefix_len;
     atomic_init(&nc->stopping, false);
     atomic_init(&nc->warned, false);
+    atomic_init(&nc->undelivered_flushes, 0);
     *out = nc;
     return RK_OK;
 }

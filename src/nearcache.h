@@ -34,17 +34,16 @@
 #include "conn.h"
 #include "redkit/common.h"
 #include "resolve.h"
+#include "stats.h"
 
 typedef struct rk__nearcache rk__nearcache;
 
-/* Counters, owned by the handle so they outlast an open; read without locks. */
-typedef struct rk__nearcache_counters {
-    atomic_uint_fast64_t hits, misses, invalidations, evictions, flushes;
-} rk__nearcache_counters;
-
-/* A near cache bounded by o->near_cache_size entries and o->near_cache_bytes, counting into
- * `counters` (which must outlive it). No thread starts before the first connection. */
-int rk__nearcache_new(rk__nearcache **out, const rk__options *o, rk__nearcache_counters *counters);
+/* A near cache bounded by o->near_cache_size entries and o->near_cache_bytes. It raises its
+ * invalidation, flush and eviction events into `stats` (the handle's, which outlives it; the
+ * caller raises hits and misses, knowing the key as given), delivering them to a handler only
+ * where no lock is held (a flush noticed under a pool's lock is delivered by the listener). No
+ * thread starts before the first connection. */
+int rk__nearcache_new(rk__nearcache **out, const rk__options *o, rk__stats *stats);
 
 /* Stop the listeners (joining their threads) and free everything. NULL-safe. Every connection
  * that uses the hook must be gone. */
@@ -57,8 +56,8 @@ void rk__nearcache_after_fork(void *nc);
 /* The connection hook (conn.h) that ties each new data connection to its node's listener. */
 void rk__nearcache_hook(rk__nearcache *nc, rk__conn_hook *hook);
 
-/* A hit: a copy of the value of `key` in `*out` (its old content freed): RK_OK. RK_ENOTFOUND on
- * a miss (out untouched), RK_ENOMEM. */
+/* A hit: a copy of the value of `key` (the Redis key) in `*out` (its old content freed): RK_OK.
+ * RK_ENOTFOUND on a miss (out untouched), RK_ENOMEM. */
 int rk__nearcache_get(rk__nearcache *nc, const char *key, size_t klen, rk_buf *out);
 
 /* What a read on connection `c` may cache, decided just before its commands are encoded. */

@@ -29,12 +29,13 @@
  * invalidation arrives, and this handle's own writes drop theirs before they return. A local
  * entry never outlives the key's TTL in Redis; everything is dropped when an invalidation
  * connection is lost, on FLUSHALL/FLUSHDB, and when a tracked connection closes. A forked
- * child does not use its parent's near cache.
+ * child does not use its parent's near cache. Its events and counters: rk_cache_get_stats().
  */
 #ifndef REDKIT_CACHE_H
 #define REDKIT_CACHE_H
 
 #include "config.h"
+#include "stats.h"
 
 RK_BEGIN_DECLS
 
@@ -48,29 +49,7 @@ typedef struct rk_cache_entry {
     uint64_t ttl_ms; /**< 0: options.default_ttl; RK_TTL_NONE: no expiry */
 } rk_cache_entry;
 
-/**
- * Counters of a cache handle (cumulative over its opens), for rk_cache_get_stats(). Fields are
- * only ever added in place of `reserved`, so the size stays.
- */
-typedef struct rk_cache_stats {
-    uint64_t hits;          /**< reads served by the near cache, without I/O */
-    uint64_t misses;        /**< near-cache reads that went to Redis (0 without a near cache) */
-    uint64_t invalidations; /**< keys invalidated by Redis (a FLUSHALL counts one) */
-    uint64_t evictions;     /**< entries dropped to stay within the near cache's bounds */
-    uint64_t flushes;       /**< times the whole near cache was dropped */
-    uint64_t entries;       /**< entries in the near cache now (0 when closed) */
-    uint64_t bytes;         /**< bytes of keys and values in the near cache now */
-    uint64_t reserved[9];
-} rk_cache_stats;
-
 RK_EXTERN int rk_cache_new(rk_cache **out);
-
-/**
- * A snapshot of the counters (read without locks: each field is exact, the set is not one
- * instant). Any time after rk_cache_new(), open or not.
- * @return RK_OK, or RK_EINVAL for a NULL argument.
- */
-RK_EXTERN int rk_cache_get_stats(rk_cache *c, rk_cache_stats *out);
 
 /** Copy and validate the configuration. @return RK_OK or RK_EINVAL naming the bad key. */
 RK_EXTERN int rk_cache_configure(rk_cache *c, const rk_config *cfg);
@@ -92,6 +71,15 @@ RK_EXTERN int rk_cache_close(rk_cache *c, const rk_context *ctx);
 
 /** Close if needed and free. NULL-safe. */
 RK_EXTERN void rk_cache_free(rk_cache *c);
+
+/** Copy this handle's statistics (redkit/stats.h) into `out` (from rk_stats_new()). Safe at any
+ * time, from any thread, open or not; it never waits for a call. The near cache counts the
+ * events `near_hit`, `near_miss`, `near_invalidation`, `near_flush` and `near_eviction`. */
+RK_EXTERN int rk_cache_get_stats(rk_cache *c, rk_stats *out);
+
+/** What the near cache holds now: `*entries` and `*bytes` (keys + values); both 0 without a
+ * near cache or when closed. Read without a lock. @return RK_OK or RK_EINVAL (a NULL argument). */
+RK_EXTERN int rk_cache_near_cache_size(rk_cache *c, uint64_t *entries, uint64_t *bytes);
 
 /**
  * Store `len` bytes under `key` for `ttl_ms` (0: options.default_ttl, RK_TTL_NONE: forever).

@@ -7,12 +7,7 @@
 
 static rkt_cluster cluster;
 
-static rk_cache_stats stats(rk_cache *c)
-{
-    rk_cache_stats s;
-    ASSERT_OK(rk_cache_get_stats(c, &s));
-    return s;
-}
+static rkt_near stats(rk_cache *c) { return rkt_near_stats(c); }
 
 /* A key of ours (under the test prefix) whose slot master node[m] serves. */
 static void key_on_master(char *out, size_t cap, const char *stem, int m)
@@ -96,9 +91,9 @@ static void every_shard(void)
         batch[2 * m] = keys[m], batch[2 * m + 1] = more[m];
     }
     rk_buf outs[2 * RKT_CLUSTER_MASTERS] = {RK_BUF_INIT};
-    rk_cache_stats s0 = stats(c);
+    rkt_near s0 = stats(c);
     ASSERT_OK(rk_cache_retrieve_many(c, NULL, batch, 2 * RKT_CLUSTER_MASTERS, outs));
-    rk_cache_stats s1 = stats(c);
+    rkt_near s1 = stats(c);
     ASSERT_EQ(s1.hits - s0.hits, RKT_CLUSTER_MASTERS);
     ASSERT_EQ(s1.misses - s0.misses, RKT_CLUSTER_MASTERS);
     for (int i = 0; i < 2 * RKT_CLUSTER_MASTERS; i++)

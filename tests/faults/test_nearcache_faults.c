@@ -19,12 +19,7 @@ static rk_cache *open_near(void)
     return rkt_open_cache(rkt_server_config(&srv, "options.near_cache_size=100"));
 }
 
-static rk_cache_stats stats(rk_cache *c)
-{
-    rk_cache_stats s;
-    ASSERT_OK(rk_cache_get_stats(c, &s));
-    return s;
-}
+static rkt_near stats(rk_cache *c) { return rkt_near_stats(c); }
 
 static void pause_ms(unsigned ms)
 {

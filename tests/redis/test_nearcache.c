@@ -22,12 +22,7 @@ static rk_cache *open_near(const char *extra)
     return rkt_open_cache(rkt_config(cfg));
 }
 
-static rk_cache_stats stats(rk_cache *c)
-{
-    rk_cache_stats s;
-    ASSERT_OK(rk_cache_get_stats(c, &s));
-    return s;
-}
+static rkt_near stats(rk_cache *c) { return rkt_near_stats(c); }
 
 static void assert_value(rk_cache *c, const char *key, const char *want)
 {
@@ -97,16 +92,16 @@ static void hit_and_miss(void)
 {
     rk_cache *c = open_near(NULL);
     ASSERT_OK(rk_cache_store(c, NULL, "k", "v1", 2, 60000));
-    rk_cache_stats s0 = stats(c);
+    rkt_near s0 = stats(c);
     assert_value(c, "k", "v1");
-    rk_cache_stats s1 = stats(c);
+    rkt_near s1 = stats(c);
     ASSERT_EQ(s1.misses, s0.misses + 1);
     /* The listener comes up with the first connection: reads are cached once it is. */
     cached(c, "k", "v1");
-    rk_cache_stats s2 = stats(c);
+    rkt_near s2 = stats(c);
     for (int i = 0; i < 10; i++)
         assert_value(c, "k", "v1");
-    rk_cache_stats s3 = stats(c);
+    rkt_near s3 = stats(c);
     ASSERT_EQ(s3.hits, s2.hits + 10);
     ASSERT_EQ(s3.misses, s2.misses);
     ASSERT_EQ(s3.entries, 1);
@@ -197,9 +192,9 @@ static void batches(void)
     cached(c, "b1", "one");
     const char *keys[4] = {"b1", "b2", "nope", "b3"};
     rk_buf outs[4] = {RK_BUF_INIT, RK_BUF_INIT, RK_BUF_INIT, RK_BUF_INIT};
-    rk_cache_stats s0 = stats(c);
+    rkt_near s0 = stats(c);
     ASSERT_OK(rk_cache_retrieve_many(c, NULL, keys, 4, outs));
-    rk_cache_stats s1 = stats(c);
+    rkt_near s1 = stats(c);
     ASSERT_EQ(s1.hits, s0.hits + 1);
     ASSERT_EQ(s1.misses, s0.misses + 3);
     ASSERT_TRUE(outs[0].len == 3 && !memcmp(outs[0].data, "one", 3));
@@ -207,7 +202,7 @@ static void batches(void)
     ASSERT_TRUE(outs[2].data == NULL);
     ASSERT_TRUE(outs[3].data != NULL && outs[3].len == 0);
     ASSERT_OK(rk_cache_retrieve_many(c, NULL, keys, 4, outs));
-    rk_cache_stats s2 = stats(c);
+    rkt_near s2 = stats(c);
     ASSERT_EQ(s2.hits, s1.hits + 3);
     ASSERT_EQ(s2.misses, s1.misses + 1); /* "nope" */
     ASSERT_TRUE(outs[1].len == 3 && !memcmp(outs[1].data, "two", 3));
@@ -237,7 +232,7 @@ static void lru_bounds(void)
         ASSERT_OK(rk_cache_store(c, NULL, key, "v", 1, 60000));
         cached(c, key, "v");
     }
-    rk_cache_stats s = stats(c);
+    rkt_near s = stats(c);
     ASSERT_EQ(s.entries, 3);
     ASSERT_GE(s.evictions, 2);
     uint64_t hits = s.hits; /* lru4 is the most recent: still there */

@@ -56,12 +56,10 @@ static void near_cache_over_tls(void)
 {
     rk_cache *c = rkt_open_cache(rkt_tls_config(0, "options.near_cache_size=10"));
     rk_buf b = RK_BUF_INIT;
-    rk_cache_stats s;
     ASSERT_OK(rk_cache_store(c, NULL, "near", "v1", 2, 60000));
     for (uint64_t until = rkt_now_ms() + 5000;;) { /* until the listener is up: a hit */
         ASSERT_OK(rk_cache_retrieve(c, NULL, "near", &b));
-        ASSERT_OK(rk_cache_get_stats(c, &s));
-        if (s.hits)
+        if (rkt_near_stats(c).hits)
             break;
         ASSERT_LT(rkt_now_ms(), until);
         usleep(1000);
