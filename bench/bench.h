@@ -46,6 +46,7 @@ enum {
     SEC_TLS = 1 << 7,
     SEC_CLUSTER = 1 << 8,
     SEC_SENTINEL = 1 << 9,
+    SEC_SEMAPHORE = 1 << 10, /* only when named, as cluster and sentinel */
     /* The default run; SEC_CLUSTER and SEC_SENTINEL start their own servers and take 30 s to
      * a minute, so they are asked for. */
     SEC_ALL = (1 << 8) - 1
@@ -81,6 +82,7 @@ void bench_cpu(const bench_opts *o);
 void bench_tls(const bench_opts *o);
 void bench_cluster(const bench_opts *o);
 void bench_sentinel(const bench_opts *o);
+void bench_semaphore(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
 
@@ -105,7 +107,15 @@ typedef struct peer_result {
     long min_count, max_count, violations;
 } peer_result;
 
-typedef enum { PEER_REDIS_PY, PEER_REDLOCK, PEER_SEMAPHORE, PEER_COUNT } peer_kind;
+/* The contended section runs the first PEER_COUNT; the semaphore section, redis-semaphore's
+ * counting Semaphore (limit 3). */
+typedef enum {
+    PEER_REDIS_PY,
+    PEER_REDLOCK,
+    PEER_SEMAPHORE,
+    PEER_COUNT,
+    PEER_SEMAPHORE_N = PEER_COUNT
+} peer_kind;
 
 const char *peer_name(peer_kind k);
 void peer_run(const bench_opts *o, peer_kind k, int workers, double secs, int hold_ms, int think_ms,

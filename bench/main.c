@@ -26,6 +26,8 @@ static const struct {
     {"sentinel", SEC_SENTINEL, bench_sentinel,
      "lock_replicas=1 vs 0, master SIGKILL, SENTINEL FAILOVER on a private deployment "
      "(~1 min, only when named)"},
+    {"semaphore", SEC_SEMAPHORE, bench_semaphore,
+     "8 processes on a limit of 3 vs redis-semaphore's Semaphore (only when named)"},
 };
 #define NSECTIONS (sizeof sections / sizeof *sections)
 
