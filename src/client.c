@@ -23,6 +23,8 @@ static void shards_free(rk__client *cl)
 
 static void client_free(rk__client *cl)
 {
+    if (cl->ext_ops)
+        cl->ext_ops->free(cl->ext);
     if (cl->topo)
         cl->topo->ops->free(cl->topo);
     rk__subscriber_free(cl->sub);
@@ -121,6 +123,8 @@ void rk__client_close(rk__client *cl)
     atomic_store(&cl->closed, true);
     rk__client_stop_waiters(cl);
     cl->topo->ops->close(cl->topo);
+    if (cl->ext_ops)
+        cl->ext_ops->close(cl->ext);
 }
 
 void rk__client_after_fork(rk__client *cl)
@@ -133,6 +137,8 @@ void rk__client_after_fork(rk__client *cl)
     pthread_mutex_init(&cl->mu, NULL); /* a parent's thread may have held it */
     for (size_t i = 0; i < cl->nshards; i++)
         rk__subscriber_after_fork(cl->shards[i].sub);
+    if (cl->ext_ops)
+        cl->ext_ops->after_fork(cl->ext);
     /* Last: a topology may start a thread (Sentinel's watcher) that reaches the subscriber. */
     cl->topo->ops->after_fork(cl->topo);
 }

@@ -98,6 +98,11 @@ int rk__name_lock_fence(rk__name *n, const rk__name *k)
     return lock_name(n, "redkit:lock-fence:", k);
 }
 
+int rk__name_lock_freed(rk__name *n, const rk__name *k)
+{
+    return lock_name(n, "redkit:lock-freed:", k);
+}
+
 /* A handle's inbox: `<kind><id>`, or in a cluster `<kind><id>:{K}` (`:{tag}` with K's own tag). */
 static int inbox_name(rk__name *n, const char *kind, const char *id, const rk__name *k)
 {

@@ -41,6 +41,10 @@ int rk__name_lock_queue(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_waiters(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_fence(rk__name *n, const rk__name *lock_key);
 
+/* With options.lock_mode=quorum, `redkit:lock-freed:{K}`: each node's release announces itself
+ * there, and waiters subscribed on one node try again at once. */
+int rk__name_lock_freed(rk__name *n, const rk__name *lock_key);
+
 /* The channel where a lock handle's waiters hear that the lock was handed to them; `id` is the
  * client's (one per open, 32 hex). `redkit:lock-wake:<id>` for every key on one server (one
  * subscription per handle); in a cluster, where the release script publishes on K's shard,

@@ -381,8 +381,9 @@ static void reads_from_replicas(void)
 static rk__endpoint node_endpoint(int node)
 {
     static char loopback[] = "127.0.0.1";
-    return (rk__endpoint){
-        .host = loopback, .port = (uint16_t)cluster.node[node].port, .connect_timeout_ms = 2000};
+    return (rk__endpoint){.host = loopback,
+                          .port = (uint16_t)cluster.node[node].port,
+                          .connect_timeout_ms = 2000};
 }
 
 /* A node refuses a shard channel of another node's slot (MOVED): the join does not wait for a

@@ -41,6 +41,11 @@ static int lock_inbox(rk__name *n, const rk__options *o, const char *id)
     return rk__name_lock_inbox(n, id, NULL);
 }
 
+static int lock_freed(rk__name *n, const rk__options *o, const char *key)
+{
+    return lock_part(n, o, key, rk__name_lock_freed);
+}
+
 static int sem_permits(rk__name *n, const rk__options *o, const char *key)
 {
     return lock_part(n, o, key, rk__name_sem);
@@ -99,6 +104,7 @@ static const struct {
     {"lock queue, tagged key", lock_queue, "user:{7}"},
     {"lock inbox, cluster", cluster_inbox, "orders:42"},
     {"lock inbox, cluster, tagged", cluster_inbox, "user:{7}"},
+    {"lock freed, quorum", lock_freed, "orders:42"},
     {"semaphore permits", sem_permits, "orders:42"},
     {"semaphore permits, tagged key", sem_permits, "user:{7}"},
     {"semaphore queue", sem_queue, "orders:42"},
