@@ -47,6 +47,7 @@ enum {
     SEC_CLUSTER = 1 << 8,
     SEC_SENTINEL = 1 << 9,
     SEC_SEMAPHORE = 1 << 10, /* only when named, as cluster and sentinel */
+    SEC_QUORUM = 1 << 11,    /* only when named: starts 4 more servers */
     /* The default run; SEC_CLUSTER and SEC_SENTINEL start their own servers and take 30 s to
      * a minute, so they are asked for. */
     SEC_ALL = (1 << 8) - 1
@@ -83,6 +84,7 @@ void bench_tls(const bench_opts *o);
 void bench_cluster(const bench_opts *o);
 void bench_sentinel(const bench_opts *o);
 void bench_semaphore(const bench_opts *o);
+void bench_quorum(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
 
@@ -169,6 +171,9 @@ void untrack_command(int id);
 /* Start a private redis-server on a free loopback port; `tls` adds a TLS one with fresh
  * certificates. Fills the targets; `tls_missing` is set when TLS could not start. */
 void server_start(bench_opts *o, bool want_tls);
+/* One more plain redis-server on a free loopback port (log in o->tmpdir), killed at cleanup;
+ * `index` names its files. */
+pid_t server_spawn(const bench_opts *o, int index, bench_target *t);
 /* How loaded the machine is right now (1-minute load average). */
 double load_average(void);
 
