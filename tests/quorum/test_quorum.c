@@ -250,6 +250,43 @@ static void node_restarted_empty(void)
     rk_lock_free(b);
 }
 
+#ifdef RKT_CLI
+/* `redkit lock run` in quorum mode: the status of `cmd` run by the CLI over the 5 nodes. */
+static int cli_run(const char *extra, const char *cmd)
+{
+    char uri[512], line[2048];
+    int used = snprintf(uri, sizeof uri, "redis://");
+    for (int i = 0; i < NODES; i++)
+        used += snprintf(uri + used, sizeof uri - (size_t)used, "%s127.0.0.1:%d", i ? "," : "",
+                         node[i].port);
+    snprintf(line, sizeof line,
+             "'%s' --url '%s' --config options.lock_mode=quorum lock run qcli %s -- sh -c '%s' "
+             "2>/dev/null",
+             RKT_CLI, uri, extra, cmd);
+    int status = system(line);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void cli_lock_run(void)
+{
+    char cmd[256];
+    start_nodes();
+    /* While CMD runs, every node holds the key (checked on the last one); CMD's status comes back.
+     */
+    snprintf(cmd, sizeof cmd, "test \"$(redis-cli -p %d EXISTS qcli)\" = 1 && exit 7",
+             node[NODES - 1].port);
+    ASSERT_EQ(cli_run("--ttl 5s", cmd), 7);
+    redisReply *r = on_node(0, "EXISTS", "qcli");
+    ASSERT_EQ(r->integer, 0); /* released */
+    freeReplyObject(r);
+    rk_lock *l = open_quorum(NULL);
+    ASSERT_OK(rk_lock_acquire(l, NULL, "qcli", 10000, 0));
+    ASSERT_EQ(cli_run("--wait 0s", "exit 0"), 75); /* held by the library: a conflict */
+    ASSERT_OK(rk_lock_release(l, NULL, "qcli"));
+    rk_lock_free(l);
+}
+#endif
+
 /* What quorum mode refuses, named: fencing, replicas, fewer than 3 endpoints. */
 static void refused_configurations(void)
 {
@@ -273,7 +310,14 @@ static void refused_configurations(void)
     rk_lock_free(l);
 }
 
+/* The CLI case needs the redkit tool (REDKIT_BUILD_CLI, the default). */
+#ifdef RKT_CLI
+#define CLI_CASES , RKT_CASE(cli_lock_run)
+#else
+#define CLI_CASES
+#endif
+
 RKT_MAIN(RKT_CASE(same_token_on_every_node), RKT_CASE(eight_processes_exclude_each_other),
          RKT_CASE(release_wakes_a_waiter), RKT_CASE(two_nodes_killed),
          RKT_CASE(three_nodes_down_fail_fast), RKT_CASE(node_restarted_empty),
-         RKT_CASE(refused_configurations))
+         RKT_CASE(refused_configurations) CLI_CASES)
