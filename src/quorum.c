@@ -225,6 +225,10 @@ int rk__quorum_attach(rk__client *cl, uint64_t deadline)
                              "options.lock_mode=quorum needs at least 3 endpoints (independent "
                              "masters), got %zu",
                              cl->nseeds);
+    if (cl->nseeds > RK__URI_MAX_HOSTS)
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "options.lock_mode=quorum takes at most %d endpoints, got %zu",
+                             RK__URI_MAX_HOSTS, cl->nseeds);
     if (cl->nseeds % 2 == 0)
         rk__log(RK_LOG_WARN,
                 "options.lock_mode=quorum over %zu nodes: an even count tolerates no more failed "
