@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "plot.h"
 
 #define VALUE_LEN 100
 #define BATCH 100
@@ -369,12 +370,15 @@ void bench_threads(const bench_opts *o)
         snprintf(name, sizeof name, "retrieve, %d thread%s, one rk_cache", counts[i],
                  counts[i] > 1 ? "s" : "");
         report_value("threads", name, median(r[i], (size_t)rounds), "ops/s");
+        plot_point(CHART_THREADS, "redkit, one rk_cache", counts[i], median(r[i], (size_t)rounds));
     }
     double m = median(ratio, (size_t)rounds);
     report_value("threads", "ratio 8 threads / 1 thread", m, "");
     /* What the server and the machine allow without any client library in the way. */
     double one = redis_benchmark(o, "threads", 1, 1, "get");
     double eight = redis_benchmark(o, "threads", 8, 1, "get");
+    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 1, one);
+    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 8, eight);
     report_value("threads", "ratio redis-benchmark -c 8 / -c 1 GET", eight / one, "");
     report_value("threads", "ratio redkit 8 threads / redis-benchmark -c 8 GET",
                  median(r[3], (size_t)rounds) / eight, "");

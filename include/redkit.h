@@ -13,5 +13,6 @@
 #include "redkit/log.h"
 #include "redkit/memolock.h"
 #include "redkit/semaphore.h"
+#include "redkit/stats.h"
 
 #endif

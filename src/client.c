@@ -5,6 +5,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "error_int.h"
+#include "events.h"
 #include "log.h"
 #include "retry.h"
 #include "tls.h"
@@ -165,8 +166,9 @@ uint64_t rk__client_grace(const rk__client *cl)
 
 /* Where one attempt goes and what came of it. */
 typedef struct attempt_state {
-    rk__node *node;     /* where it went */
-    rk__node *ask;      /* the next attempt goes here, after ASKING (an ASK redirect) */
+    const char *name; /* the command, for events; NULL when the caller did not say */
+    rk__node *node;   /* where it went */
+    rk__node *ask;    /* the next attempt goes here, after ASKING (an ASK redirect) */
     rk__reply_class cls;
     rk__redirect redirect;
 } attempt_state;
@@ -190,6 +192,24 @@ static rk__node *route(rk__client *cl, const char *key, size_t klen, bool read)
                                       : t->ops->route(t, key, klen);
 }
 
+static void node_event(rk__client *cl, rk_event_type type, const rk__node *node, const char *name,
+                       uint64_t duration_us, int outcome)
+{
+    rk__emit(cl->stats,
+             &(rk__event){type, NULL, 0, node ? &node->ep : NULL, name, duration_us, outcome});
+}
+
+/* A connection's first use raises its connect event; a failed connect raises one too. */
+static void note_connect(rk__client *cl, const rk__node *node, rk__conn *c, int rc)
+{
+    if (c && c->announced)
+        return;
+    if (c)
+        c->announced = true;
+    if (c || rc == RK_EIO || rc == RK_EAUTH)
+        node_event(cl, RK_EVENT_CONNECT, node, NULL, c ? c->connect_us : 0, rc);
+}
+
 /* One attempt on the node serving `key` (or the node an ASK named). */
 static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t klen, bool read,
                    uint64_t deadline, rk__conn_fn fn, void *arg)
@@ -200,10 +220,15 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
     st->ask = NULL;
     int rc = rk__pool_get(&st->node->pool, &c, deadline);
     st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
+    note_connect(cl, st->node, rc == RK_OK ? c : NULL, rc);
     if (rc != RK_OK)
         return rc;
+    uint64_t t0 = rk__now_us();
     if ((rc = ask ? asking(c, deadline) : RK_OK) == RK_OK)
         rc = fn(c, arg, deadline);
+    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, rk__now_us() - t0, rc);
+    if (c->broken)
+        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
     st->cls = c->broken ? RK__REPLY_CONN : c->cls;
     if (rk__class_action(st->cls) == RK__ACT_REDIRECT) /* rare: the copy stays off the hot path */
         st->redirect = c->redirect;
@@ -211,6 +236,17 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
         st->redirect.cls = RK__REPLY_OK;
     rk__pool_put(&st->node->pool, c);
     return rc;
+}
+
+/* Ask the topology to learn the picture again; a changed cluster map raises an event. */
+static bool refresh(rk__client *cl, rk__node *node, rk__reply_class cls, uint64_t deadline)
+{
+    rk__topology *t = cl->topo;
+    unsigned before = atomic_load(&t->changes);
+    bool moved = t->ops->refresh(t, node, cls, deadline);
+    if (atomic_load(&t->changes) != before)
+        node_event(cl, RK_EVENT_TOPOLOGY, node, NULL, 0, RK_OK);
+    return moved;
 }
 
 /* Whether the loop goes round again after a failure of class `cls`. */
@@ -228,11 +264,12 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
             return false;
         /* One server of several: the next one. A cluster or Sentinel: learn the topology
          * again (a replica may be promoted) and keep trying until the deadline. */
-        if (t->ops->refresh(t, node, cls, deadline) && t->follows)
+        node_event(cl, RK_EVENT_RECONNECT, node, NULL, 0, rc);
+        if (refresh(cl, node, cls, deadline) && t->follows)
             return true;
         return (*reconnects)++ < cl->opts.retries;
     case RK__ACT_REFRESH:
-        return t->ops->refresh(t, node, cls, deadline);
+        return refresh(cl, node, cls, deadline);
     default:
         return false;
     }
@@ -268,6 +305,8 @@ static bool follow(rk__client *cl, attempt_state *st, const char *key, size_t kl
         return false;
     }
     rk__node *target = t->ops->redirected(t, &st->redirect, st->node);
+    node_event(cl, RK_EVENT_REDIRECT, target, st->redirect.cls == RK__REPLY_ASK ? "ASK" : "MOVED",
+               0, target ? RK_OK : RK_ENOMEM);
     rk__log(RK_LOG_DEBUG, "%s: %s slot %u to %s:%u from %s", cl->kind,
             st->redirect.cls == RK__REPLY_ASK ? "ASK" : "MOVED", st->redirect.slot,
             st->redirect.host, (unsigned)st->redirect.port, peer);
@@ -282,11 +321,11 @@ static void maybe_refresh(rk__client *cl, uint64_t deadline)
     rk__topology *t = cl->topo;
     uint64_t at = atomic_load_explicit(&t->refresh_at, memory_order_relaxed);
     if (at != UINT64_MAX && rk__now_ms() >= at)
-        t->ops->refresh(t, NULL, RK__REPLY_OK, deadline);
+        refresh(cl, NULL, RK__REPLY_OK, deadline);
 }
 
-static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t deadline,
-               rk__conn_fn fn, void *arg)
+static int run(rk__client *cl, const char *name, const char *key, size_t klen, bool read,
+               uint64_t deadline, rk__conn_fn fn, void *arg)
 {
     unsigned reconnects = 0, redirects = 0;
     uint64_t op = rk__deadline(cl->opts.timeout_ms); /* one operation inside a longer wait */
@@ -294,6 +333,7 @@ static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t
         deadline = op;
     attempt_state st; /* not zeroed: `redirect` is large and written before it is read */
     st.ask = NULL;
+    st.name = name;
     for (unsigned n = 0;; n++) {
         if (atomic_load(&cl->closed))
             return rk__client_not_open(cl->kind);
@@ -324,7 +364,7 @@ static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg)
 {
-    return run(cl, key, klen, false, deadline, fn, arg);
+    return run(cl, NULL, key, klen, false, deadline, fn, arg);
 }
 
 /* ---- pipelines and scripts ---- */
@@ -356,14 +396,14 @@ int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadl
                     const rk__cmd *cmds, size_t n, redisReply **replies)
 {
     exec_arg a = {cmds, n, replies};
-    return run(cl, key, klen, false, deadline, exec_fn, &a);
+    return run(cl, cmds[0].argv[0], key, klen, false, deadline, exec_fn, &a);
 }
 
 int rk__client_exec_read(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
                          const rk__cmd *cmds, size_t n, redisReply **replies)
 {
     exec_arg a = {cmds, n, replies};
-    return run(cl, key, klen, true, deadline, exec_fn, &a);
+    return run(cl, cmds[0].argv[0], key, klen, true, deadline, exec_fn, &a);
 }
 
 typedef struct {
@@ -394,7 +434,7 @@ int rk__client_eval(rk__client *cl, const char *key, size_t klen, uint64_t deadl
                     const size_t *lens, redisReply **reply)
 {
     eval_arg a = {script, nkeys, nargs, args, lens, NULL};
-    int rc = rk__client_run(cl, key, klen, deadline, eval_fn, &a);
+    int rc = run(cl, script->name, key, klen, false, deadline, eval_fn, &a);
     *reply = a.reply;
     return rc;
 }
@@ -460,7 +500,8 @@ static int run_groups(rk__client *cl, uint64_t deadline, const rk__cmd *cmds, si
     for (size_t g = 0, start = 0; rc == RK_OK && g < groups; start = ends[g++]) {
         group_arg a = {cmds, order + start, ends[g] - start, replies};
         const rk__cmd *first = &cmds[order[start]];
-        rc = run(cl, first->argv[1], first->argvlen[1], false, deadline, group_fn, &a);
+        rc = run(cl, first->argv[0], first->argv[1], first->argvlen[1], false, deadline, group_fn,
+                 &a);
     }
     /* What a node answered with a redirect or a retry class, once more alone. */
     for (size_t i = 0; rc == RK_OK && i < n; i++) {
@@ -515,9 +556,9 @@ static int ping_fn(rk__conn *conn, void *arg, uint64_t deadline)
 static size_t seed_of(const rk__client *cl, const rk__node *node)
 {
     for (size_t i = 0; i < cl->nseeds; i++)
-        if (&cl->seeds[i] == &node->ep || (node->ep.port == cl->seeds[i].port && node->ep.host &&
-                                           cl->seeds[i].host &&
-                                           !strcmp(node->ep.host, cl->seeds[i].host)))
+        if (&cl->seeds[i] == &node->ep ||
+            (node->ep.port == cl->seeds[i].port && node->ep.host && cl->seeds[i].host &&
+             !strcmp(node->ep.host, cl->seeds[i].host)))
             return i;
     return 0;
 }
@@ -576,6 +617,7 @@ static const rk__endpoint *pick_endpoint(void *arg, unsigned failures)
 static void master_switched(void *arg)
 {
     rk__client *cl = arg;
+    node_event(cl, RK_EVENT_FAILOVER, NULL, NULL, 0, RK_OK);
     if (cl->sub)
         rk__subscriber_reconnect(cl->sub);
 }
@@ -602,7 +644,7 @@ int rk__client_connect(rk__client *cl, uint64_t deadline)
         rk__subscriber_set_picker(cl->sub, pick_endpoint, cl);
         rk__subscriber_open(cl->sub, pick_endpoint(cl, 0), cl->tls_ctx, cl->opts.timeout_ms);
     }
-    return rc == RK_OK ? run(cl, NULL, 0, false, deadline, ping_fn, NULL) : rc;
+    return rc == RK_OK ? run(cl, "PING", NULL, 0, false, deadline, ping_fn, NULL) : rc;
 }
 
 /* ---- subscribers ---- */

@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "resolve.h"
 #include "scripts.h"
+#include "stats.h"
 #include "subscriber.h"
 #include "topology.h"
 
@@ -52,9 +53,10 @@ typedef struct rk__client {
     pthread_mutex_t mu;  /* guards shards */
     rk__shard_sub *shards;
     size_t nshards;
-    bool stopped; /* waiters stopped: no new shard subscriber */
-    char id[33];  /* random, per open (and per process): names this client's inbox */
-    void *ext;    /* set once at open, before any call: see rk__client_ext_ops */
+    bool stopped;     /* waiters stopped: no new shard subscriber */
+    char id[33];      /* random, per open (and per process): names this client's inbox */
+    rk__stats *stats; /* the component's: where this client's events are counted */
+    void *ext;        /* set once at open, before any call: see rk__client_ext_ops */
     const rk__client_ext_ops *ext_ops;
     atomic_uint refs;
     atomic_bool closed;

@@ -9,13 +9,14 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "events.h"
 #include "keys.h"
 #include "map.h"
 #include "quorum.h"
-#include "scripts.h"
-#include "token.h"
 #include "retry.h"
+#include "scripts.h"
 #include "slot.h"
+#include "token.h"
 #include "wait.h"
 #include "watchdog.h"
 
@@ -44,6 +45,7 @@ static void after_fork(rk__component *c);
 static int opened(rk__component *c, rk__client *cl);
 static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
                        uint64_t timeout_ms);
+static void lost(void *ud, const char *key);
 
 int rk_lock_new(rk_lock **out)
 {
@@ -64,7 +66,7 @@ int rk_lock_new(rk_lock **out)
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
     }
-    if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, l)) != RK_OK) {
+    if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, lost, l)) != RK_OK) {
         pthread_cond_destroy(&l->none_waiting);
         pthread_mutex_destroy(&l->mu);
         rk__component_destroy(&l->base);
@@ -78,6 +80,13 @@ int rk_lock_new(rk_lock **out)
     l->base.opened = opened;
     *out = l;
     return RK_OK;
+}
+
+int rk_lock_get_stats(rk_lock *l, rk_stats *out)
+{
+    if (!l)
+        return rk__err(RK_EINVAL, "rk_lock_get_stats: lock is NULL");
+    return rk__component_stats(&l->base, out);
 }
 
 void rk_lock_free(rk_lock *l)
@@ -173,13 +182,19 @@ typedef struct {
     /* Built on first use by op_names(): the queue's keys, the fencing counter, our inbox. */
     rk__name queue, waiters, fence, inbox;
     bool named;
+    rk__stats *stats; /* the handle's, NULL without one */
+    rk__op kind;      /* the public call counted at op_end, RK__OPS for none */
+    uint64_t t0_us;   /* when it began */
 } lock_op;
 
 static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_ms)
 {
     memset(op, 0, sizeof *op);
+    op->kind = RK__OPS;
+    op->t0_us = rk__now_us();
     if (!l)
         return rk__err(RK_EINVAL, "lock is NULL");
+    op->stats = &l->base.stats;
     int rc = rk__check_key(key, "key");
     if (rc != RK_OK)
         return rc;
@@ -200,6 +215,8 @@ static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_m
 
 static int op_end(lock_op *op, int rc)
 {
+    if (op->stats && op->kind != RK__OPS)
+        rk__stats_call(op->stats, op->kind, op->t0_us, rc);
     rk__name_free(&op->full);
     rk__name_free(&op->queue);
     rk__name_free(&op->waiters);
@@ -207,6 +224,12 @@ static int op_end(lock_op *op, int rc)
     rk__name_free(&op->inbox);
     rk__component_end(op->cl);
     return rc;
+}
+
+static void lock_event(const lock_op *op, rk_event_type type, uint64_t since_us, int outcome)
+{
+    rk__emit(op->stats, &(rk__event){type, op->key, op->key ? strlen(op->key) : 0, NULL, NULL,
+                                     since_us ? rk__now_us() - since_us : 0, outcome});
 }
 
 static int op_names(lock_op *op)
@@ -226,11 +249,13 @@ static int op_names(lock_op *op)
 
 /* ---- what this handle holds, per key ---- */
 
-/* One acquisition: its token, its ttl and its fencing number (0 without fencing). */
+/* One acquisition: its token, its ttl, its fencing number (0 without fencing) and when it was
+ * granted (the hold time's start). */
 typedef struct held {
     char token[RK__TOKEN_LEN + 1];
     uint64_t ttl_ms;
     uint64_t fence;
+    uint64_t granted_us;
 } held;
 
 static int remember(rk_lock *l, const lock_op *op, const held *h)
@@ -239,6 +264,8 @@ static int remember(rk_lock *l, const lock_op *op, const held *h)
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the token of lock '%s'", op->key);
     *copy = *h;
+    copy->granted_us = rk__now_us();
+    lock_event(op, RK_EVENT_LOCK_GRANTED, op->t0_us, RK_OK);
     pthread_mutex_lock(&l->mu);
     int rc = rk__map_put(&l->tokens, op->full.str, op->full.len, copy, (void **)&old);
     pthread_mutex_unlock(&l->mu);
@@ -251,7 +278,7 @@ static void recall(rk_lock *l, const lock_op *op, held *out)
 {
     pthread_mutex_lock(&l->mu);
     const held *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    *out = h ? *h : (held){"", 0, 0};
+    *out = h ? *h : (held){"", 0, 0, 0};
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -401,8 +428,8 @@ static int replicated(lock_op *op, const char *token, uint64_t ttl_ms)
                          "lock '%s' was granted, but %s%lld of the %" PRIu64
                          " replicas asked for (options.lock_replicas) acknowledged it within "
                          "%" PRIu64 " ms: released",
-                         op->key, a.held == 1 ? "" : "its lease had already expired and ",
-                         a.acks, o->lock_replicas, o->lock_replicas_timeout_ms);
+                         op->key, a.held == 1 ? "" : "its lease had already expired and ", a.acks,
+                         o->lock_replicas, o->lock_replicas_timeout_ms);
 }
 
 static int give_back(lock_op *op, const char *token);
@@ -419,7 +446,7 @@ static void drop_unreplicated(lock_op *op, const char *token)
 
 static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
 {
-    held h = {"", ttl_ms, 0};
+    held h = {"", ttl_ms, 0, 0};
     bool sent = false;
     int rc = rk__token_new(h.token);
     if (rc == RK_OK && quorum(op->cl)) {
@@ -465,6 +492,7 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
     if (acquired)
         *acquired = false;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    op.kind = RK__OP_TRY_ACQUIRE;
     if (rc == RK_OK && !acquired)
         rc = rk__err(RK_EINVAL, "try_acquire '%s': acquired is NULL", key);
     if (rc == RK_OK)
@@ -487,9 +515,9 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
     const rk__options *o = &op->cl->opts;
     int rc = op_names(op);
     if (rc == RK_OK) {
-        const char *args[9] = {op->full.str,          op->queue.str, op->waiters.str,
-                               op->fence.str,         token,         flag(o->lock_fencing),
-                               yield,                 standback,     flag(op->cl->cluster)};
+        const char *args[9] = {op->full.str,  op->queue.str, op->waiters.str,
+                               op->fence.str, token,         flag(o->lock_fencing),
+                               yield,         standback,     flag(op->cl->cluster)};
         size_t lens[9] = {
             op->full.len,
             op->queue.len,
@@ -502,6 +530,8 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
             1};
         rc = script(op, &rk__script_lock_release, deadline, 4, 9, args, lens, &result);
     }
+    if (rc == RK_OK && result == 2)
+        lock_event(op, RK_EVENT_LOCK_HANDOFF, 0, RK_OK);
     if (was_held)
         *was_held = rc == RK_OK && result != 0;
     return rc;
@@ -674,6 +704,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
                         uint64_t *fence)
 {
     queued q = {op, token, ttl_ms, 0, false};
+    lock_event(op, RK_EVENT_LOCK_WAIT, 0, RK_OK);
     count_waiting(l, +1);
     int rc = op_names(op);
     if (rc == RK_OK)
@@ -693,7 +724,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
  * fencing: each node would hand the lock to its own first waiter. */
 static int acquire_quorum(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms, held *out)
 {
-    held h = {"", ttl_ms, 0};
+    held h = {"", ttl_ms, 0, 0};
     bool acquired = false;
     uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
     int rc = rk__token_new(h.token);
@@ -713,7 +744,7 @@ static int acquire_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeo
 {
     if (quorum(op->cl))
         return acquire_quorum(l, op, ttl_ms, timeout_ms, out);
-    held h = {"", ttl_ms, 0};
+    held h = {"", ttl_ms, 0, 0};
     uint64_t fence = 0;
     int rc = rk__token_new(h.token);
     /* A handle that waited a moment ago still has its inbox subscribed: its keys are likely
@@ -769,10 +800,13 @@ int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t
 {
     lock_op op;
     int rc = op_begin(&op, l, key, timeout_ms);
+    op.kind = RK__OP_ACQUIRE;
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
         rc = acquire(l, &op, ttl_ms, timeout_ms);
+    if (rc == RK_ETIMEDOUT)
+        lock_event(&op, RK_EVENT_LOCK_TIMEOUT, op.t0_us, rc);
     return rk__ret(op_end(&op, rc), ctx);
 }
 
@@ -782,15 +816,18 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
 {
     lock_op op;
     held h;
+    bool was_held;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    op.kind = RK__OP_RELEASE;
     if (rc == RK_OK) {
         rk__watchdog_unwatch(l->wd, key, NULL); /* before the script: see rk__watchdog_unwatch */
         recall(l, &op, &h);
     }
     if (rc == RK_OK && *h.token) {
-        if ((rc = release_token(&op, h.token, op.deadline, NULL)) == RK_OK)
+        if ((rc = release_token(&op, h.token, op.deadline, &was_held)) == RK_OK) {
             forget(l, &op, h.token); /* released, handed over, or expired: ours no more */
-        else
+            lock_event(&op, RK_EVENT_LOCK_RELEASED, h.granted_us, was_held ? RK_OK : RK_ENOTOWNER);
+        } else
             rk__err_prefix("release '%s': ", key);
     }
     return rk__ret(op_end(&op, rc), ctx);
@@ -828,6 +865,7 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
     lock_op op;
     held h;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    op.kind = RK__OP_EXTEND;
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
@@ -920,8 +958,17 @@ static rk__lease renew(void *ud, const char *key, const char *token, uint64_t tt
     int rc = op_begin(&op, ud, key, timeout_ms);
     if (rc == RK_OK)
         rc = extend_token(&op, token, ttl_ms);
+    lock_event(&op, RK_EVENT_LOCK_RENEWED, 0, rc);
     op_end(&op, rc);
     return rc == RK_OK ? RK__LEASE_RENEWED : rc == RK_ENOTOWNER ? RK__LEASE_LOST : RK__LEASE_FAILED;
+}
+
+/* The watchdog found a watched lease lost: counted before the user's handler hears of it. */
+static void lost(void *ud, const char *key)
+{
+    rk_lock *l = ud;
+    rk__emit(&l->base.stats,
+             &(rk__event){RK_EVENT_LOCK_LOST, key, strlen(key), NULL, NULL, 0, RK_ENOTOWNER});
 }
 
 int rk_lock_set_lost_handler(rk_lock *l, rk_lock_lost_fn fn, void *ud)
