@@ -78,6 +78,13 @@ void rk_semaphore_free(rk_semaphore *s)
     rk__free(s);
 }
 
+int rk_semaphore_get_stats(rk_semaphore *s, rk_stats *out)
+{
+    if (!s)
+        return rk__err(RK_EINVAL, "rk_semaphore_get_stats: semaphore is NULL");
+    return rk__component_stats(&s->base, out);
+}
+
 int rk_semaphore_configure(rk_semaphore *s, const rk_config *cfg)
 {
     if (!s)

@@ -29,6 +29,7 @@
 #define REDKIT_SEMAPHORE_H
 
 #include "config.h"
+#include "stats.h"
 
 RK_BEGIN_DECLS
 
@@ -46,6 +47,10 @@ RK_EXTERN int rk_semaphore_close(rk_semaphore *s, const rk_context *ctx);
 
 /** Close if needed and free. NULL-safe. */
 RK_EXTERN void rk_semaphore_free(rk_semaphore *s);
+
+/** Copy this handle's statistics (redkit/stats.h: its commands and connection events) into
+ * `out` (from rk_stats_new()). Safe at any time, from any thread, open or not. */
+RK_EXTERN int rk_semaphore_get_stats(rk_semaphore *s, rk_stats *out);
 
 /**
  * One attempt: `*acquired` is true if one of the `limit` permits of `key` is now ours for

@@ -68,6 +68,11 @@ static void at_most_limit_handles(void)
     ASSERT_OK(rk_semaphore_release(s[1], NULL, "sem1"));
     ASSERT_OK(rk_semaphore_release(s[2], NULL, "sem1"));
     ASSERT_EQ(held("sem1"), 0);
+    rk_stats *st;
+    ASSERT_OK(rk_stats_new(&st));
+    ASSERT_OK(rk_semaphore_get_stats(s[0], st));
+    ASSERT_GE(rk_stats_count(st, RK_HIST_COMMAND), 4); /* its scripts, counted like any command */
+    rk_stats_free(st);
     for (int i = 0; i < 3; i++)
         rk_semaphore_free(s[i]);
 }
