@@ -110,23 +110,37 @@ static bool noscript(const redisReply *r)
     return r->type == REDIS_REPLY_ERROR && !strncmp(r->str, "NOSCRIPT", 8);
 }
 
-/* Send on the node's connection; NULL when it cannot be reached now. A node that could not be
- * connected to is skipped for `skip_ms`, so that a dead node costs one connect attempt per
- * retry interval, not one per call. */
-static rk__conn *send_to(qnode *node, const rk__cmd *cmd, uint64_t until, uint64_t skip_ms)
+/* What became of one node in one attempt: the command went out, the node was too slow to take it
+ * (a refusal this time, like a late reply), or it is down: it refused the connection, or did so
+ * within the last retry interval. Only down nodes make a call fail before its deadline. */
+typedef enum { Q_SENT, Q_SLOW, Q_DOWN } q_reach;
+
+/* Send on a connection to the node (`*out`). A node that refused a connection is skipped for
+ * `skip_ms`, so that a dead node costs one connect attempt per retry interval, not one per call.
+ * An idle connection the node closed meanwhile (a restart) fails its write: one more try, on a
+ * fresh connection. */
+static q_reach send_to(qnode *node, const rk__cmd *cmd, uint64_t until, uint64_t skip_ms,
+                       rk__conn **out)
 {
-    rk__conn *c = NULL;
+    *out = NULL;
     if (atomic_load(&node->down_until) > rk__now_ms())
-        return NULL;
-    if (rk__pool_get(&node->pool, &c, until) != RK_OK) {
-        atomic_store(&node->down_until, rk__now_ms() + skip_ms);
-        return NULL;
-    }
-    if (rk__conn_send(c, cmd, 1, until) != RK_OK) {
+        return Q_DOWN;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        rk__conn *c = NULL;
+        int rc = rk__pool_get(&node->pool, &c, until);
+        if (rc == RK_ETIMEDOUT)
+            return Q_SLOW;
+        if (rc != RK_OK) {
+            atomic_store(&node->down_until, rk__now_ms() + skip_ms);
+            return Q_DOWN;
+        }
+        if (rk__conn_send(c, cmd, 1, until) == RK_OK) {
+            *out = c;
+            return Q_SENT;
+        }
         rk__pool_put(&node->pool, c); /* broken: closed */
-        return NULL;
     }
-    return c;
+    return Q_SLOW;
 }
 
 static redisReply *recv_from(qnode *node, rk__conn *c, const q_cmd *qc, uint64_t until)
@@ -151,8 +165,7 @@ static redisReply *recv_from(qnode *node, rk__conn *c, const q_cmd *qc, uint64_t
 
 /* Run `qc` on every node, all writes first, then every read, each bounded by `until`.
  * replies[i] is NULL for a node that did not answer; a reply may be an error reply. Returns how
- * many nodes were reached (the command was sent): a node reached but slow is a refusal for this
- * attempt, one not reached is down. */
+ * many nodes are up (not Q_DOWN): a slow node is a refusal for this attempt, not a lost node. */
 static size_t each(rk__quorum *q, const q_cmd *qc, uint64_t until, redisReply **replies)
 {
     size_t reached = 0;
@@ -166,8 +179,7 @@ static size_t each(rk__quorum *q, const q_cmd *qc, uint64_t until, redisReply **
     encode(qc, false, argv, argvlen, nk, &cmd);
     for (size_t i = 0; i < q->n; i++) {
         replies[i] = NULL;
-        conns[i] = send_to(&q->nodes[i], &cmd, until, q->retry_ms);
-        reached += conns[i] != NULL;
+        reached += send_to(&q->nodes[i], &cmd, until, q->retry_ms, &conns[i]) != Q_DOWN;
     }
     for (size_t i = 0; i < q->n; i++)
         if (conns[i])
