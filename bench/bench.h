@@ -48,9 +48,10 @@ enum {
     SEC_SENTINEL = 1 << 9,
     SEC_SEMAPHORE = 1 << 10, /* only when named, as cluster and sentinel */
     SEC_QUORUM = 1 << 11,    /* only when named: starts 4 more servers */
+    SEC_NEARCACHE = 1 << 12,
     /* The default run; SEC_CLUSTER and SEC_SENTINEL start their own servers and take 30 s to
      * a minute, so they are asked for. */
-    SEC_ALL = (1 << 8) - 1
+    SEC_ALL = ((1 << 8) - 1) | SEC_NEARCACHE
 };
 
 typedef struct bench_opts {
@@ -86,6 +87,7 @@ void bench_cluster(const bench_opts *o);
 void bench_sentinel(const bench_opts *o);
 void bench_semaphore(const bench_opts *o);
 void bench_quorum(const bench_opts *o);
+void bench_nearcache(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
 

@@ -221,10 +221,10 @@ static void a_hand_off_is_counted_on_both_sides(void)
 
 /* ---- a memolock waiter served ---- */
 
-static const char *memo_name(const char *sep, const char *id)
+/* "<prefix>st<sep><id>" in `buf`: a thread of its own each, the winner's fetch and the test. */
+static const char *memo_name(char *buf, size_t cap, const char *sep, const char *id)
 {
-    static char buf[128];
-    snprintf(buf, sizeof buf, "%sst%s%s", rkt_prefix(), sep, id);
+    snprintf(buf, cap, "%sst%s%s", rkt_prefix(), sep, id);
     return buf;
 }
 
@@ -233,7 +233,8 @@ static int slow_fetch(void *ud, rk_buf *value, uint64_t *ttl_ms)
 {
     (void)ud;
     redisContext *raw = rkt_raw();
-    rkt_wait_subscribers(raw, memo_name("/notif:", "k"), 1);
+    char channel[128];
+    rkt_wait_subscribers(raw, memo_name(channel, sizeof channel, "/notif:", "k"), 1);
     redisFree(raw);
     *ttl_ms = 60000;
     return rk_buf_set(value, "computed", 8);
@@ -261,8 +262,9 @@ static void a_memolock_waiter_is_served(void)
     ASSERT_EQ(pthread_create(&ta, NULL, get_thread, &ja), 0);
     /* b starts once a holds the key's lock, so that a is the winner. */
     redisContext *raw = rkt_raw();
+    char name[128];
     for (uint64_t until = rkt_now_ms() + 10000;;) {
-        redisReply *r = rkt_cmd(raw, "EXISTS", memo_name("/lock:", "k"), NULL);
+        redisReply *r = rkt_cmd(raw, "EXISTS", memo_name(name, sizeof name, "/lock:", "k"), NULL);
         long long n = r->integer;
         freeReplyObject(r);
         if (n)
@@ -288,7 +290,7 @@ static void a_memolock_waiter_is_served(void)
     ASSERT_EQ(rk_stats_count(sb, RK_HIST_MEMO_WAIT), 1);
     ASSERT_EQ(rk_stats_calls(sa, "get", false), 1);
     ASSERT_EQ(rk_stats_calls(sb, "get", false), 1);
-    freeReplyObject(rkt_cmd(raw, "DEL", memo_name(":", "k"), NULL));
+    freeReplyObject(rkt_cmd(raw, "DEL", memo_name(name, sizeof name, ":", "k"), NULL));
     redisFree(raw);
     rk_buf_free(&ja.out);
     rk_buf_free(&jb.out);
