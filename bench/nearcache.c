@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "plot.h"
 
 #define VALUE_LEN 100
 #define NKEYS 10000
@@ -86,6 +87,8 @@ static void hit_latency(const bench_opts *o, rk_cache *near, rk_cache *plain)
     size_t n = (size_t)blocks * BLOCK;
     sort_doubles(hit, n);
     sort_doubles(rt, n);
+    plot_cdf(CHART_NEAR_CACHE, "near-cache hit", hit, n);
+    plot_cdf(CHART_NEAR_CACHE, "retrieve (round trip)", rt, n);
     double hp50 = percentile(hit, n, 0.5), rp50 = percentile(rt, n, 0.5);
     report_value("nearcache", "hit 100 B: p50", hp50, "us");
     report_value("nearcache", "hit 100 B: p99", percentile(hit, n, 0.99), "us");
