@@ -20,8 +20,8 @@ static const chart_def defs[CHARTS] = {
      false, true},
     {"cache_threads", "Cache: retrieves per second, threads sharing one handle", "threads",
      "retrieves/s", true, false, false},
-    {"near_cache", "Near cache: a hit against the round trip", "value size (bytes)", "latency (us)",
-     true, true, false},
+    {"near_cache", "Near cache: a hit against a retrieve round trip (100 B values)", "latency (us)",
+     "fraction of reads", true, false, true},
 };
 
 typedef struct point {

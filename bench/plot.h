@@ -13,7 +13,7 @@ typedef enum {
     CHART_LOCK_P99,      /* p99 wait against processes */
     CHART_LOCK_WAIT_CDF, /* the distribution of redkit's waits at 8 and 64 processes */
     CHART_THREADS,       /* cache retrieves/s against threads on one handle */
-    CHART_NEAR_CACHE,    /* near-cache hit latency against the round trip */
+    CHART_NEAR_CACHE,    /* the distributions of near-cache hits and retrieve round trips */
     CHARTS
 } chart_id;
 
