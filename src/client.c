@@ -159,8 +159,8 @@ uint64_t rk__client_grace(const rk__client *cl)
 
 /* Where one attempt goes and what came of it. */
 typedef struct attempt_state {
-    rk__node *node;     /* where it went */
-    rk__node *ask;      /* the next attempt goes here, after ASKING (an ASK redirect) */
+    rk__node *node; /* where it went */
+    rk__node *ask;  /* the next attempt goes here, after ASKING (an ASK redirect) */
     rk__reply_class cls;
     rk__redirect redirect;
 } attempt_state;
@@ -184,6 +184,26 @@ static rk__node *route(rk__client *cl, const char *key, size_t klen, bool read)
                                       : t->ops->route(t, key, klen);
 }
 
+/* A pipeline for rk__client_exec: `shared` when it may go on the node's auto-pipelined
+ * connection (options.auto_pipeline and rk__pipe_shareable). */
+typedef struct {
+    const rk__cmd *cmds;
+    size_t n;
+    redisReply **replies;
+    bool shared;
+} exec_arg;
+
+static int exec_fn(rk__conn *c, void *arg, uint64_t deadline);
+static int exec_settle(exec_arg *a, int rc, rk__reply_class cls);
+
+/* An exec on the node's shared connection: the same classification as on a borrowed one. */
+static int attempt_shared(attempt_state *st, exec_arg *a, uint64_t deadline)
+{
+    int rc = rk__pipe_exec(&st->node->pool.pipe, a->cmds, a->n, a->replies, deadline, &st->cls,
+                           &st->redirect);
+    return exec_settle(a, rc, st->cls);
+}
+
 /* One attempt on the node serving `key` (or the node an ASK named). */
 static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t klen, bool read,
                    uint64_t deadline, rk__conn_fn fn, void *arg)
@@ -192,6 +212,8 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
     bool ask = st->ask != NULL;
     st->node = ask ? st->ask : route(cl, key, klen, read);
     st->ask = NULL;
+    if (fn == exec_fn && !ask && ((exec_arg *)arg)->shared) /* ASKING needs its own connection */
+        return attempt_shared(st, arg, deadline);
     int rc = rk__pool_get(&st->node->pool, &c, deadline);
     st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
     if (rc != RK_OK)
@@ -323,21 +345,13 @@ int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadli
 
 /* ---- pipelines and scripts ---- */
 
-typedef struct {
-    const rk__cmd *cmds;
-    size_t n;
-    redisReply **replies;
-} exec_arg;
-
 /* A reply class the loop acts on (LOADING, MOVED, ...) means the command did not run: fail the
  * attempt so that it is retried, rather than hand the caller an error reply. */
-static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
+static int exec_settle(exec_arg *a, int rc, rk__reply_class cls)
 {
-    exec_arg *a = arg;
-    int rc = rk__conn_exec(c, a->cmds, a->n, a->replies, deadline);
-    if (rc == RK_OK && rk__class_action(c->cls) != RK__ACT_DONE)
+    if (rc == RK_OK && rk__class_action(cls) != RK__ACT_DONE)
         for (size_t i = 0; rc == RK_OK && i < a->n; i++)
-            if (rk__reply_classify(a->replies[i]) == c->cls)
+            if (rk__reply_classify(a->replies[i]) == cls)
                 rc = rk__reply_error(a->replies[i], "command");
     for (size_t i = 0; rc != RK_OK && i < a->n; i++) {
         rk__reply_free(a->replies[i]);
@@ -346,18 +360,29 @@ static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
     return rc;
 }
 
+static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    exec_arg *a = arg;
+    return exec_settle(a, rk__conn_exec(c, a->cmds, a->n, a->replies, deadline), c->cls);
+}
+
+static int exec(rk__client *cl, const char *key, size_t klen, bool read, uint64_t deadline,
+                const rk__cmd *cmds, size_t n, redisReply **replies)
+{
+    exec_arg a = {cmds, n, replies, cl->opts.auto_pipeline && rk__pipe_shareable(cmds, n)};
+    return run(cl, key, klen, read, deadline, exec_fn, &a);
+}
+
 int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
                     const rk__cmd *cmds, size_t n, redisReply **replies)
 {
-    exec_arg a = {cmds, n, replies};
-    return run(cl, key, klen, false, deadline, exec_fn, &a);
+    return exec(cl, key, klen, false, deadline, cmds, n, replies);
 }
 
 int rk__client_exec_read(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
                          const rk__cmd *cmds, size_t n, redisReply **replies)
 {
-    exec_arg a = {cmds, n, replies};
-    return run(cl, key, klen, true, deadline, exec_fn, &a);
+    return exec(cl, key, klen, true, deadline, cmds, n, replies);
 }
 
 typedef struct {
@@ -509,9 +534,9 @@ static int ping_fn(rk__conn *conn, void *arg, uint64_t deadline)
 static size_t seed_of(const rk__client *cl, const rk__node *node)
 {
     for (size_t i = 0; i < cl->nseeds; i++)
-        if (&cl->seeds[i] == &node->ep || (node->ep.port == cl->seeds[i].port && node->ep.host &&
-                                           cl->seeds[i].host &&
-                                           !strcmp(node->ep.host, cl->seeds[i].host)))
+        if (&cl->seeds[i] == &node->ep ||
+            (node->ep.port == cl->seeds[i].port && node->ep.host && cl->seeds[i].host &&
+             !strcmp(node->ep.host, cl->seeds[i].host)))
             return i;
     return 0;
 }

@@ -108,16 +108,22 @@ int rk__conn_buffered(rk__conn *c, redisReply **reply)
     return RK_OK;
 }
 
-int rk__conn_fill(rk__conn *c, uint64_t deadline)
+static int fill(rk__conn *c, uint64_t deadline, bool keep_on_timeout)
 {
     size_t got;
     int rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, deadline);
+    if (rc == RK_ETIMEDOUT && keep_on_timeout)
+        return rc;
     if (rc != RK_OK)
         return broken(c, rc);
     if (redisReaderFeed(c->reader, c->rbuf, got) != REDIS_OK)
         return broken(c, rk__err(RK_ENOMEM, "%s: cannot buffer the reply", c->tr.peer));
     return RK_OK;
 }
+
+int rk__conn_fill(rk__conn *c, uint64_t deadline) { return fill(c, deadline, false); }
+
+int rk__conn_fill_until(rk__conn *c, uint64_t deadline) { return fill(c, deadline, true); }
 
 int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool *woken)
 {

@@ -64,6 +64,11 @@ int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool
 /* One read from the socket into the parser (then take replies with rk__conn_buffered). */
 int rk__conn_fill(rk__conn *c, uint64_t deadline);
 
+/* As rk__conn_fill, but a deadline that passes before any byte arrives leaves the connection
+ * usable (RK_ETIMEDOUT, not broken): a timed read consumes nothing, so the replies that other
+ * callers wait for on a shared connection (pipeline.h) are still there for them. */
+int rk__conn_fill_until(rk__conn *c, uint64_t deadline);
+
 /* Non-blocking check that an idle connection is still usable (no EOF, no stray bytes). */
 bool rk__conn_alive(rk__conn *c);
 
