@@ -29,6 +29,7 @@ typedef struct rk__conn {
     struct rk__conn *next; /* idle list */
     struct rk__conn *prev_all; /* every connection of the pool, for close and fork */
     struct rk__conn *next_all;
+    redisReply *big; /* a large bulk reply read past the parser, next in line (conn.c) */
     char rbuf[RK__READ_CHUNK];
 } rk__conn;
 

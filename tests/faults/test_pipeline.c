@@ -311,7 +311,65 @@ static void close_fails_calls_in_flight(void)
     rkt_server_stop(&s);
 }
 
-RKT_MAIN(RKT_CASE(bad_option_is_named), RKT_CASE(mixed_threads_replies_matched),
-         RKT_CASE(mixed_threads_without_pipelining), RKT_CASE(connection_kills_mid_stream),
-         RKT_CASE(server_restart_mid_stream), RKT_CASE(deadline_with_stalled_server),
-         RKT_CASE(close_fails_calls_in_flight))
+/* Large values are read straight into the reply (conn.c): sizes around the threshold and
+ * past it, alone and behind other replies, from several threads, byte for byte. */
+typedef struct big_job {
+    rk_cache *cache;
+    int id;
+    char bad[128];
+} big_job;
+
+static void fill_pattern(char *v, size_t len, int id)
+{
+    for (size_t i = 0; i < len; i++)
+        v[i] = (char)('A' + (i * 7 + (size_t)id) % 61);
+}
+
+static void *big_main(void *arg)
+{
+    big_job *j = arg;
+    static const size_t sizes[] = {65535, 65536, 65537, 1 << 20, (3 << 20) + 7, 10};
+    char key[32];
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes && !j->bad[0]; k++) {
+        size_t len = sizes[k];
+        char *v = malloc(len);
+        fill_pattern(v, len, j->id + (int)k);
+        snprintf(key, sizeof key, "big%d", j->id);
+        rk_buf b = RK_BUF_INIT;
+        int rc = rk_cache_store(j->cache, NULL, key, v, len, 60000);
+        if (rc == RK_OK)
+            rc = rk_cache_retrieve(j->cache, NULL, key, &b);
+        if (rc != RK_OK)
+            snprintf(j->bad, sizeof j->bad, "%zu bytes: rc %d", len, rc);
+        else if (b.len != len || memcmp(b.data, v, len) != 0 || b.data[len] != '\0')
+            snprintf(j->bad, sizeof j->bad, "%zu bytes: got %zu, not the value stored", len, b.len);
+        rk_buf_free(&b);
+        free(v);
+    }
+    return NULL;
+}
+
+static void large_values_intact(void)
+{
+    rkt_server s;
+    rkt_server_start(&s, NULL);
+    rk_cache *c = rkt_open_cache(rkt_server_config(&s, NULL));
+    big_job j[8];
+    pthread_t tid[8];
+    for (int i = 0; i < 8; i++) {
+        j[i] = (big_job){c, i, ""};
+        ASSERT_EQ(pthread_create(&tid[i], NULL, big_main, &j[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        ASSERT_EQ(pthread_join(tid[i], NULL), 0);
+        if (j[i].bad[0])
+            rkt_fail(__FILE__, __LINE__, "thread %d: %s", i, j[i].bad);
+    }
+    rk_cache_free(c);
+    rkt_server_stop(&s);
+}
+
+RKT_MAIN(RKT_CASE(large_values_intact), RKT_CASE(bad_option_is_named),
+         RKT_CASE(mixed_threads_replies_matched), RKT_CASE(mixed_threads_without_pipelining),
+         RKT_CASE(connection_kills_mid_stream), RKT_CASE(server_restart_mid_stream),
+         RKT_CASE(deadline_with_stalled_server), RKT_CASE(close_fails_calls_in_flight))
