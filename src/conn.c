@@ -68,7 +68,7 @@ static char *encode(char *p, const rk__cmd *cmd)
 }
 
 /* One write for the whole batch; a small batch is encoded on the stack. */
-int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
+int rk__conn_write(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
 {
     char stack[512] = {0}, *buf = stack; /* zeroed only to quiet -Wmaybe-uninitialized */
     size_t total = 0;
@@ -83,13 +83,20 @@ int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
     char *p = buf;
     for (size_t i = 0; i < n; i++)
         p = encode(p, &cmds[i]);
-    c->cls = c->redirect.cls = RK__REPLY_OK;
     int rc = rk__transport_write(&c->tr, buf, (size_t)(p - buf), deadline);
     if (c->secret_send)
         rk__wipe(buf, (size_t)(p - buf));
     if (buf != stack)
         rk__free(buf);
-    return rc == RK_OK ? RK_OK : broken(c, rc); /* nothing written on failures above */
+    return rc;
+}
+
+int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
+{
+    c->cls = c->redirect.cls = RK__REPLY_OK;
+    int rc = rk__conn_write(c, cmds, n, deadline);
+    /* Nothing was written after an encoding failure: the connection is still whole. */
+    return rc == RK_OK || rc == RK_EINVAL || rc == RK_ENOMEM ? rc : broken(c, rc);
 }
 
 int rk__conn_buffered(rk__conn *c, redisReply **reply)

@@ -52,6 +52,11 @@ void rk__conn_free(rk__conn *c);
 int rk__conn_exec(rk__conn *c, const rk__cmd *cmds, size_t n, redisReply **replies,
                   uint64_t deadline);
 
+/* Only encode and write `n` commands, touching no state of the connection but its socket's
+ * send timeout: another thread may be reading it meanwhile (plain TCP only, pipeline.h). The
+ * caller decides what a failure means. */
+int rk__conn_write(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline);
+
 /* Lower-level halves, for the subscriber: send without reading, and read one reply. */
 int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline);
 int rk__conn_recv(rk__conn *c, redisReply **reply, uint64_t deadline);

@@ -71,27 +71,41 @@ bool rk__pipe_shareable(const rk__cmd *cmds, size_t n)
 
 /* ---- lifecycle ---- */
 
+static int init_locks(rk__pipe *p)
+{
+    pthread_condattr_t attr;
+    if (pthread_mutex_init(&p->mu, NULL) != 0)
+        return rk__err(RK_ENOMEM, "cannot create a mutex");
+    if (pthread_condattr_init(&attr) != 0 ||
+        pthread_condattr_setclock(&attr, CLOCK_MONOTONIC) != 0 ||
+        pthread_cond_init(&p->written, &attr) != 0) {
+        pthread_mutex_destroy(&p->mu);
+        return rk__err(RK_ENOMEM, "cannot create a condition variable");
+    }
+    pthread_condattr_destroy(&attr);
+    return RK_OK;
+}
+
 int rk__pipe_init(rk__pipe *p, struct rk__pool *pool)
 {
     *p = (rk__pipe){.pool = pool};
-    if (pthread_mutex_init(&p->mu, NULL) != 0)
-        return rk__err(RK_ENOMEM, "cannot create a mutex");
-    return RK_OK;
+    return init_locks(p);
 }
 
 void rk__pipe_destroy(rk__pipe *p)
 {
     rk__free(p->ring);
     p->ring = NULL;
+    pthread_cond_destroy(&p->written);
     pthread_mutex_destroy(&p->mu);
 }
 
 void rk__pipe_after_fork(rk__pipe *p)
 {
-    /* The parent's callers do not exist here; the pool drops the connection. */
-    pthread_mutex_init(&p->mu, NULL);
-    p->conn = NULL;
-    p->busy = false;
+    /* The parent's callers do not exist here; the pool drops the connections. */
+    init_locks(p);
+    p->conn = p->dead = NULL;
+    p->busy = p->writing = false;
     p->queue = p->queue_tail = NULL;
     p->ring_head = p->ring_len = 0;
 }
@@ -146,7 +160,10 @@ static void fail_ring(rk__pipe *p, int rc)
             fail(slot(p, i)->req, rc, &err);
     p->ring_head = p->ring_len = 0;
     p->conn->broken = true;
-    rk__pool_put(p->pool, p->conn);
+    if (p->writing) /* its writer gives it back */
+        p->dead = p->conn;
+    else
+        rk__pool_put(p->pool, p->conn);
     p->conn = NULL;
 }
 
@@ -223,9 +240,25 @@ static size_t take_queue(rk__pipe *p, rk__cmd *cmds)
     return k;
 }
 
-/* Write every queued call in one write. False when the queue or the ring failed. */
-static bool write_queue(rk__pipe *p, uint64_t deadline)
+/* Nobody reads, writes or waits: the connection goes back to the pool (which a classic call
+ * may then borrow). */
+static bool release_if_idle(rk__pipe *p)
 {
+    if (p->busy || p->writing || p->ring_len || p->queue)
+        return false;
+    if (p->conn)
+        rk__pool_put(p->pool, p->conn);
+    p->conn = NULL;
+    return true;
+}
+
+/* Write every queued call in one write, unless someone else is writing (they will). The
+ * leader fails the ring itself when the write fails; another writer shuts the connection down,
+ * so that the leader's read fails and does. */
+static void write_queue(rk__pipe *p, uint64_t deadline, bool leader)
+{
+    if (p->writing || !p->queue || !p->conn)
+        return;
     size_t calls = 0, total = 0;
     for (rk__pipe_req *r = p->queue; r; r = r->next)
         calls++, total += r->n;
@@ -234,18 +267,27 @@ static bool write_queue(rk__pipe *p, uint64_t deadline)
         if (cmds != stack)
             rk__free(cmds);
         fail_queue(p, rk__err(RK_ENOMEM, "cannot queue %zu commands", total));
-        return false;
+        return;
     }
     total = take_queue(p, cmds);
     rk__conn *c = p->conn;
+    p->writing = true;
     pthread_mutex_unlock(&p->mu);
-    int rc = rk__conn_send(c, cmds, total, deadline);
+    int rc = rk__conn_write(c, cmds, total, deadline);
     pthread_mutex_lock(&p->mu);
+    p->writing = false;
+    pthread_cond_broadcast(&p->written);
     if (cmds != stack)
         rk__free(cmds);
-    if (rc != RK_OK)
+    if (c == p->dead) { /* the leader failed its calls meanwhile */
+        rk__pool_put(p->pool, c);
+        p->dead = NULL;
+    } else if (rc != RK_OK && (leader || !p->busy)) {
         fail_ring(p, rc);
-    return rc == RK_OK;
+    } else if (rc != RK_OK) {
+        rk__conn_shutdown(c);
+    }
+    release_if_idle(p); /* the leader may have left while we wrote */
 }
 
 /* The next reply goes to the oldest call in the ring. False on a reply nobody waits for. */
@@ -317,12 +359,8 @@ static void read_some(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
 static void step_down(rk__pipe *p)
 {
     p->busy = false;
-    if (p->ring_len == 0 && !p->queue) {
-        if (p->conn)
-            rk__pool_put(p->pool, p->conn);
-        p->conn = NULL;
+    if (release_if_idle(p))
         return;
-    }
     for (size_t i = 0; i < p->ring_len; i++)
         if (slot(p, i)->req) {
             wake(slot(p, i)->req);
@@ -333,18 +371,40 @@ static void step_down(rk__pipe *p)
     /* else only abandoned replies are due: the next caller reads them. */
 }
 
+/* The leader's call is still queued behind another thread's write: wait for it to end. */
+static void wait_written(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
+{
+    struct timespec ts;
+    rk__timespec_at(&ts, deadline);
+    int w = pthread_cond_timedwait(&p->written, &p->mu, &ts);
+    if (!me->done && !me->written && w == ETIMEDOUT && rk__remaining_ms(deadline) == 0)
+        abandon(p, me);
+}
+
 static void lead(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
 {
     p->busy = true;
     while (!me->done) {
-        if (!p->conn && !borrow(p, deadline))
+        if (!p->conn && !p->writing && !borrow(p, deadline))
             break;
-        if (p->queue && !write_queue(p, deadline))
-            continue;
-        if (!me->done)
+        write_queue(p, deadline, true);
+        if (me->done)
+            break;
+        if (!me->written || !p->conn)
+            wait_written(p, me, deadline);
+        else
             read_some(p, me, deadline);
     }
+    /* What queued up meanwhile goes on the wire now, not once the next leader is awake. */
+    if (rk__remaining_ms(deadline) > 0)
+        write_queue(p, deadline, true);
     step_down(p);
+}
+
+/* Over plain TCP, a caller may write while the leader reads. */
+static bool may_write(const rk__pipe *p)
+{
+    return p->busy && p->queue && !p->writing && p->conn && !p->conn->tr.ssl;
 }
 
 /* ---- callers ---- */
@@ -396,6 +456,12 @@ int rk__pipe_exec(rk__pipe *p, const rk__cmd *cmds, size_t n, redisReply **repli
             lead(p, &me, deadline);
             break;
         }
+        if (may_write(p)) {
+            write_queue(p, deadline, false);
+            if (p->queue && !p->writing) /* it came after: its caller writes it */
+                wake(p->queue);
+            continue;
+        }
         int w = wait_turn(p, &me, deadline);
         if (me.done || (w != ENOMEM && (w != ETIMEDOUT || rk__remaining_ms(deadline) > 0)))
             continue;
@@ -424,7 +490,7 @@ void rk__pipe_close(rk__pipe *p)
     p->closed = true;
     (void)rk__err(RK_ENOTOPEN, "Connection is not opened");
     fail_queue(p, RK_ENOTOPEN);
-    if (!p->busy && p->conn) { /* only dropped replies were due on it */
+    if (!p->busy && !p->writing && p->conn) { /* only dropped replies were due on it */
         rk__pool_put(p->pool, p->conn);
         p->conn = NULL;
         p->ring_head = p->ring_len = 0;

@@ -2,8 +2,11 @@
  * its commands; whichever caller finds the connection free becomes the leader: it writes every
  * queued command in one write, then reads replies in order, handing each to its caller and
  * waking it, until its own have come. Then it hands the connection on to a caller still waiting
- * for a reply (or returns it to the pool when nobody is). A lone caller is always its own
- * leader: no thread hop, no extra system call.
+ * for a reply (or returns it to the pool when nobody is). Over plain TCP a caller that finds a
+ * leader reading writes the queue itself (one writer at a time), so a command goes out at once
+ * rather than after the leader's read; TLS (one SSL object) keeps reads and writes in the
+ * leader's thread. A lone caller is always its own leader: no thread hop, no extra system
+ * call.
  *
  * One pipe per node, beside its pool (pool.h), whose connections it borrows: the shared
  * connection counts towards options.max_connections, is shut down by the pool's close and
@@ -29,9 +32,12 @@ typedef struct rk__pipe_req rk__pipe_req;
 typedef struct rk__pipe {
     pthread_mutex_t mu;
     struct rk__pool *pool;
-    rk__conn *conn; /* borrowed from the pool while there is work; only the leader touches it */
-    bool busy;      /* a leader holds the connection */
-    bool closed;    /* the pool closed: every call fails with RK_ENOTOPEN */
+    rk__conn *conn; /* borrowed from the pool while there is work */
+    rk__conn *dead; /* a failed one a writer still holds: the writer gives it back */
+    bool busy;      /* a leader reads the connection (and, with TLS, is its only writer) */
+    bool writing;   /* someone writes to it: over plain TCP, any caller while a leader reads */
+    pthread_cond_t written; /* a write ended: a leader whose call is still queued waits on it */
+    bool closed;            /* the pool closed: every call fails with RK_ENOTOPEN */
     rk__pipe_req *queue, *queue_tail; /* not written yet */
     /* Written and waiting for replies, oldest first: a ring of (request, replies still due).
      * A request whose caller left is NULL: its replies are read and dropped. */
