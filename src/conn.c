@@ -67,36 +67,49 @@ static char *encode(char *p, const rk__cmd *cmd)
     return p;
 }
 
-/* One write for the whole batch; a small batch is encoded on the stack. */
-int rk__conn_write(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
+int rk__conn_encode(const rk__conn *c, const rk__cmd *cmds, size_t n, char *stack, size_t cap,
+                    char **out, size_t *len)
 {
-    char stack[512] = {0}, *buf = stack; /* zeroed only to quiet -Wmaybe-uninitialized */
     size_t total = 0;
+    *out = NULL;
+    *len = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t len = encoded_len(&cmds[i]);
-        if (len == 0)
+        size_t one = encoded_len(&cmds[i]);
+        if (one == 0)
             return rk__err(RK_EINVAL, "%s: a command larger than 2 GiB cannot be sent", c->tr.peer);
-        total += len;
+        total += one;
     }
-    if (total > sizeof stack && !(buf = rk__malloc(total)))
+    char *buf = total <= cap ? stack : rk__malloc(total);
+    if (!buf)
         return rk__err(RK_ENOMEM, "%s: cannot buffer %zu bytes of commands", c->tr.peer, total);
     char *p = buf;
     for (size_t i = 0; i < n; i++)
         p = encode(p, &cmds[i]);
-    int rc = rk__transport_write(&c->tr, buf, (size_t)(p - buf), deadline);
-    if (c->secret_send)
-        rk__wipe(buf, (size_t)(p - buf));
-    if (buf != stack)
-        rk__free(buf);
-    return rc;
+    *out = buf;
+    *len = (size_t)(p - buf);
+    return RK_OK;
 }
 
+int rk__conn_write(rk__conn *c, const char *buf, size_t len, uint64_t deadline)
+{
+    return rk__transport_write(&c->tr, buf, len, deadline);
+}
+
+/* One write for the whole batch; a small batch is encoded on the stack. */
 int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
 {
+    char stack[512], *buf;
+    size_t len;
+    int rc = rk__conn_encode(c, cmds, n, stack, sizeof stack, &buf, &len);
+    if (rc != RK_OK) /* nothing written: the connection is still whole */
+        return rc;
     c->cls = c->redirect.cls = RK__REPLY_OK;
-    int rc = rk__conn_write(c, cmds, n, deadline);
-    /* Nothing was written after an encoding failure: the connection is still whole. */
-    return rc == RK_OK || rc == RK_EINVAL || rc == RK_ENOMEM ? rc : broken(c, rc);
+    rc = rk__conn_write(c, buf, len, deadline);
+    if (c->secret_send)
+        rk__wipe(buf, len);
+    if (buf != stack)
+        rk__free(buf);
+    return rc == RK_OK ? RK_OK : broken(c, rc);
 }
 
 int rk__conn_buffered(rk__conn *c, redisReply **reply)

@@ -52,10 +52,14 @@ void rk__conn_free(rk__conn *c);
 int rk__conn_exec(rk__conn *c, const rk__cmd *cmds, size_t n, redisReply **replies,
                   uint64_t deadline);
 
-/* Only encode and write `n` commands, touching no state of the connection but its socket's
- * send timeout: another thread may be reading it meanwhile (plain TCP only, pipeline.h). The
- * caller decides what a failure means. */
-int rk__conn_write(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline);
+/* The two halves of rk__conn_send, for a connection another thread may be reading meanwhile
+ * (plain TCP only, pipeline.h): they touch no state of the connection but its socket's send
+ * timeout, and the caller decides what a failure means. Encode `n` commands into `stack`
+ * (`cap` bytes) when they fit, else into one allocated buffer (the caller frees `*out` when it
+ * is not `stack`); then write them. */
+int rk__conn_encode(const rk__conn *c, const rk__cmd *cmds, size_t n, char *stack, size_t cap,
+                    char **out, size_t *len);
+int rk__conn_write(rk__conn *c, const char *buf, size_t len, uint64_t deadline);
 
 /* Lower-level halves, for the subscriber: send without reading, and read one reply. */
 int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline);

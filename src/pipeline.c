@@ -15,7 +15,8 @@ struct rk__pipe_req {
     const rk__cmd *cmds;
     size_t n;
     redisReply **replies;
-    size_t got; /* replies received so far */
+    size_t got;   /* replies received so far */
+    bool sending; /* its commands are being encoded: the caller may not leave yet */
     bool written;
     bool done;
     bool waiting; /* cv is initialised: the caller sleeps on it */
@@ -226,20 +227,6 @@ static bool ring_reserve(rk__pipe *p, size_t more)
     return true;
 }
 
-/* Move the queue to the ring and its commands into `cmds` (one write's worth). */
-static size_t take_queue(rk__pipe *p, rk__cmd *cmds)
-{
-    size_t k = 0;
-    for (rk__pipe_req *r = p->queue; r; r = r->next) {
-        *slot(p, p->ring_len++) = (rk__pipe_slot){r, r->n};
-        r->written = true;
-        for (size_t i = 0; i < r->n; i++)
-            cmds[k++] = r->cmds[i];
-    }
-    p->queue = p->queue_tail = NULL;
-    return k;
-}
-
 /* Nobody reads, writes or waits: the connection goes back to the pool (which a classic call
  * may then borrow). */
 static bool release_if_idle(rk__pipe *p)
@@ -252,6 +239,71 @@ static bool release_if_idle(rk__pipe *p)
     return true;
 }
 
+/* The calls of `batch` (linked by `next`) go back to the front of the queue. */
+static void requeue(rk__pipe *p, rk__pipe_req *batch)
+{
+    rk__pipe_req *tail = batch;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = p->queue;
+    if (!p->queue)
+        p->queue_tail = tail;
+    p->queue = batch;
+}
+
+/* Encode the queue outside the lock. Its callers wait for that to end (`sending`) before
+ * they may leave: their commands are read meanwhile. Then the calls move to the ring. False
+ * when nothing is to be written (the encoding failed, or the connection did meanwhile). */
+static bool encode_queue(rk__pipe *p, rk__conn *c, char *stack, size_t cap, char **buf, size_t *len)
+{
+    size_t calls = 0, total = 0;
+    for (rk__pipe_req *r = p->queue; r; r = r->next)
+        calls++, total += r->n;
+    rk__cmd cstack[DRAIN], *cmds = total <= DRAIN ? cstack : rk__malloc(total * sizeof *cmds);
+    if (!cmds || !ring_reserve(p, calls)) {
+        if (cmds != cstack)
+            rk__free(cmds);
+        fail_queue(p, rk__err(RK_ENOMEM, "cannot queue %zu commands", total));
+        return false;
+    }
+    rk__pipe_req *batch = p->queue;
+    size_t k = 0;
+    for (rk__pipe_req *r = batch; r; r = r->next) {
+        r->sending = true;
+        for (size_t i = 0; i < r->n; i++)
+            cmds[k++] = r->cmds[i];
+    }
+    p->queue = p->queue_tail = NULL;
+    pthread_mutex_unlock(&p->mu);
+    int rc = rk__conn_encode(c, cmds, k, stack, cap, buf, len);
+    pthread_mutex_lock(&p->mu);
+    if (cmds != cstack)
+        rk__free(cmds);
+    for (rk__pipe_req *r = batch; r; r = r->next)
+        r->sending = false;
+    pthread_cond_broadcast(&p->written);
+    if (rc != RK_OK) { /* nothing written: only these calls fail */
+        rk__err_saved err;
+        rk__err_save(&err);
+        for (rk__pipe_req *r = batch, *next; r; r = next) {
+            next = r->next;
+            fail(r, rc, &err);
+        }
+        return false;
+    }
+    if (c != p->conn) { /* it failed meanwhile: these go on the next one */
+        requeue(p, batch);
+        if (*buf != stack)
+            rk__free(*buf);
+        return false;
+    }
+    for (rk__pipe_req *r = batch; r; r = r->next) {
+        *slot(p, p->ring_len++) = (rk__pipe_slot){r, r->n};
+        r->written = true;
+    }
+    return true;
+}
+
 /* Write every queued call in one write, unless someone else is writing (they will). The
  * leader fails the ring itself when the write fails; another writer shuts the connection down,
  * so that the leader's read fails and does. */
@@ -259,33 +311,26 @@ static void write_queue(rk__pipe *p, uint64_t deadline, bool leader)
 {
     if (p->writing || !p->queue || !p->conn)
         return;
-    size_t calls = 0, total = 0;
-    for (rk__pipe_req *r = p->queue; r; r = r->next)
-        calls++, total += r->n;
-    rk__cmd stack[DRAIN], *cmds = total <= DRAIN ? stack : rk__malloc(total * sizeof *cmds);
-    if (!cmds || !ring_reserve(p, calls)) {
-        if (cmds != stack)
-            rk__free(cmds);
-        fail_queue(p, rk__err(RK_ENOMEM, "cannot queue %zu commands", total));
-        return;
-    }
-    total = take_queue(p, cmds);
     rk__conn *c = p->conn;
+    char stack[512], *buf;
+    size_t len;
     p->writing = true;
-    pthread_mutex_unlock(&p->mu);
-    int rc = rk__conn_write(c, cmds, total, deadline);
-    pthread_mutex_lock(&p->mu);
+    if (encode_queue(p, c, stack, sizeof stack, &buf, &len)) {
+        pthread_mutex_unlock(&p->mu);
+        int rc = rk__conn_write(c, buf, len, deadline);
+        if (buf != stack)
+            rk__free(buf);
+        pthread_mutex_lock(&p->mu);
+        if (c == p->conn && rc != RK_OK && (leader || !p->busy))
+            fail_ring(p, rc);
+        else if (c == p->conn && rc != RK_OK)
+            rk__conn_shutdown(c);
+    }
     p->writing = false;
     pthread_cond_broadcast(&p->written);
-    if (cmds != stack)
-        rk__free(cmds);
     if (c == p->dead) { /* the leader failed its calls meanwhile */
         rk__pool_put(p->pool, c);
         p->dead = NULL;
-    } else if (rc != RK_OK && (leader || !p->busy)) {
-        fail_ring(p, rc);
-    } else if (rc != RK_OK) {
-        rk__conn_shutdown(c);
     }
     release_if_idle(p); /* the leader may have left while we wrote */
 }
@@ -377,7 +422,8 @@ static void wait_written(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
     struct timespec ts;
     rk__timespec_at(&ts, deadline);
     int w = pthread_cond_timedwait(&p->written, &p->mu, &ts);
-    if (!me->done && !me->written && w == ETIMEDOUT && rk__remaining_ms(deadline) == 0)
+    if (!me->done && !me->written && !me->sending && w == ETIMEDOUT &&
+        rk__remaining_ms(deadline) == 0)
         abandon(p, me);
 }
 
@@ -440,7 +486,7 @@ int rk__pipe_exec(rk__pipe *p, const rk__cmd *cmds, size_t n, redisReply **repli
 {
     rk__pipe_req me;
     me.cmds = cmds, me.n = n, me.replies = replies, me.got = 0;
-    me.written = me.done = me.waiting = false;
+    me.sending = me.written = me.done = me.waiting = false;
     me.rc = RK_OK, me.cls = RK__REPLY_OK, me.redirect = redirect, me.next = NULL;
     redirect->cls = RK__REPLY_OK;
     memset(replies, 0, n * sizeof *replies);
@@ -465,6 +511,10 @@ int rk__pipe_exec(rk__pipe *p, const rk__cmd *cmds, size_t n, redisReply **repli
         int w = wait_turn(p, &me, deadline);
         if (me.done || (w != ENOMEM && (w != ETIMEDOUT || rk__remaining_ms(deadline) > 0)))
             continue;
+        if (me.sending) { /* a writer reads our commands: a moment, then leave */
+            pthread_cond_wait(&p->written, &p->mu);
+            continue;
+        }
         abandon(p, &me);
         if (w == ENOMEM) {
             me.rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
