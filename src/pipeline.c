@@ -392,7 +392,7 @@ static void read_some(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
     if (stray)
         rc = rk__err(RK_EIO, "%s: a reply nobody asked for (protocol out of step)", c->tr.peer);
     if (rc == RK_ETIMEDOUT && !c->broken && !stray) {
-        if (!me->done)
+        if (!me->done && !me->sending) /* else once its encoding ends (lead) */
             abandon(p, me);
     } else if (rc != RK_OK) {
         fail_ring(p, rc);
@@ -436,7 +436,9 @@ static void lead(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
         write_queue(p, deadline, true);
         if (me->done)
             break;
-        if (!me->written || !p->conn)
+        /* Queued behind another thread's write: read meanwhile if anything is due (that
+         * writer may be blocked on a full socket until someone reads), else wait for it. */
+        if (me->sending || !p->conn || (!me->written && p->ring_len == 0))
             wait_written(p, me, deadline);
         else
             read_some(p, me, deadline);
