@@ -174,10 +174,11 @@ static void bad_option_is_named(void)
 {
     rk_cache *c;
     ASSERT_OK(rk_cache_new(&c));
-    ASSERT_RC(rk_cache_configure(c, rkt_settings("connection.uri=redis://127.0.0.1:1;"
-                                                 "options.auto_pipeline=sometimes")),
-              RK_EINVAL);
+    rk_config *cfg =
+        rkt_settings("connection.uri=redis://127.0.0.1:1;options.auto_pipeline=sometimes");
+    ASSERT_RC(rk_cache_configure(c, cfg), RK_EINVAL);
     ASSERT_TRUE(strstr(rk_last_error()->message, "options.auto_pipeline") != NULL);
+    rk_config_free(cfg);
     rk_cache_free(c);
 }
 
