@@ -5,6 +5,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "redis_env.h"
@@ -312,6 +313,54 @@ static void close_fails_calls_in_flight(void)
     rkt_server_stop(&s);
 }
 
+typedef struct parent_call {
+    rk_cache *cache;
+    int rc;
+    rk_buf value;
+} parent_call;
+
+static void *parent_main(void *arg)
+{
+    parent_call *j = arg;
+    j->rc = rk_cache_retrieve(j->cache, NULL, "forked", &j->value);
+    return NULL;
+}
+
+/* fork() while a thread's call waits on the shared connection (the server stopped): the child
+ * uses a connection of its own and never reads the parent's reply; the parent's call gets it. */
+static void fork_while_a_call_waits(void)
+{
+    rkt_server s;
+    rkt_server_start(&s, NULL);
+    rk_cache *c = rkt_open_cache(rkt_server_config(&s, "options.timeout=10000"));
+    ASSERT_OK(rk_cache_store(c, NULL, "forked", "parent", 6, 60000));
+    ASSERT_EQ(kill(s.pid, SIGSTOP), 0);
+    parent_call j = {c, -1, RK_BUF_INIT};
+    pthread_t tid;
+    ASSERT_EQ(pthread_create(&tid, NULL, parent_main, &j), 0);
+    while (rkt_server_unanswered(&s) < 1)
+        usleep(1000);
+    pid_t pid = fork();
+    ASSERT_TRUE(pid >= 0);
+    if (pid == 0) { /* no assertion here: _exit, so the child never stops the parent's server */
+        rk_buf b = RK_BUF_INIT;
+        int ok = rk_cache_store(c, NULL, "child", "child", 5, 60000) == RK_OK &&
+                 rk_cache_retrieve(c, NULL, "child", &b) == RK_OK && strcmp(b.data, "child") == 0;
+        _exit(ok ? 0 : 1);
+    }
+    ASSERT_EQ(kill(s.pid, SIGCONT), 0);
+    int status;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    ASSERT_EQ(WEXITSTATUS(status), 0);
+    ASSERT_EQ(pthread_join(tid, NULL), 0);
+    ASSERT_OK(j.rc);
+    ASSERT_STR_EQ(j.value.data, "parent");
+    rk_buf_free(&j.value);
+    rk_cache_free(c);
+    rkt_server_stop(&s);
+}
+
 /* Large values are read straight into the reply (conn.c): sizes around the threshold and
  * past it, alone and behind other replies, from several threads, byte for byte. */
 typedef struct big_job {
@@ -373,4 +422,5 @@ static void large_values_intact(void)
 RKT_MAIN(RKT_CASE(large_values_intact), RKT_CASE(bad_option_is_named),
          RKT_CASE(mixed_threads_replies_matched), RKT_CASE(mixed_threads_without_pipelining),
          RKT_CASE(connection_kills_mid_stream), RKT_CASE(server_restart_mid_stream),
-         RKT_CASE(deadline_with_stalled_server), RKT_CASE(close_fails_calls_in_flight))
+         RKT_CASE(deadline_with_stalled_server), RKT_CASE(close_fails_calls_in_flight),
+         RKT_CASE(fork_while_a_call_waits))
