@@ -208,6 +208,17 @@ static bool borrow(rk__pipe *p, uint64_t deadline)
     return true;
 }
 
+/* The leader's own call, when it was in neither the queue nor the ring that just failed (it
+ * was handed the connection, and close reset the ring meanwhile). */
+static void fail_me(rk__pipe_req *me)
+{
+    if (me->done)
+        return;
+    rk__err_saved err;
+    rk__err_save(&err);
+    fail(me, rk_last_error()->code, &err);
+}
+
 static bool ring_reserve(rk__pipe *p, size_t more)
 {
     if (p->ring_len + more <= p->ring_cap)
@@ -293,6 +304,8 @@ static bool encode_queue(rk__pipe *p, rk__conn *c, char *stack, size_t cap, char
     }
     if (c != p->conn) { /* it failed meanwhile: these go on the next one */
         requeue(p, batch);
+        if (p->closed) /* there is none */
+            fail_queue(p, rk__err(RK_ENOTOPEN, "Connection is not opened"));
         if (*buf != stack)
             rk__free(*buf);
         return false;
@@ -431,8 +444,10 @@ static void lead(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
 {
     p->busy = true;
     while (!me->done) {
-        if (!p->conn && !p->writing && !borrow(p, deadline))
+        if (!p->conn && !p->writing && !borrow(p, deadline)) {
+            fail_me(me);
             break;
+        }
         write_queue(p, deadline, true);
         if (me->done)
             break;
@@ -542,11 +557,9 @@ void rk__pipe_close(rk__pipe *p)
     p->closed = true;
     (void)rk__err(RK_ENOTOPEN, "Connection is not opened");
     fail_queue(p, RK_ENOTOPEN);
-    if (!p->busy && !p->writing && p->conn) { /* only dropped replies were due on it */
-        rk__pool_put(p->pool, p->conn);
-        p->conn = NULL;
-        p->ring_head = p->ring_len = 0;
-    }
+    /* Nobody reads it: a caller handed the connection may not be awake yet. */
+    if (!p->busy && !p->writing && p->conn)
+        fail_ring(p, RK_ENOTOPEN);
     pthread_mutex_unlock(&p->mu);
     rk__err_restore(&mine);
 }
