@@ -65,6 +65,7 @@ typedef struct bench_opts {
     const char *self; /* this executable, re-run under valgrind */
     const char *tmpdir;
     const char *cluster_url; /* --cluster-url, or NULL: a private cluster */
+    const char *plot_dir;    /* --plot DIR, or NULL */
     bool quick, json, own_server, no_peers;
     unsigned sections;
 } bench_opts;

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "bench.h"
+#include "plot.h"
 
 #define VALUE_LEN 100
 #define BATCH 100
@@ -428,9 +429,12 @@ void bench_threads(const bench_opts *o)
         snprintf(name, sizeof name, "retrieve, %d thread%s, one rk_cache", counts[i],
                  counts[i] > 1 ? "s" : "");
         report_value("threads", name, median(ap[i], (size_t)rounds), "ops/s");
+        plot_point(CHART_THREADS, "redkit, one rk_cache", counts[i], median(ap[i], (size_t)rounds));
         snprintf(name, sizeof name, "retrieve, %d thread%s, auto_pipeline=false", counts[i],
                  counts[i] > 1 ? "s" : "");
         report_value("threads", name, median(cl[i], (size_t)rounds), "ops/s");
+        plot_point(CHART_THREADS, "redkit, auto_pipeline=false", counts[i],
+                   median(cl[i], (size_t)rounds));
     }
     double m1 = median(one, (size_t)rounds), m8 = median(eight, (size_t)rounds);
     double r8 = median(ap[1], (size_t)rounds), r64 = median(ap[2], (size_t)rounds);
@@ -442,6 +446,8 @@ void bench_threads(const bench_opts *o)
     /* What the server and the machine allow without any client library in the way. */
     double rb1 = redis_benchmark(o, "threads", 1, 1, "get");
     double rb64 = redis_benchmark(o, "threads", 64, 1, "get");
+    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 1, rb1);
+    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 64, rb64);
     report_value("threads", "ratio redis-benchmark -c 64 / -c 1 GET", rb64 / rb1, "");
     report_value("threads", "ratio redkit 64 threads / redis-benchmark -c 64 GET", r64 / rb64, "");
     report_goal("1 thread, auto_pipeline on >= 0.97 x off", m1, ">=", 0.97, NULL);

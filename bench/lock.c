@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "plot.h"
 
 #define LOCK_KEY "bench:rk-lock"
 #define GUARD_KEY "bench:rk-guard"
@@ -280,6 +281,11 @@ static void wait_percentiles(const contender *c, int workers, lock_stats *st)
         for (long j = 0; j < c[i].nwaits; j++)
             all[k++] = c[i].waits_ms[j];
     sort_doubles(all, k);
+    if (workers == 8 || workers == 64) {
+        char series[32];
+        snprintf(series, sizeof series, "%d processes", workers);
+        plot_cdf(CHART_LOCK_WAIT_CDF, series, all, k);
+    }
     st->p50_ms = percentile(all, k, 0.5);
     st->p99_ms = percentile(all, k, 0.99);
     st->max_ms = k ? all[k - 1] : 0;
@@ -418,6 +424,10 @@ static void report_stats(const char *who, int workers, const lock_stats *s, bool
     snprintf(name, sizeof name, "%s, %d process%s", who, workers, workers > 1 ? "es" : "");
     stats_text(text, sizeof text, s, peer);
     report_metrics("contended", name, keys, v, sizeof v / sizeof *v, text);
+    if (workers > 1) {
+        plot_point(CHART_LOCK_RATE, who, workers, s->acq_per_s);
+        plot_point(CHART_LOCK_P99, who, workers, s->p99_ms);
+    }
 }
 
 /* The peers' scripts take PORT WORKERS SECONDS HOLD THINK and nothing else: every worker times

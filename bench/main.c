@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "bench.h"
+#include "plot.h"
 
 static const struct {
     const char *name;
@@ -52,6 +53,7 @@ static void usage(FILE *f)
                "  --lock-secs S    seconds per contended-lock run (default 5)\n"
                "  --memo-processes N  spread the 64 memolock callers over N processes (default 4)\n"
                "  --no-peers       skip the peer libraries in the contended section\n"
+               "  --plot DIR       also draw PNG charts into DIR (needs gnuplot)\n"
                "  --peers DIR      peer lock scripts with node_modules (default\n"
                "                   $REDKIT_BENCH_PEERS or /work/shared/bench-peers)\n"
                "  -h, --help       this text\n"
@@ -104,13 +106,14 @@ static void parse_args(bench_opts *o, int argc, char **argv, const char **url, c
         } else if (!strcmp(a, "--quick")) {
             o->quick = true;
         } else if (!strcmp(a, "--url") || !strcmp(a, "--tls-url") || !strcmp(a, "--tls-ca") ||
-                   !strcmp(a, "--peers") || !strcmp(a, "--cluster-url")) {
+                   !strcmp(a, "--peers") || !strcmp(a, "--cluster-url") || !strcmp(a, "--plot")) {
             if (!v)
                 die("%s needs a value", a);
             *(!strcmp(a, "--url")           ? url
               : !strcmp(a, "--tls-url")     ? tls_url
               : !strcmp(a, "--tls-ca")      ? tls_ca
               : !strcmp(a, "--cluster-url") ? &o->cluster_url
+              : !strcmp(a, "--plot")        ? &o->plot_dir
                                             : &o->peers_dir) = v;
             i++;
         } else if (!strcmp(a, "--secs")) {
@@ -175,6 +178,8 @@ int main(int argc, char **argv)
     bench_opts o;
     const char *url = NULL, *tls_url = NULL, *tls_ca = NULL;
     parse_args(&o, argc, argv, &url, &tls_url, &tls_ca);
+    if (o.plot_dir)
+        plot_enable(o.plot_dir);
     install_cleanup();
     o.self = "/proc/self/exe";
     static char self[4096];
@@ -192,5 +197,5 @@ int main(int argc, char **argv)
         report_print_json(&o);
     else
         report_print_table(&o);
-    return 0;
+    return plot_write() ? 0 : 1;
 }

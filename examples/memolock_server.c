@@ -6,6 +6,7 @@
  *   GET /query/simple/<id>      2 s of work, cached 5 s
  *   GET /report/renewable/<id>  8 s of work on a 5 s lease renewed after 2 s, cached 5 s
  *   GET /ext/<id>               an external program (redis-cli) produces the value
+ *   GET /metrics                the three memolocks' statistics, for Prometheus
  *
  * However many requests arrive at once, "cache miss" is printed once per id: one request
  * computes, the others (in this or any other process) receive its value through Pub/Sub. */
@@ -92,6 +93,23 @@ static int start_external(void *ud, const char *value_key, const char *channel)
     return system(cmd);
 }
 
+/* One page for all handles: Prometheus wants each metric's samples together. */
+static int metrics(rk_buf *body)
+{
+    rk_memolock *handles[3] = {query, report, ext};
+    const char *names[3] = {"query", "report", "ext"};
+    rk_stats *stats[3] = {NULL, NULL, NULL};
+    int rc = RK_OK;
+    for (int i = 0; i < 3 && rc == RK_OK; i++)
+        if ((rc = rk_stats_new(&stats[i])) == RK_OK)
+            rc = rk_memolock_get_stats(handles[i], stats[i]);
+    if (rc == RK_OK)
+        rc = rk_stats_format_prometheus(body, (const rk_stats *const *)stats, names, 3);
+    for (int i = 0; i < 3; i++)
+        rk_stats_free(stats[i]);
+    return rc;
+}
+
 static int route(const char *url, rk_buf *body)
 {
     const char *id;
@@ -102,6 +120,8 @@ static int route(const char *url, rk_buf *body)
                                          body);
     if (!strncmp(url, "/ext/", 5) && *(id = url + 5))
         return rk_memolock_get_external2(ext, NULL, id, 10000, start_external, (void *)id, body);
+    if (!strcmp(url, "/metrics"))
+        return metrics(body);
     return RK_ENOTFOUND;
 }
 
@@ -169,7 +189,8 @@ int main(int argc, char **argv)
     printf("Listening to 127.0.0.1:%u\n"
            "GET /query/simple/{id}     -> simple caching\n"
            "GET /report/renewable/{id} -> renewable lock\n"
-           "GET /ext/{id}              -> external program interop\n",
+           "GET /ext/{id}              -> external program interop\n"
+           "GET /metrics               -> statistics (Prometheus)\n",
            port);
     sigwait(&stop, &sig);
     MHD_stop_daemon(d);

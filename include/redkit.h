@@ -12,5 +12,6 @@
 #include "redkit/lock.h"
 #include "redkit/log.h"
 #include "redkit/memolock.h"
+#include "redkit/stats.h"
 
 #endif

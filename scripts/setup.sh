@@ -7,7 +7,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config libhiredis-dev libssl-dev openssl redis-server redis-tools
-      libmicrohttpd-dev curl)
+      libmicrohttpd-dev curl gnuplot-nox)  # gnuplot: redkit-bench --plot (and its smoke test)
 if [ "${1:-}" = "--dev" ]; then
     pkgs+=(clang libclang-rt-14-dev valgrind clang-format time)  # time: RSS of sanitized runs
 fi

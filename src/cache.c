@@ -6,6 +6,7 @@
 
 #include "alloc.h"
 #include "cache_int.h"
+#include "clock.h"
 #include "component.h"
 #include "error_int.h"
 #include "keys.h"
@@ -28,6 +29,13 @@ int rk_cache_new(rk_cache **out)
     }
     *out = c;
     return rc;
+}
+
+int rk_cache_get_stats(rk_cache *c, rk_stats *out)
+{
+    if (!c)
+        return rk__err(RK_EINVAL, "rk_cache_get_stats: cache is NULL");
+    return rk__component_stats(&c->base, out);
 }
 
 void rk_cache_free(rk_cache *c)
@@ -66,6 +74,12 @@ int rk_cache_close(rk_cache *c, const rk_context *ctx)
     if (!c)
         return rk__ret(rk__err(RK_EINVAL, "rk_cache_close: cache is NULL"), ctx);
     return rk__component_close(&c->base);
+}
+
+/* A public call of `op`, begun at `t0_us`, returned `rc`: counted in the handle's statistics. */
+static int counted(rk_cache *c, rk__op op, uint64_t t0_us, int rc)
+{
+    return c ? rk__stats_call(&c->base.stats, op, t0_us, rc) : rc;
 }
 
 /* Common entry checks; `*cl` is the client to run with, referenced until end(). */
@@ -179,7 +193,8 @@ static int store(rk_cache *c, const char *key, const void *value, size_t len, ui
 int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key, const void *value,
                    size_t len, uint64_t ttl_ms)
 {
-    return rk__ret(store(c, key, value, len, ttl_ms), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_STORE, t0, store(c, key, value, len, ttl_ms)), ctx);
 }
 
 static int retrieve_with(rk__client *cl, const char *key, rk_buf *out)
@@ -213,7 +228,8 @@ static int retrieve(rk_cache *c, const char *key, rk_buf *out)
 
 int rk_cache_retrieve(rk_cache *c, const rk_context *ctx, const char *key, rk_buf *out)
 {
-    return rk__ret(retrieve(c, key, out), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_RETRIEVE, t0, retrieve(c, key, out)), ctx);
 }
 
 static int ttl_with(rk__client *cl, const char *key, uint64_t *ttl_ms)
@@ -246,7 +262,8 @@ static int ttl_of(rk_cache *c, const char *key, uint64_t *ttl_ms)
 
 int rk_cache_ttl(rk_cache *c, const rk_context *ctx, const char *key, uint64_t *ttl_ms)
 {
-    return rk__ret(ttl_of(c, key, ttl_ms), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_TTL, t0, ttl_of(c, key, ttl_ms)), ctx);
 }
 
 /* Argument vectors "<verb> <prefix><key>..." for a batch, the keys packed in one block. */
@@ -378,13 +395,16 @@ static int remove_many(rk_cache *c, const char *const *keys, size_t n)
 
 int rk_cache_remove(rk_cache *c, const rk_context *ctx, const char *key)
 {
+    uint64_t t0 = rk__now_us();
     int rc = c ? rk__check_key(key, "key") : RK_OK;
-    return rk__ret(rc == RK_OK ? remove_many(c, &key, 1) : rk__err_prefix("remove: "), ctx);
+    rc = rc == RK_OK ? remove_many(c, &key, 1) : rk__err_prefix("remove: ");
+    return rk__ret(counted(c, RK__OP_REMOVE, t0, rc), ctx);
 }
 
 int rk_cache_remove_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n)
 {
-    return rk__ret(remove_many(c, keys, n), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_REMOVE_MANY, t0, remove_many(c, keys, n)), ctx);
 }
 
 int rk__cache_take_values(redisReply *r, size_t n, rk_buf *outs)
@@ -437,7 +457,8 @@ static int retrieve_many(rk_cache *c, const char *const *keys, size_t n, rk_buf 
 int rk_cache_retrieve_many(rk_cache *c, const rk_context *ctx, const char *const *keys, size_t n,
                            rk_buf *outs)
 {
-    return rk__ret(retrieve_many(c, keys, n, outs), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_RETRIEVE_MANY, t0, retrieve_many(c, keys, n, outs)), ctx);
 }
 
 /* One SET per entry; the vectors of all entries live in one allocation. */
@@ -534,5 +555,6 @@ static int store_many(rk_cache *c, const rk_cache_entry *e, size_t n)
 
 int rk_cache_store_many(rk_cache *c, const rk_context *ctx, const rk_cache_entry *entries, size_t n)
 {
-    return rk__ret(store_many(c, entries, n), ctx);
+    uint64_t t0 = rk__now_us();
+    return rk__ret(counted(c, RK__OP_STORE_MANY, t0, store_many(c, entries, n)), ctx);
 }

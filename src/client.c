@@ -5,6 +5,7 @@
 #include "alloc.h"
 #include "clock.h"
 #include "error_int.h"
+#include "events.h"
 #include "log.h"
 #include "retry.h"
 #include "tls.h"
@@ -159,8 +160,9 @@ uint64_t rk__client_grace(const rk__client *cl)
 
 /* Where one attempt goes and what came of it. */
 typedef struct attempt_state {
-    rk__node *node; /* where it went */
-    rk__node *ask;  /* the next attempt goes here, after ASKING (an ASK redirect) */
+    const char *name; /* the command, for events; NULL when the caller did not say */
+    rk__node *node;   /* where it went */
+    rk__node *ask;    /* the next attempt goes here, after ASKING (an ASK redirect) */
     rk__reply_class cls;
     rk__redirect redirect;
 } attempt_state;
@@ -184,6 +186,24 @@ static rk__node *route(rk__client *cl, const char *key, size_t klen, bool read)
                                       : t->ops->route(t, key, klen);
 }
 
+static void node_event(rk__client *cl, rk_event_type type, const rk__node *node, const char *name,
+                       uint64_t duration_us, int outcome)
+{
+    rk__emit(cl->stats,
+             &(rk__event){type, NULL, 0, node ? &node->ep : NULL, name, duration_us, outcome});
+}
+
+/* A connection's first use raises its connect event; a failed connect raises one too. */
+static void note_connect(rk__client *cl, const rk__node *node, rk__conn *c, int rc)
+{
+    if (c && c->announced)
+        return;
+    if (c)
+        c->announced = true;
+    if (c || rc == RK_EIO || rc == RK_EAUTH)
+        node_event(cl, RK_EVENT_CONNECT, node, NULL, c ? c->connect_us : 0, rc);
+}
+
 /* A pipeline for rk__client_exec: `shared` when it may go on the node's auto-pipelined
  * connection (options.auto_pipeline and rk__pipe_shareable). */
 typedef struct {
@@ -196,11 +216,20 @@ typedef struct {
 static int exec_fn(rk__conn *c, void *arg, uint64_t deadline);
 static int exec_settle(exec_arg *a, int rc, rk__reply_class cls);
 
-/* An exec on the node's shared connection: the same classification as on a borrowed one. */
-static int attempt_shared(attempt_state *st, exec_arg *a, uint64_t deadline)
+/* An exec on the node's shared connection: the same classification and events as on a
+ * borrowed one. */
+static int attempt_shared(rk__client *cl, attempt_state *st, exec_arg *a, uint64_t deadline)
 {
+    rk__pipe_info info;
+    uint64_t t0 = rk__now_us();
     int rc = rk__pipe_exec(&st->node->pool.pipe, a->cmds, a->n, a->replies, deadline, &st->cls,
-                           &st->redirect);
+                           &st->redirect, &info);
+    uint64_t took = rk__now_us() - t0;
+    if (info.opened || info.open_rc == RK_EIO || info.open_rc == RK_EAUTH)
+        node_event(cl, RK_EVENT_CONNECT, st->node, NULL, info.open_us, info.open_rc);
+    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, took, rc);
+    if (info.dropped) /* once per connection: by the caller that found it broken */
+        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
     return exec_settle(a, rc, st->cls);
 }
 
@@ -213,13 +242,18 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
     st->node = ask ? st->ask : route(cl, key, klen, read);
     st->ask = NULL;
     if (fn == exec_fn && !ask && ((exec_arg *)arg)->shared) /* ASKING needs its own connection */
-        return attempt_shared(st, arg, deadline);
+        return attempt_shared(cl, st, arg, deadline);
     int rc = rk__pool_get(&st->node->pool, &c, deadline);
     st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
+    note_connect(cl, st->node, rc == RK_OK ? c : NULL, rc);
     if (rc != RK_OK)
         return rc;
+    uint64_t t0 = rk__now_us();
     if ((rc = ask ? asking(c, deadline) : RK_OK) == RK_OK)
         rc = fn(c, arg, deadline);
+    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, rk__now_us() - t0, rc);
+    if (c->broken)
+        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
     st->cls = c->broken ? RK__REPLY_CONN : c->cls;
     if (rk__class_action(st->cls) == RK__ACT_REDIRECT) /* rare: the copy stays off the hot path */
         st->redirect = c->redirect;
@@ -227,6 +261,17 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
         st->redirect.cls = RK__REPLY_OK;
     rk__pool_put(&st->node->pool, c);
     return rc;
+}
+
+/* Ask the topology to learn the picture again; a changed cluster map raises an event. */
+static bool refresh(rk__client *cl, rk__node *node, rk__reply_class cls, uint64_t deadline)
+{
+    rk__topology *t = cl->topo;
+    unsigned before = atomic_load(&t->changes);
+    bool moved = t->ops->refresh(t, node, cls, deadline);
+    if (atomic_load(&t->changes) != before)
+        node_event(cl, RK_EVENT_TOPOLOGY, node, NULL, 0, RK_OK);
+    return moved;
 }
 
 /* Whether the loop goes round again after a failure of class `cls`. */
@@ -244,11 +289,12 @@ static bool again(rk__client *cl, rk__node *node, rk__reply_class cls, int rc, u
             return false;
         /* One server of several: the next one. A cluster or Sentinel: learn the topology
          * again (a replica may be promoted) and keep trying until the deadline. */
-        if (t->ops->refresh(t, node, cls, deadline) && t->follows)
+        node_event(cl, RK_EVENT_RECONNECT, node, NULL, 0, rc);
+        if (refresh(cl, node, cls, deadline) && t->follows)
             return true;
         return (*reconnects)++ < cl->opts.retries;
     case RK__ACT_REFRESH:
-        return t->ops->refresh(t, node, cls, deadline);
+        return refresh(cl, node, cls, deadline);
     default:
         return false;
     }
@@ -284,6 +330,8 @@ static bool follow(rk__client *cl, attempt_state *st, const char *key, size_t kl
         return false;
     }
     rk__node *target = t->ops->redirected(t, &st->redirect, st->node);
+    node_event(cl, RK_EVENT_REDIRECT, target, st->redirect.cls == RK__REPLY_ASK ? "ASK" : "MOVED",
+               0, target ? RK_OK : RK_ENOMEM);
     rk__log(RK_LOG_DEBUG, "%s: %s slot %u to %s:%u from %s", cl->kind,
             st->redirect.cls == RK__REPLY_ASK ? "ASK" : "MOVED", st->redirect.slot,
             st->redirect.host, (unsigned)st->redirect.port, peer);
@@ -298,11 +346,11 @@ static void maybe_refresh(rk__client *cl, uint64_t deadline)
     rk__topology *t = cl->topo;
     uint64_t at = atomic_load_explicit(&t->refresh_at, memory_order_relaxed);
     if (at != UINT64_MAX && rk__now_ms() >= at)
-        t->ops->refresh(t, NULL, RK__REPLY_OK, deadline);
+        refresh(cl, NULL, RK__REPLY_OK, deadline);
 }
 
-static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t deadline,
-               rk__conn_fn fn, void *arg)
+static int run(rk__client *cl, const char *name, const char *key, size_t klen, bool read,
+               uint64_t deadline, rk__conn_fn fn, void *arg)
 {
     unsigned reconnects = 0, redirects = 0;
     uint64_t op = rk__deadline(cl->opts.timeout_ms); /* one operation inside a longer wait */
@@ -310,6 +358,7 @@ static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t
         deadline = op;
     attempt_state st; /* not zeroed: `redirect` is large and written before it is read */
     st.ask = NULL;
+    st.name = name;
     for (unsigned n = 0;; n++) {
         if (atomic_load(&cl->closed))
             return rk__client_not_open(cl->kind);
@@ -340,7 +389,7 @@ static int run(rk__client *cl, const char *key, size_t klen, bool read, uint64_t
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg)
 {
-    return run(cl, key, klen, false, deadline, fn, arg);
+    return run(cl, NULL, key, klen, false, deadline, fn, arg);
 }
 
 /* ---- pipelines and scripts ---- */
@@ -370,7 +419,7 @@ static int exec(rk__client *cl, const char *key, size_t klen, bool read, uint64_
                 const rk__cmd *cmds, size_t n, redisReply **replies)
 {
     exec_arg a = {cmds, n, replies, cl->opts.auto_pipeline && rk__pipe_shareable(cmds, n)};
-    return run(cl, key, klen, read, deadline, exec_fn, &a);
+    return run(cl, cmds[0].argv[0], key, klen, read, deadline, exec_fn, &a);
 }
 
 int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
@@ -413,7 +462,7 @@ int rk__client_eval(rk__client *cl, const char *key, size_t klen, uint64_t deadl
                     const size_t *lens, redisReply **reply)
 {
     eval_arg a = {script, nkeys, nargs, args, lens, NULL};
-    int rc = rk__client_run(cl, key, klen, deadline, eval_fn, &a);
+    int rc = run(cl, script->name, key, klen, false, deadline, eval_fn, &a);
     *reply = a.reply;
     return rc;
 }
@@ -479,7 +528,8 @@ static int run_groups(rk__client *cl, uint64_t deadline, const rk__cmd *cmds, si
     for (size_t g = 0, start = 0; rc == RK_OK && g < groups; start = ends[g++]) {
         group_arg a = {cmds, order + start, ends[g] - start, replies};
         const rk__cmd *first = &cmds[order[start]];
-        rc = run(cl, first->argv[1], first->argvlen[1], false, deadline, group_fn, &a);
+        rc = run(cl, first->argv[0], first->argv[1], first->argvlen[1], false, deadline, group_fn,
+                 &a);
     }
     /* What a node answered with a redirect or a retry class, once more alone. */
     for (size_t i = 0; rc == RK_OK && i < n; i++) {
@@ -595,6 +645,7 @@ static const rk__endpoint *pick_endpoint(void *arg, unsigned failures)
 static void master_switched(void *arg)
 {
     rk__client *cl = arg;
+    node_event(cl, RK_EVENT_FAILOVER, NULL, NULL, 0, RK_OK);
     if (cl->sub)
         rk__subscriber_reconnect(cl->sub);
 }
@@ -621,7 +672,7 @@ int rk__client_connect(rk__client *cl, uint64_t deadline)
         rk__subscriber_set_picker(cl->sub, pick_endpoint, cl);
         rk__subscriber_open(cl->sub, pick_endpoint(cl, 0), cl->tls_ctx, cl->opts.timeout_ms);
     }
-    return rc == RK_OK ? run(cl, NULL, 0, false, deadline, ping_fn, NULL) : rc;
+    return rc == RK_OK ? run(cl, "PING", NULL, 0, false, deadline, ping_fn, NULL) : rc;
 }
 
 /* ---- subscribers ---- */

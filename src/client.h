@@ -23,6 +23,7 @@
 #include "keys.h"
 #include "resolve.h"
 #include "scripts.h"
+#include "stats.h"
 #include "subscriber.h"
 #include "topology.h"
 
@@ -44,8 +45,9 @@ typedef struct rk__client {
     pthread_mutex_t mu;  /* guards shards */
     rk__shard_sub *shards;
     size_t nshards;
-    bool stopped; /* waiters stopped: no new shard subscriber */
-    char id[33];  /* random, per open (and per process): names this client's inbox */
+    bool stopped;     /* waiters stopped: no new shard subscriber */
+    char id[33];      /* random, per open (and per process): names this client's inbox */
+    rk__stats *stats; /* the component's: where this client's events are counted */
     atomic_uint refs;
     atomic_bool closed;
 } rk__client;

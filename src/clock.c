@@ -30,3 +30,10 @@ void rk__timespec_at(struct timespec *ts, uint64_t deadline_ms)
     ts->tv_sec = (time_t)(deadline_ms / 1000u);
     ts->tv_nsec = (long)(deadline_ms % 1000u) * 1000000L;
 }
+
+uint64_t rk__now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}

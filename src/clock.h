@@ -6,6 +6,9 @@
 
 uint64_t rk__now_ms(void);
 
+/* Monotonic microseconds: what durations (statistics, events) are measured with. */
+uint64_t rk__now_us(void);
+
 /* now + ms, saturating (RK_TTL_NONE-like "forever" values stay forever). */
 uint64_t rk__deadline(uint64_t ms);
 

@@ -54,6 +54,7 @@ int rk__component_init(rk__component *c, const char *kind, bool pubsub)
     memset(c, 0, sizeof *c);
     c->kind = kind;
     c->pubsub = pubsub;
+    rk__stats_init(&c->stats, kind);
     atomic_init(&c->active, NULL);
     atomic_init(&c->pins, 0);
     atomic_init(&c->fork_gen, atomic_load(&fork_generation));
@@ -114,6 +115,8 @@ static int open_client(rk__component *c, const rk_context *ctx, rk__client **out
     int rc = c->validate ? c->validate(&c->opts) : RK_OK;
     if (rc == RK_OK)
         rc = rk__client_new(out, c->kind, &c->opts, c->cfg, c->refs, ctx, c->pubsub);
+    if (rc == RK_OK)
+        (*out)->stats = &c->stats; /* the component outlives every open's client */
     if (rc == RK_OK && (rc = rk__client_connect(*out, rk__client_deadline(*out, RK__NO_TIMEOUT)))) {
         rk__client_close(*out);
         rk__client_unref(*out); /* a failed open keeps nothing */
@@ -173,6 +176,14 @@ rk__client *rk__component_begin(rk__component *c)
 }
 
 void rk__component_end(rk__client *cl) { rk__client_unref(cl); }
+
+int rk__component_stats(rk__component *c, rk_stats *out)
+{
+    if (!out)
+        return rk__err(RK_EINVAL, "rk_%s_get_stats: out is NULL", c->kind);
+    rk__stats_snapshot(&c->stats, out);
+    return RK_OK;
+}
 
 int rk__check_key(const char *key, const char *what)
 {

@@ -13,6 +13,7 @@
 #include <stdatomic.h>
 
 #include "client.h"
+#include "stats.h"
 
 typedef struct rk__component rk__component;
 
@@ -26,6 +27,7 @@ struct rk__component {
     rk__client *_Atomic active;
     atomic_uint pins; /* calls between reading `active` and taking their reference */
     atomic_uint fork_gen;
+    rk__stats stats; /* the handle's whole life, across opens */
     /* Optional: an extra check of the options at open (memolock: resource_tag). */
     int (*validate)(const rk__options *o);
     /* Optional: between stopping the waiters and closing the client (lock: let waiters leave
@@ -54,6 +56,9 @@ void rk__component_end(rk__client *cl);
 /* In a forked child, drop what the parent left in the handle (once). Every entry point above
  * does it; a component's own entry point that uses none of them calls it first. */
 void rk__component_check_fork(rk__component *c);
+
+/* Copy the handle's statistics into a snapshot. */
+int rk__component_stats(rk__component *c, rk_stats *out);
 
 /* RK_EINVAL unless `key` is a non-empty string; `what` names the argument ("key", "id"). */
 int rk__check_key(const char *key, const char *what);

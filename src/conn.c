@@ -309,9 +309,11 @@ int rk__conn_open(rk__conn **out, const rk__endpoint *ep, void *tls_ctx, uint64_
     uint64_t connect_deadline = rk__deadline(ep->connect_timeout_ms);
     if (connect_deadline > deadline)
         connect_deadline = deadline;
+    uint64_t t0 = rk__now_us();
     int rc = rk__transport_connect(&c->tr, ep, tls_ctx, connect_deadline);
     if (rc == RK_OK)
         rc = handshake(c, ep, connect_deadline);
+    c->connect_us = rk__now_us() - t0;
     if (rc != RK_OK) {
         rk__conn_free(c);
         return rc;

@@ -26,6 +26,8 @@ typedef struct rk__conn {
     rk__redirect redirect; /* where the first MOVED or ASK since the last send pointed */
     uint64_t idle_since;   /* monotonic ms, set by the pool */
     uint64_t gen;          /* pool generation that created it */
+    uint64_t connect_us;   /* how long connect and handshake took */
+    bool announced;        /* its connect event was raised (by the client, on first use) */
     struct rk__conn *next; /* idle list */
     struct rk__conn *prev_all; /* every connection of the pool, for close and fork */
     struct rk__conn *next_all;

@@ -9,12 +9,13 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "events.h"
 #include "keys.h"
 #include "map.h"
-#include "scripts.h"
-#include "token.h"
 #include "retry.h"
+#include "scripts.h"
 #include "slot.h"
+#include "token.h"
 #include "wait.h"
 #include "watchdog.h"
 
@@ -42,6 +43,7 @@ static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
 static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
                        uint64_t timeout_ms);
+static void lost(void *ud, const char *key);
 
 int rk_lock_new(rk_lock **out)
 {
@@ -62,7 +64,7 @@ int rk_lock_new(rk_lock **out)
         rk__component_destroy(&l->base);
         rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
     }
-    if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, l)) != RK_OK) {
+    if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, lost, l)) != RK_OK) {
         pthread_cond_destroy(&l->none_waiting);
         pthread_mutex_destroy(&l->mu);
         rk__component_destroy(&l->base);
@@ -75,6 +77,13 @@ int rk_lock_new(rk_lock **out)
     l->base.after_fork = after_fork;
     *out = l;
     return RK_OK;
+}
+
+int rk_lock_get_stats(rk_lock *l, rk_stats *out)
+{
+    if (!l)
+        return rk__err(RK_EINVAL, "rk_lock_get_stats: lock is NULL");
+    return rk__component_stats(&l->base, out);
 }
 
 void rk_lock_free(rk_lock *l)
@@ -158,13 +167,19 @@ typedef struct {
     /* Built on first use by op_names(): the queue's keys, the fencing counter, our inbox. */
     rk__name queue, waiters, fence, inbox;
     bool named;
+    rk__stats *stats; /* the handle's, NULL without one */
+    rk__op kind;      /* the public call counted at op_end, RK__OPS for none */
+    uint64_t t0_us;   /* when it began */
 } lock_op;
 
 static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_ms)
 {
     memset(op, 0, sizeof *op);
+    op->kind = RK__OPS;
+    op->t0_us = rk__now_us();
     if (!l)
         return rk__err(RK_EINVAL, "lock is NULL");
+    op->stats = &l->base.stats;
     int rc = rk__check_key(key, "key");
     if (rc != RK_OK)
         return rc;
@@ -185,6 +200,8 @@ static int op_begin(lock_op *op, rk_lock *l, const char *key, uint64_t timeout_m
 
 static int op_end(lock_op *op, int rc)
 {
+    if (op->stats && op->kind != RK__OPS)
+        rk__stats_call(op->stats, op->kind, op->t0_us, rc);
     rk__name_free(&op->full);
     rk__name_free(&op->queue);
     rk__name_free(&op->waiters);
@@ -192,6 +209,12 @@ static int op_end(lock_op *op, int rc)
     rk__name_free(&op->inbox);
     rk__component_end(op->cl);
     return rc;
+}
+
+static void lock_event(const lock_op *op, rk_event_type type, uint64_t since_us, int outcome)
+{
+    rk__emit(op->stats, &(rk__event){type, op->key, op->key ? strlen(op->key) : 0, NULL, NULL,
+                                     since_us ? rk__now_us() - since_us : 0, outcome});
 }
 
 static int op_names(lock_op *op)
@@ -211,11 +234,13 @@ static int op_names(lock_op *op)
 
 /* ---- what this handle holds, per key ---- */
 
-/* One acquisition: its token, its ttl and its fencing number (0 without fencing). */
+/* One acquisition: its token, its ttl, its fencing number (0 without fencing) and when it was
+ * granted (the hold time's start). */
 typedef struct held {
     char token[RK__TOKEN_LEN + 1];
     uint64_t ttl_ms;
     uint64_t fence;
+    uint64_t granted_us;
 } held;
 
 static int remember(rk_lock *l, const lock_op *op, const held *h)
@@ -224,6 +249,8 @@ static int remember(rk_lock *l, const lock_op *op, const held *h)
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the token of lock '%s'", op->key);
     *copy = *h;
+    copy->granted_us = rk__now_us();
+    lock_event(op, RK_EVENT_LOCK_GRANTED, op->t0_us, RK_OK);
     pthread_mutex_lock(&l->mu);
     int rc = rk__map_put(&l->tokens, op->full.str, op->full.len, copy, (void **)&old);
     pthread_mutex_unlock(&l->mu);
@@ -236,7 +263,7 @@ static void recall(rk_lock *l, const lock_op *op, held *out)
 {
     pthread_mutex_lock(&l->mu);
     const held *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    *out = h ? *h : (held){"", 0, 0};
+    *out = h ? *h : (held){"", 0, 0, 0};
     pthread_mutex_unlock(&l->mu);
 }
 
@@ -386,8 +413,8 @@ static int replicated(lock_op *op, const char *token, uint64_t ttl_ms)
                          "lock '%s' was granted, but %s%lld of the %" PRIu64
                          " replicas asked for (options.lock_replicas) acknowledged it within "
                          "%" PRIu64 " ms: released",
-                         op->key, a.held == 1 ? "" : "its lease had already expired and ",
-                         a.acks, o->lock_replicas, o->lock_replicas_timeout_ms);
+                         op->key, a.held == 1 ? "" : "its lease had already expired and ", a.acks,
+                         o->lock_replicas, o->lock_replicas_timeout_ms);
 }
 
 static int give_back(lock_op *op, const char *token);
@@ -404,7 +431,7 @@ static void drop_unreplicated(lock_op *op, const char *token)
 
 static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
 {
-    held h = {"", ttl_ms, 0};
+    held h = {"", ttl_ms, 0, 0};
     bool sent = false;
     int rc = rk__token_new(h.token);
     if (rc == RK_OK)
@@ -445,6 +472,7 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
     if (acquired)
         *acquired = false;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    op.kind = RK__OP_TRY_ACQUIRE;
     if (rc == RK_OK && !acquired)
         rc = rk__err(RK_EINVAL, "try_acquire '%s': acquired is NULL", key);
     if (rc == RK_OK)
@@ -465,9 +493,9 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
     const rk__options *o = &op->cl->opts;
     int rc = op_names(op);
     if (rc == RK_OK) {
-        const char *args[9] = {op->full.str,          op->queue.str, op->waiters.str,
-                               op->fence.str,         token,         flag(o->lock_fencing),
-                               yield,                 standback,     flag(op->cl->cluster)};
+        const char *args[9] = {op->full.str,  op->queue.str, op->waiters.str,
+                               op->fence.str, token,         flag(o->lock_fencing),
+                               yield,         standback,     flag(op->cl->cluster)};
         size_t lens[9] = {
             op->full.len,
             op->queue.len,
@@ -480,6 +508,8 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
             1};
         rc = script(op, &rk__script_lock_release, deadline, 4, 9, args, lens, &result);
     }
+    if (rc == RK_OK && result == 2)
+        lock_event(op, RK_EVENT_LOCK_HANDOFF, 0, RK_OK);
     if (was_held)
         *was_held = rc == RK_OK && result != 0;
     return rc;
@@ -649,6 +679,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
                         uint64_t *fence)
 {
     queued q = {op, token, ttl_ms, 0, false};
+    lock_event(op, RK_EVENT_LOCK_WAIT, 0, RK_OK);
     count_waiting(l, +1);
     int rc = op_names(op);
     if (rc == RK_OK)
@@ -666,7 +697,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
 
 static int acquire_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms, held *out)
 {
-    held h = {"", ttl_ms, 0};
+    held h = {"", ttl_ms, 0, 0};
     uint64_t fence = 0;
     int rc = rk__token_new(h.token);
     /* A handle that waited a moment ago still has its inbox subscribed: its keys are likely
@@ -722,10 +753,13 @@ int rk_lock_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint64_t
 {
     lock_op op;
     int rc = op_begin(&op, l, key, timeout_ms);
+    op.kind = RK__OP_ACQUIRE;
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
         rc = acquire(l, &op, ttl_ms, timeout_ms);
+    if (rc == RK_ETIMEDOUT)
+        lock_event(&op, RK_EVENT_LOCK_TIMEOUT, op.t0_us, rc);
     return rk__ret(op_end(&op, rc), ctx);
 }
 
@@ -735,15 +769,18 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
 {
     lock_op op;
     held h;
+    bool was_held;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    op.kind = RK__OP_RELEASE;
     if (rc == RK_OK) {
         rk__watchdog_unwatch(l->wd, key, NULL); /* before the script: see rk__watchdog_unwatch */
         recall(l, &op, &h);
     }
     if (rc == RK_OK && *h.token) {
-        if ((rc = release_token(&op, h.token, op.deadline, NULL)) == RK_OK)
+        if ((rc = release_token(&op, h.token, op.deadline, &was_held)) == RK_OK) {
             forget(l, &op, h.token); /* released, handed over, or expired: ours no more */
-        else
+            lock_event(&op, RK_EVENT_LOCK_RELEASED, h.granted_us, was_held ? RK_OK : RK_ENOTOWNER);
+        } else
             rk__err_prefix("release '%s': ", key);
     }
     return rk__ret(op_end(&op, rc), ctx);
@@ -771,6 +808,7 @@ int rk_lock_extend(rk_lock *l, const rk_context *ctx, const char *key, uint64_t 
     lock_op op;
     held h;
     int rc = op_begin(&op, l, key, RK__NO_TIMEOUT);
+    op.kind = RK__OP_EXTEND;
     if (rc == RK_OK)
         rc = check_ttl(key, ttl_ms);
     if (rc == RK_OK)
@@ -863,8 +901,17 @@ static rk__lease renew(void *ud, const char *key, const char *token, uint64_t tt
     int rc = op_begin(&op, ud, key, timeout_ms);
     if (rc == RK_OK)
         rc = extend_token(&op, token, ttl_ms);
+    lock_event(&op, RK_EVENT_LOCK_RENEWED, 0, rc);
     op_end(&op, rc);
     return rc == RK_OK ? RK__LEASE_RENEWED : rc == RK_ENOTOWNER ? RK__LEASE_LOST : RK__LEASE_FAILED;
+}
+
+/* The watchdog found a watched lease lost: counted before the user's handler hears of it. */
+static void lost(void *ud, const char *key)
+{
+    rk_lock *l = ud;
+    rk__emit(&l->base.stats,
+             &(rk__event){RK_EVENT_LOCK_LOST, key, strlen(key), NULL, NULL, 0, RK_ENOTOWNER});
 }
 
 int rk_lock_set_lost_handler(rk_lock *l, rk_lock_lost_fn fn, void *ud)

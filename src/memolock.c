@@ -8,6 +8,7 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "events.h"
 #include "keys.h"
 #include "map.h"
 #include "scripts.h"
@@ -111,6 +112,13 @@ int rk_memolock_new(rk_memolock **out)
     return RK_OK;
 }
 
+int rk_memolock_get_stats(rk_memolock *m, rk_stats *out)
+{
+    if (!m)
+        return rk__err(RK_EINVAL, "rk_memolock_get_stats: memolock is NULL");
+    return rk__component_stats(&m->base, out);
+}
+
 void rk_memolock_free(rk_memolock *m)
 {
     if (!m)
@@ -190,14 +198,20 @@ static void names_free(names *n)
     rk__name_free(&n->channel);
 }
 
+static void memo_event(const names *n, rk_event_type type, uint64_t since_us, int outcome)
+{
+    rk__emit(n->cl->stats, &(rk__event){type, n->id, strlen(n->id), NULL, NULL,
+                                        since_us ? rk__now_us() - since_us : 0, outcome});
+}
+
 /* ---- the Redis steps: check, store, release, renew ---- */
 
 /* Run a script routed by its first key. */
 static int run_script(const names *n, const rk__script *sc, uint64_t deadline, int nkeys, int nargs,
                       const char *const *args, const size_t *lens, redisReply **reply)
 {
-    int rc = rk__client_eval(n->cl, args[0], lens[0], deadline, sc, nkeys, nargs, args, lens,
-                             reply);
+    int rc =
+        rk__client_eval(n->cl, args[0], lens[0], deadline, sc, nkeys, nargs, args, lens, reply);
     if (rc != RK_OK)
         rk__err_prefix("memolock '%s': ", n->value.str);
     return rc;
@@ -404,8 +418,11 @@ static int call_fetch(const names *n, const fetcher *f, const char *token, rk_bu
 static int produce(const names *n, const fetcher *f, const char *token, rk_buf *out)
 {
     rk_buf value = RK_BUF_INIT;
-    uint64_t ttl_ms = 0;
+    uint64_t ttl_ms = 0, t0 = rk__now_us();
+    memo_event(n, RK_EVENT_MEMO_FETCH_START, 0, RK_OK);
     int r = call_fetch(n, f, token, &value, &ttl_ms);
+    memo_event(n, r ? RK_EVENT_MEMO_FETCH_FAILED : RK_EVENT_MEMO_FETCH_DONE, t0,
+               r ? RK_EFETCH : RK_OK);
     if (r != 0) {
         rk_buf_free(&value);
         release(n, token); /* let a waiter take over now rather than at lease expiry */
@@ -430,6 +447,8 @@ typedef struct {
     rk_buf *out;
     char own[RK__TOKEN_LEN + 1]; /* the lock we took for an external producer, or "" */
     bool done;
+    bool produced;  /* this call ran the fetch */
+    uint64_t t0_us; /* when the call began waiting */
 } wait_state;
 
 /* Look at Redis: a hit ends the call; a free lock makes us the producer when `may_take`. */
@@ -444,6 +463,7 @@ static int step(wait_state *w, bool may_take)
         return rc;
     if (state == CHECK_HIT)
         return w->done = true, RK_OK;
+    w->produced = true;
     rc = produce(w->n, w->f, token, w->out);
     if (rc == RK_OK && w->f->kind == FETCH_EXTERNAL)
         memcpy(w->own, token, sizeof token);
@@ -463,6 +483,8 @@ static int waiting_check(void *arg, bool *done)
     /* Once our external producer started, its lease expiring means only that it is slow:
      * taking the lock again would start a second producer in this call. */
     int rc = step(w, may_take && !w->own[0]);
+    if (w->done)
+        memo_event(w->n, w->produced ? RK_EVENT_MEMO_TAKEOVER : RK_EVENT_MEMO_SERVED, w->t0_us, rc);
     *done = w->done;
     return rc;
 }
@@ -476,6 +498,7 @@ static rk__seen waiting_message(void *arg, rk_buf *msg)
     if (!w->out->data && rk_buf_set(w->out, "", 0) != RK_OK)
         return RK__SEEN_RECHECK;
     w->done = true;
+    memo_event(w->n, RK_EVENT_MEMO_SERVED, w->t0_us, RK_OK);
     return RK__SEEN_DONE;
 }
 
@@ -495,8 +518,9 @@ static const rk__wait_ops waiting_ops = {waiting_check, waiting_message, waiting
 /* The Redis side of a call: hit, produce, or wait for the producer. */
 static int lead(const names *n, const fetcher *f, uint64_t timeout_ms, rk_buf *out)
 {
-    wait_state w = {n, f, timeout_ms, out, "", false};
+    wait_state w = {n, f, timeout_ms, out, "", false, false, 0};
     int rc = step(&w, true); /* the first look may always produce */
+    w.t0_us = rk__now_us();
     if (rc == RK_OK && !w.done)
         rc = timeout_ms ? rk__wait(n->cl, &n->channel, false, NULL, n->deadline, &waiting_ops, &w)
                         : timed_out(n->value.str, timeout_ms);
@@ -586,9 +610,10 @@ static int check_args(rk_memolock *m, const char *id, bool have_fn, rk_buf *out)
 
 static int get(rk_memolock *m, const char *id, uint64_t timeout_ms, const fetcher *f, rk_buf *out)
 {
+    uint64_t t0 = rk__now_us();
     rk__client *cl = rk__component_begin(&m->base);
     if (!cl)
-        return RK_ENOTOPEN;
+        return rk__stats_call(&m->base.stats, RK__OP_GET, t0, RK_ENOTOPEN);
     /* A call that does not wait (timeout 0) still gets an operation's time for its one look. */
     uint64_t deadline = rk__client_deadline(cl, timeout_ms ? timeout_ms : RK__NO_TIMEOUT);
     int rc;
@@ -609,8 +634,11 @@ static int get(rk_memolock *m, const char *id, uint64_t timeout_ms, const fetche
         flight_finish(m, fl, id, rc, out);
         break;
     }
+    if (rc == RK_ETIMEDOUT)
+        rk__emit(&m->base.stats, &(rk__event){RK_EVENT_MEMO_TIMEOUT, id, strlen(id), NULL, NULL,
+                                              rk__now_us() - t0, rc});
     rk__component_end(cl);
-    return rc;
+    return rk__stats_call(&m->base.stats, RK__OP_GET, t0, rc);
 }
 
 int rk_memolock_get(rk_memolock *m, const rk_context *ctx, const char *id, uint64_t timeout_ms,

@@ -24,6 +24,7 @@ struct rk__pipe_req {
     rk__reply_class cls;
     rk__redirect *redirect;
     rk__err_saved err; /* a failure seen by another thread (the leader) */
+    rk__pipe_info *info;
     pthread_cond_t cv;
     rk__pipe_req *next;
 };
@@ -152,8 +153,10 @@ static rk__pipe_slot *slot(rk__pipe *p, size_t i)
 
 /* The connection failed: every call written on it fails, and it goes back to the pool, which
  * drops it (it is broken). Calls still queued are written on the next one. */
-static void fail_ring(rk__pipe *p, int rc)
+static void fail_ring(rk__pipe *p, int rc, rk__pipe_req *by)
 {
+    if (by)
+        by->info->dropped = true;
     rk__err_saved err;
     rk__err_save(&err);
     for (size_t i = 0; i < p->ring_len; i++)
@@ -194,16 +197,19 @@ static void abandon(rk__pipe *p, rk__pipe_req *me)
 /* ---- the leader ---- */
 
 /* Borrow the connection from the pool (the lock is released meanwhile). */
-static bool borrow(rk__pipe *p, uint64_t deadline)
+static bool borrow(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
 {
     pthread_mutex_unlock(&p->mu);
     rk__conn *c;
     int rc = rk__pool_get(p->pool, &c, deadline);
     pthread_mutex_lock(&p->mu);
+    me->info->open_rc = rc;
     if (rc != RK_OK) {
         fail_queue(p, rc);
         return false;
     }
+    if (!c->announced) /* its first use: the caller raises its connect event */
+        c->announced = me->info->opened = true, me->info->open_us = c->connect_us;
     p->conn = c;
     return true;
 }
@@ -320,7 +326,7 @@ static bool encode_queue(rk__pipe *p, rk__conn *c, char *stack, size_t cap, char
 /* Write every queued call in one write, unless someone else is writing (they will). The
  * leader fails the ring itself when the write fails; another writer shuts the connection down,
  * so that the leader's read fails and does. */
-static void write_queue(rk__pipe *p, uint64_t deadline, bool leader)
+static void write_queue(rk__pipe *p, rk__pipe_req *me, uint64_t deadline, bool leader)
 {
     if (p->writing || !p->queue || !p->conn)
         return;
@@ -335,7 +341,7 @@ static void write_queue(rk__pipe *p, uint64_t deadline, bool leader)
             rk__free(buf);
         pthread_mutex_lock(&p->mu);
         if (c == p->conn && rc != RK_OK && (leader || !p->busy))
-            fail_ring(p, rc);
+            fail_ring(p, rc, me);
         else if (c == p->conn && rc != RK_OK)
             rk__conn_shutdown(c);
     }
@@ -408,7 +414,7 @@ static void read_some(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
         if (!me->done && !me->sending) /* else once its encoding ends (lead) */
             abandon(p, me);
     } else if (rc != RK_OK) {
-        fail_ring(p, rc);
+        fail_ring(p, rc, me);
     }
 }
 
@@ -444,11 +450,11 @@ static void lead(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
 {
     p->busy = true;
     while (!me->done) {
-        if (!p->conn && !p->writing && !borrow(p, deadline)) {
+        if (!p->conn && !p->writing && !borrow(p, me, deadline)) {
             fail_me(me);
             break;
         }
-        write_queue(p, deadline, true);
+        write_queue(p, me, deadline, true);
         if (me->done)
             break;
         /* Queued behind another thread's write: read meanwhile if anything is due (that
@@ -460,7 +466,7 @@ static void lead(rk__pipe *p, rk__pipe_req *me, uint64_t deadline)
     }
     /* What queued up meanwhile goes on the wire now, not once the next leader is awake. */
     if (rk__remaining_ms(deadline) > 0)
-        write_queue(p, deadline, true);
+        write_queue(p, me, deadline, true);
     step_down(p);
 }
 
@@ -499,12 +505,15 @@ static void enqueue(rk__pipe *p, rk__pipe_req *me)
 }
 
 int rk__pipe_exec(rk__pipe *p, const rk__cmd *cmds, size_t n, redisReply **replies,
-                  uint64_t deadline, rk__reply_class *cls, rk__redirect *redirect)
+                  uint64_t deadline, rk__reply_class *cls, rk__redirect *redirect,
+                  rk__pipe_info *info)
 {
     rk__pipe_req me;
     me.cmds = cmds, me.n = n, me.replies = replies, me.got = 0;
     me.sending = me.written = me.done = me.waiting = false;
     me.rc = RK_OK, me.cls = RK__REPLY_OK, me.redirect = redirect, me.next = NULL;
+    *info = (rk__pipe_info){false, false, 0, RK_OK};
+    me.info = info;
     redirect->cls = RK__REPLY_OK;
     memset(replies, 0, n * sizeof *replies);
     pthread_mutex_lock(&p->mu);
@@ -520,7 +529,7 @@ int rk__pipe_exec(rk__pipe *p, const rk__cmd *cmds, size_t n, redisReply **repli
             break;
         }
         if (may_write(p)) {
-            write_queue(p, deadline, false);
+            write_queue(p, &me, deadline, false);
             if (p->queue && !p->writing) /* it came after: its caller writes it */
                 wake(p->queue);
             continue;
@@ -559,7 +568,7 @@ void rk__pipe_close(rk__pipe *p)
     fail_queue(p, RK_ENOTOPEN);
     /* Nobody reads it: a caller handed the connection may not be awake yet. */
     if (!p->busy && !p->writing && p->conn)
-        fail_ring(p, RK_ENOTOPEN);
+        fail_ring(p, RK_ENOTOPEN, NULL);
     pthread_mutex_unlock(&p->mu);
     rk__err_restore(&mine);
 }

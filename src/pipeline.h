@@ -52,12 +52,22 @@ void rk__pipe_destroy(rk__pipe *p);
  * change its state (SELECT, WATCH, SUBSCRIBE, ...), or open a MULTI they do not close. */
 bool rk__pipe_shareable(const rk__cmd *cmds, size_t n);
 
+/* What one call did to the shared connection, for the client's events: it opened a
+ * connection never used before (`opened`, in `open_us`), failed to open one (`open_rc`), or
+ * found it broken and dropped it (`dropped`, once per connection). */
+typedef struct rk__pipe_info {
+    bool opened, dropped;
+    uint64_t open_us;
+    int open_rc;
+} rk__pipe_info;
+
 /* Run `n` commands on the shared connection before `deadline`: as rk__conn_exec, plus what the
  * retry loop needs: `*cls`, the first error class among the replies (RK__REPLY_CONN when the
  * connection failed) and, for a MOVED or ASK, where it points. On failure every replies[i] is
  * NULL and the calling thread's error says why. */
 int rk__pipe_exec(rk__pipe *p, const rk__cmd *cmds, size_t n, redisReply **replies,
-                  uint64_t deadline, rk__reply_class *cls, rk__redirect *redirect);
+                  uint64_t deadline, rk__reply_class *cls, rk__redirect *redirect,
+                  rk__pipe_info *info);
 
 /* The pool closed: queued calls fail with RK_ENOTOPEN now; the leader's read fails, as the pool
  * shut its connection down. */

@@ -55,6 +55,9 @@ struct rk__topology {
      * connection, the client refreshes and retries until the deadline, not options.retries
      * times, since the cure (a failover) takes seconds. */
     bool follows;
+    /* Bumped each time a refresh finds the picture changed (a cluster's slot map): the client
+     * raises a topology event when a refresh it asked for moved it. */
+    atomic_uint changes;
 };
 
 /* The nodes a topology has met (cluster masters and replicas, Sentinel masters), only ever

@@ -32,6 +32,7 @@ struct rk__watchdog {
     pthread_cond_t idle; /* the thread ended, or a report returned */
     rk__map keys;        /* key -> watched */
     rk__renew_fn renew;
+    rk__lost_fn noticed; /* the owner's own hearing of a loss, before the user's */
     void *renew_ud;
     rk__lost_fn lost;
     void *lost_ud;
@@ -59,7 +60,7 @@ static bool on_thread(const rk__watchdog *w)
     return w->running && pthread_equal(w->thread, pthread_self());
 }
 
-int rk__watchdog_new(rk__watchdog **out, rk__renew_fn renew, void *ud)
+int rk__watchdog_new(rk__watchdog **out, rk__renew_fn renew, rk__lost_fn noticed, void *ud)
 {
     pthread_once(&attr_once, init_attr);
     *out = NULL;
@@ -77,6 +78,7 @@ int rk__watchdog_new(rk__watchdog **out, rk__renew_fn renew, void *ud)
         return rk__err(RK_ENOMEM, "cannot create the lease watchdog's mutex and conditions");
     }
     w->renew = renew;
+    w->noticed = noticed;
     w->renew_ud = ud;
     *out = w;
     return RK_OK;
@@ -179,6 +181,8 @@ static void report(rk__watchdog *w, watched *k, bool said_lost)
     void *ud = w->lost_ud;
     w->reporting = fn != NULL;
     pthread_mutex_unlock(&w->mu);
+    if (w->noticed)
+        w->noticed(w->renew_ud, k->names);
     if (fn)
         fn(ud, k->names);
     rk__free(k);

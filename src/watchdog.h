@@ -33,7 +33,9 @@ typedef rk__lease (*rk__renew_fn)(void *ud, const char *key, const char *lease, 
 /* `key` is lost; rk_last_error() says why (the renewal's error, or RK_ETIMEDOUT). */
 typedef void (*rk__lost_fn)(void *ud, const char *key);
 
-int rk__watchdog_new(rk__watchdog **out, rk__renew_fn renew, void *ud);
+/* `renew` and `noticed` (optional: the owner hears of a loss, before the lost handler) get
+ * `ud`. */
+int rk__watchdog_new(rk__watchdog **out, rk__renew_fn renew, rk__lost_fn noticed, void *ud);
 
 /* Stop, wait for the thread, free. Not from the thread itself (a lost handler). NULL-safe. */
 void rk__watchdog_free(rk__watchdog *w);

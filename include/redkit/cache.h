@@ -25,6 +25,7 @@
 #define REDKIT_CACHE_H
 
 #include "config.h"
+#include "stats.h"
 
 RK_BEGIN_DECLS
 
@@ -60,6 +61,10 @@ RK_EXTERN int rk_cache_close(rk_cache *c, const rk_context *ctx);
 
 /** Close if needed and free. NULL-safe. */
 RK_EXTERN void rk_cache_free(rk_cache *c);
+
+/** Copy this handle's statistics (redkit/stats.h) into `out` (from rk_stats_new()). Safe at any
+ * time, from any thread, open or not; it never waits for a call. */
+RK_EXTERN int rk_cache_get_stats(rk_cache *c, rk_stats *out);
 
 /**
  * Store `len` bytes under `key` for `ttl_ms` (0: options.default_ttl, RK_TTL_NONE: forever).

@@ -37,6 +37,7 @@
 #define REDKIT_LOCK_H
 
 #include "config.h"
+#include "stats.h"
 
 RK_BEGIN_DECLS
 
@@ -58,6 +59,10 @@ RK_EXTERN int rk_lock_close(rk_lock *l, const rk_context *ctx);
 /** Close if needed and free. Held locks are not released (they expire). NULL-safe. Not from a
  *  lost handler. */
 RK_EXTERN void rk_lock_free(rk_lock *l);
+
+/** Copy this handle's statistics (redkit/stats.h) into `out` (from rk_stats_new()). Safe at any
+ * time, from any thread, open or not; it never waits for a call. */
+RK_EXTERN int rk_lock_get_stats(rk_lock *l, rk_stats *out);
 
 /**
  * One attempt: `*acquired` is true if the lock is now ours for `ttl_ms`.

@@ -54,6 +54,7 @@
 #define REDKIT_MEMOLOCK_H
 
 #include "config.h"
+#include "stats.h"
 
 RK_BEGIN_DECLS
 
@@ -98,6 +99,10 @@ RK_EXTERN int rk_memolock_close(rk_memolock *m, const rk_context *ctx);
 
 /** Close if needed and free. NULL-safe. */
 RK_EXTERN void rk_memolock_free(rk_memolock *m);
+
+/** Copy this handle's statistics (redkit/stats.h) into `out` (from rk_stats_new()). Safe at any
+ * time, from any thread, open or not; it never waits for a call. */
+RK_EXTERN int rk_memolock_get_stats(rk_memolock *m, rk_stats *out);
 
 /**
  * The value of `id`: from Redis if present, else computed by `fn` in exactly one caller across

@@ -59,9 +59,9 @@ static unsigned find_or_add(cluster *c, const char *host, uint16_t port)
  * answered; "?" is a node whose address is unknown (skipped). */
 static unsigned entry_node(cluster *c, const redisReply *e, const rk__node *answered)
 {
-    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 || e->element[0]->type != REDIS_REPLY_STRING ||
-        e->element[1]->type != REDIS_REPLY_INTEGER || e->element[1]->integer < 1 ||
-        e->element[1]->integer > 65535)
+    if (e->type != REDIS_REPLY_ARRAY || e->elements < 2 ||
+        e->element[0]->type != REDIS_REPLY_STRING || e->element[1]->type != REDIS_REPLY_INTEGER ||
+        e->element[1]->integer < 1 || e->element[1]->integer > 65535)
         return NO_NODE;
     const char *host = e->element[0]->len ? e->element[0]->str : answered->ep.host;
     if (!host || !strcmp(host, "?"))
@@ -82,7 +82,8 @@ static bool apply_slots(cluster *c, const redisReply *r, const rk__node *answere
     for (size_t i = 0; i < r->elements; i++) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
-            e->element[0]->type != REDIS_REPLY_INTEGER || e->element[1]->type != REDIS_REPLY_INTEGER)
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER)
             continue;
         long long from = e->element[0]->integer, to = e->element[1]->integer;
         unsigned m = entry_node(c, e->element[2], answered);
@@ -91,10 +92,13 @@ static bool apply_slots(cluster *c, const redisReply *r, const rk__node *answere
             owner[s] = (uint16_t)m, replica[s] = (uint16_t)rep;
     }
     pthread_mutex_unlock(&c->mu);
+    bool changed = false;
     for (unsigned s = 0; s < RK__SLOTS; s++) {
-        atomic_store(&c->owner[s], owner[s]);
+        changed |= atomic_exchange(&c->owner[s], owner[s]) != owner[s];
         atomic_store(&c->replica[s], replica[s]);
     }
+    if (changed)
+        atomic_fetch_add(&c->base.changes, 1);
     rk__free(owner);
     return true;
 }
@@ -110,8 +114,9 @@ static bool load_from(cluster *c, rk__node *n, uint64_t deadline)
     }
     const char *argv[2] = {"CLUSTER", "SLOTS"};
     redisReply *r = NULL;
-    bool ok = rk__conn_exec(conn, &(rk__cmd){2, argv, (size_t[]){7, 5}}, 1, &r, deadline) == RK_OK &&
-              apply_slots(c, r, n);
+    bool ok =
+        rk__conn_exec(conn, &(rk__cmd){2, argv, (size_t[]){7, 5}}, 1, &r, deadline) == RK_OK &&
+        apply_slots(c, r, n);
     rk__reply_free(r);
     rk__conn_free(conn);
     return ok;
@@ -169,7 +174,8 @@ static bool refresh(rk__topology *t, rk__node *node, rk__reply_class cls, uint64
     if (node && cls == RK__REPLY_CONN)
         atomic_store(&node->down_until, now + DOWN_MS);
     /* One thread refreshes; the others retry after their back-off and see its result. */
-    if (now - last >= MIN_REFRESH_MS && atomic_compare_exchange_strong(&c->last_refresh, &last, now)) {
+    if (now - last >= MIN_REFRESH_MS &&
+        atomic_compare_exchange_strong(&c->last_refresh, &last, now)) {
         load(c, deadline);
         atomic_store(&t->refresh_at, rk__now_ms() + c->every_ms);
     }
@@ -230,8 +236,9 @@ static int add_seeds(cluster *c, const rk__endpoint *seeds, size_t nseeds)
     for (size_t i = 0; i < nseeds; i++)
         if (seeds[i].host && find_or_add_locked(c, seeds[i].host, seeds[i].port) == NO_NODE)
             return rk__err(RK_ENOMEM, "cannot add cluster node %s", seeds[i].host);
-    return atomic_load(&c->set.count) ? RK_OK
-                                  : rk__err(RK_EINVAL, "a cluster needs TCP endpoints, not a Unix socket");
+    return atomic_load(&c->set.count)
+               ? RK_OK
+               : rk__err(RK_EINVAL, "a cluster needs TCP endpoints, not a Unix socket");
 }
 
 int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size_t nseeds,
@@ -256,9 +263,8 @@ int rk__topology_cluster_new(rk__topology **out, const rk__endpoint *seeds, size
     atomic_init(&c->last_refresh, rk__now_ms());
     pthread_mutex_init(&c->mu, NULL);
     int rc = add_seeds(c, seeds, nseeds);
-    rk__node *answered = rc == RK_OK ? node_at(c, find_or_add_locked(c, seeds[from].host,
-                                                                     seeds[from].port))
-                                     : NULL;
+    rk__node *answered =
+        rc == RK_OK ? node_at(c, find_or_add_locked(c, seeds[from].host, seeds[from].port)) : NULL;
     if (rc == RK_OK && (!answered || !apply_slots(c, slots, answered)))
         rc = rk__err(RK_EREPLY, "CLUSTER SLOTS: the reply is not a slot map");
     if (rc != RK_OK) {

@@ -33,7 +33,7 @@
 typedef struct sentinel {
     rk__topology base;
     pthread_mutex_t mu; /* adding nodes, switching the master, the watcher's connection */
-    rk__node_set set; /* every master met */
+    rk__node_set set;   /* every master met */
     _Atomic(rk__node *) master;
     _Atomic uint64_t epoch;  /* switches so far: an answer asked before one is stale */
     rk__endpoint *sentinels; /* the seeds, with the sentinels' own credentials */

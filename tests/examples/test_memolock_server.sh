@@ -25,5 +25,10 @@ ext_misses=$(grep -c "(ext/$id) cache miss" "$dir/log")
 [ "$ext_misses" = 1 ] || { echo "external program started $ext_misses times"; exit 1; }
 [ "$(redis-cli -s "$REDKIT_TEST_SOCKET" exists "ext/lock:$id")" = 0 ] || { echo "ext lock left behind"; exit 1; }
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/nope")" = 404 ]
+# /metrics counts what just happened: 12 + 4 calls, one fetch each, the rest served or joined.
+curl -sf "http://127.0.0.1:$port/metrics" >"$dir/metrics"
+grep -qx 'redkit_calls_total{component="memolock",handle="query",op="get",outcome="ok"} 12' "$dir/metrics" || { cat "$dir/metrics"; exit 1; }
+grep -qx 'redkit_events_total{component="memolock",handle="query",event="memo_fetch_done",outcome="ok"} 1' "$dir/metrics" || { cat "$dir/metrics"; exit 1; }
+grep -q '^redkit_memolock_wait_seconds_count{component="memolock",handle="ext"} ' "$dir/metrics"
 redis-cli -s "$REDKIT_TEST_SOCKET" del "query:$id" "ext:$id" >/dev/null
 echo "ok: 12 concurrent queries and 4 external requests, one computation each"

@@ -441,7 +441,7 @@ static void unwatched_during_renewal(void)
     losses g;
     rk__watchdog *w;
     losses_init(&g);
-    ASSERT_OK(rk__watchdog_new(&w, gated_renew, NULL));
+    ASSERT_OK(rk__watchdog_new(&w, gated_renew, NULL, NULL));
     rk__watchdog_set_lost(w, on_lost, &g);
     ASSERT_OK(rk__watchdog_watch(w, "k", "lease-1", 300, due_now()));
     wait_entered(1);
@@ -495,7 +495,7 @@ static void failures_until_ttl(void)
     losses_init(&g);
     atomic_store(&warnings, 0);
     rk_set_log_handler(count_warnings, NULL);
-    ASSERT_OK(rk__watchdog_new(&w, failing_renew, NULL));
+    ASSERT_OK(rk__watchdog_new(&w, failing_renew, NULL, NULL));
     rk__watchdog_set_lost(w, on_lost, &g);
     uint64_t since = rk__now_ms();
     ASSERT_OK(rk__watchdog_watch(w, "f", "lease", 300, since));
