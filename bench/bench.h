@@ -46,9 +46,10 @@ enum {
     SEC_TLS = 1 << 7,
     SEC_CLUSTER = 1 << 8,
     SEC_SENTINEL = 1 << 9,
+    SEC_NEARCACHE = 1 << 12,
     /* The default run; SEC_CLUSTER and SEC_SENTINEL start their own servers and take 30 s to
      * a minute, so they are asked for. */
-    SEC_ALL = (1 << 8) - 1
+    SEC_ALL = ((1 << 8) - 1) | SEC_NEARCACHE
 };
 
 typedef struct bench_opts {
@@ -82,6 +83,7 @@ void bench_cpu(const bench_opts *o);
 void bench_tls(const bench_opts *o);
 void bench_cluster(const bench_opts *o);
 void bench_sentinel(const bench_opts *o);
+void bench_nearcache(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
 

@@ -23,6 +23,8 @@ static const struct {
     {"memolock", SEC_MEMOLOCK, bench_memolock, "64 callers of a cold id, 50 ms fetch"},
     {"cpu", SEC_CPU, bench_cpu, "instructions per retrieve under callgrind vs hiredis"},
     {"tls", SEC_TLS, bench_tls, "single op and batch over rediss:// vs redis://"},
+    {"nearcache", SEC_NEARCACHE, bench_nearcache,
+     "near-cache hit vs round trip, invalidation visibility, zipf load with and without"},
     {"cluster", SEC_CLUSTER, bench_cluster,
      "cluster vs one master; 1000-key batches vs hiredis per node (~30 s, only when named)"},
     {"sentinel", SEC_SENTINEL, bench_sentinel,

@@ -9,11 +9,35 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "events.h"
 #include "keys.h"
+#include "nearcache.h"
 
 struct rk_cache {
     rk__component base;
 };
+
+/* The near cache of an open, when options.near_cache_size turned it on. */
+static rk__nearcache *near(const rk__client *cl)
+{
+    return cl->ext_free == rk__nearcache_free ? cl->hook.arg : NULL;
+}
+
+/* Each open gets its own near cache, tied to its client's connections (nearcache.h). */
+static int prepare(rk__component *base, rk__client *cl)
+{
+    rk__nearcache *nc;
+    (void)base;
+    if (!cl->opts.near_cache_size)
+        return RK_OK;
+    int rc = rk__nearcache_new(&nc, &cl->opts, cl->stats);
+    if (rc == RK_OK) {
+        rk__nearcache_hook(nc, &cl->hook);
+        cl->ext_free = rk__nearcache_free;
+        cl->ext_after_fork = rk__nearcache_after_fork;
+    }
+    return rc;
+}
 
 int rk_cache_new(rk_cache **out)
 {
@@ -23,6 +47,7 @@ int rk_cache_new(rk_cache **out)
     if (!c)
         return *out = NULL, rk__err(RK_ENOMEM, "cannot allocate a cache");
     int rc = rk__component_init(&c->base, "cache", false);
+    c->base.prepare = prepare;
     if (rc != RK_OK) {
         rk__free(c);
         c = NULL;
@@ -173,6 +198,8 @@ static int store_with(rk__client *cl, const char *key, const void *value, size_t
         rc = rk__reply_expect(r, REDIS_REPLY_STATUS, "SET");
         rk__reply_free(r);
     }
+    if (near(cl)) /* after the reply, even a failed one: the write may have happened */
+        rk__nearcache_drop(near(cl), k.str, k.len);
     rk__name_free(&k);
     return rc == RK_OK ? RK_OK : rk__err_prefix("store '%s': ", key);
 }
@@ -197,11 +224,9 @@ int rk_cache_store(rk_cache *c, const rk_context *ctx, const char *key, const vo
     return rk__ret(counted(c, RK__OP_STORE, t0, store(c, key, value, len, ttl_ms)), ctx);
 }
 
-static int retrieve_with(rk__client *cl, const char *key, rk_buf *out)
+/* A GET reply into `*out` (freed). */
+static int take_get(redisReply *r, const char *key, rk_buf *out)
 {
-    redisReply *r;
-    if (key_cmd(cl, "GET", key, &r) != RK_OK)
-        return rk__err_prefix("retrieve '%s': ", key);
     if (r->type == REDIS_REPLY_NIL) {
         rk__reply_free(r);
         return rk__err(RK_ENOTFOUND, "retrieve '%s': key not found", key);
@@ -213,6 +238,98 @@ static int retrieve_with(rk__client *cl, const char *key, rk_buf *out)
     rk_buf_free(out);
     out->data = rk__reply_take_str(r, &out->len);
     return RK_OK;
+}
+
+/* A near-cache miss on one connection: GET and PTTL in one write (after CLIENT TRACKING when
+ * the connection is not yet pointed at its node's listener), the key marked pending before. */
+typedef struct {
+    rk__nearcache *nc;
+    const char *key;
+    size_t klen;
+    redisReply *get; /* the caller's */
+} miss_arg;
+
+/* The class of a key's reply the retry loop must act on (a redirect): the attempt fails. */
+static int act_on(rk__conn *c, redisReply *r)
+{
+    rk__reply_class cls = rk__reply_classify(r);
+    if (rk__class_action(cls) == RK__ACT_DONE)
+        return RK_OK;
+    c->cls = cls;
+    rk__reply_redirect(r, &c->redirect);
+    return rk__reply_error(r, "GET");
+}
+
+static long long pttl_of(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_INTEGER ? r->integer : -3; /* -3: not cached */
+}
+
+static int miss_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    miss_arg *a = arg;
+    rk__nearcache_read rd;
+    char digits[24];
+    const char *tv[5], *gv[2] = {"GET", a->key}, *pv[2] = {"PTTL", a->key};
+    size_t tl[5], gl[2] = {3, a->klen}, pl[2] = {4, a->klen}, n = 0;
+    rk__cmd cmds[3];
+    redisReply *r[3];
+    rk__nearcache_prepare(a->nc, c, &rd);
+    if (rd.redirect)
+        cmds[n] = (rk__cmd){rk__nearcache_tracking_cmd(&rd, digits, tv, tl), tv, tl}, n++;
+    cmds[n++] = (rk__cmd){2, gv, gl};
+    cmds[n++] = (rk__cmd){2, pv, pl};
+    uint64_t ticket = rk__nearcache_begin(a->nc, &rd, a->key, a->klen);
+    int rc = rk__conn_exec(c, cmds, n, r, deadline);
+    redisReply *get = rc == RK_OK ? r[n - 2] : NULL;
+    bool tracked = rc == RK_OK && (!rd.redirect || rk__nearcache_tracked(c, &rd, r[0]));
+    if (rc == RK_OK)
+        rc = act_on(c, get);
+    bool keep = rc == RK_OK && tracked && get->type == REDIS_REPLY_STRING;
+    rk__nearcache_fill(a->nc, &rd, a->key, a->klen, ticket, keep ? get->str : NULL,
+                       keep ? get->len : 0, rc == RK_OK ? pttl_of(r[n - 1]) : -3);
+    for (size_t i = 0; i < n; i++) /* all NULL when the exchange failed */
+        if (rc != RK_OK || r[i] != get)
+            rk__reply_free(r[i]);
+    if (rc == RK_OK)
+        a->get = get;
+    return rc;
+}
+
+/* A near-cache lookup of `key` (as the caller gave it) under its Redis name, counted. */
+static int near_get(rk__client *cl, rk__nearcache *nc, const char *key, const char *name,
+                    size_t len, rk_buf *out)
+{
+    int rc = rk__nearcache_get(nc, name, len, out);
+    if (rc == RK_OK || rc == RK_ENOTFOUND)
+        rk__emit(cl->stats, &(rk__event){.type = rc ? RK_EVENT_NEAR_MISS : RK_EVENT_NEAR_HIT,
+                                         .key = key,
+                                         .key_len = strlen(key)});
+    return rc;
+}
+
+static int retrieve_near(rk__client *cl, rk__nearcache *nc, const char *key, rk_buf *out)
+{
+    rk__name k;
+    int rc = rk__name_key(&k, &cl->opts, key);
+    if (rc == RK_OK && (rc = near_get(cl, nc, key, k.str, k.len, out)) == RK_ENOTFOUND) {
+        miss_arg a = {nc, k.str, k.len, NULL};
+        rc = rk__client_run_read(cl, "GET", k.str, k.len, rk__client_deadline(cl, RK__NO_TIMEOUT),
+                                 miss_fn, &a);
+        rc = rc == RK_OK ? take_get(a.get, key, out) : rk__err_prefix("retrieve '%s': ", key);
+    }
+    rk__name_free(&k);
+    return rc;
+}
+
+static int retrieve_with(rk__client *cl, const char *key, rk_buf *out)
+{
+    redisReply *r;
+    if (near(cl))
+        return retrieve_near(cl, near(cl), key, out);
+    if (key_cmd(cl, "GET", key, &r) != RK_OK)
+        return rk__err_prefix("retrieve '%s': ", key);
+    return take_get(r, key, out);
 }
 
 static int retrieve(rk_cache *c, const char *key, rk_buf *out)
@@ -375,6 +492,8 @@ static int remove_with(rk__client *cl, const char *const *keys, size_t n)
     redisReply *r, **each;
     if ((rc = multi_key(cl, &k, n, "DEL", REDIS_REPLY_INTEGER, &r, &each)) == RK_OK && r)
         rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "DEL");
+    for (size_t i = 0; near(cl) && i < n; i++)
+        rk__nearcache_drop(near(cl), k.argv[i + 1], k.argvlen[i + 1]);
     rk__reply_free(r);
     replies_free(each, n);
     key_argv_free(&k);
@@ -422,12 +541,163 @@ int rk__cache_take_values(redisReply *r, size_t n, rk_buf *outs)
     return rc;
 }
 
+/* The misses of a batch that one node serves, read in one write: GET and PTTL per key. */
+typedef struct {
+    rk__nearcache *nc;
+    const key_argv *k;
+    const size_t *idx; /* into the batch's keys */
+    size_t n;
+    rk_buf *outs;
+    bool *redo; /* a key the node did not serve (a redirect): read alone afterwards */
+} batch_arg;
+
+static void batch_take(batch_arg *a, const rk__nearcache_read *rd, const uint64_t *tickets,
+                       redisReply **r, bool tracked)
+{
+    for (size_t j = 0; j < a->n; j++) {
+        size_t i = a->idx[j];
+        redisReply *get = r[2 * j], *pttl = r[2 * j + 1];
+        bool value = get->type == REDIS_REPLY_STRING; /* anything else reads as a miss (MGET) */
+        a->redo[i] = rk__class_action(rk__reply_classify(get)) != RK__ACT_DONE;
+        rk__nearcache_fill(a->nc, rd, a->k->argv[i + 1], a->k->argvlen[i + 1], tickets[j],
+                           value && tracked ? get->str : NULL, value ? get->len : 0, pttl_of(pttl));
+        if (value) {
+            rk_buf_free(&a->outs[i]);
+            a->outs[i].data = get->str, a->outs[i].len = get->len;
+            get->str = NULL;
+        }
+    }
+}
+
+static int batch_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    batch_arg *a = arg;
+    rk__nearcache_read rd;
+    char digits[24];
+    const char *tv[5];
+    size_t tl[5], t = 0, m = 2 * a->n;
+    rk__nearcache_prepare(a->nc, c, &rd);
+    t = rd.redirect ? 1 : 0;
+    rk__cmd *cmds = rk__malloc((m + t) * sizeof *cmds);
+    const char **argv = rk__malloc(2 * m * sizeof *argv);
+    size_t *lens = rk__malloc(2 * m * sizeof *lens);
+    redisReply **r = rk__calloc(m + t, sizeof *r);
+    uint64_t *tickets = rk__calloc(a->n, sizeof *tickets);
+    int rc = cmds && argv && lens && r && tickets
+                 ? RK_OK
+                 : rk__err(RK_ENOMEM, "cannot allocate a read of %zu keys", a->n);
+    if (rc == RK_OK && t)
+        cmds[0] = (rk__cmd){rk__nearcache_tracking_cmd(&rd, digits, tv, tl), tv, tl};
+    for (size_t j = 0; rc == RK_OK && j < m; j++) {
+        size_t i = a->idx[j / 2];
+        argv[2 * j] = j % 2 ? "PTTL" : "GET", lens[2 * j] = j % 2 ? 4 : 3;
+        argv[2 * j + 1] = a->k->argv[i + 1], lens[2 * j + 1] = a->k->argvlen[i + 1];
+        cmds[t + j] = (rk__cmd){2, argv + 2 * j, lens + 2 * j};
+    }
+    for (size_t j = 0; rc == RK_OK && j < a->n; j++)
+        tickets[j] = rk__nearcache_begin(a->nc, &rd, a->k->argv[a->idx[j] + 1],
+                                         a->k->argvlen[a->idx[j] + 1]);
+    if (rc == RK_OK && (rc = rk__conn_exec(c, cmds, m + t, r, deadline)) == RK_OK) {
+        bool tracked = !t || rk__nearcache_tracked(c, &rd, r[0]);
+        batch_take(a, &rd, tickets, r + t, tracked);
+        c->cls = RK__REPLY_OK; /* per key: redo[] */
+    }
+    for (size_t j = 0; rc != RK_OK && tickets && j < a->n; j++) /* drop our marks */
+        rk__nearcache_fill(a->nc, &rd, a->k->argv[a->idx[j] + 1], a->k->argvlen[a->idx[j] + 1],
+                           tickets[j], NULL, 0, -3);
+    for (size_t j = 0; r && j < m + t; j++)
+        rk__reply_free(r[j]);
+    rk__free(cmds);
+    rk__free(argv);
+    rk__free(lens);
+    rk__free(r);
+    rk__free(tickets);
+    return rc;
+}
+
+/* The node a read of `key` goes to (a replica with options.read_from=replica). */
+static rk__node *read_node(rk__client *cl, const char *key, size_t klen)
+{
+    rk__topology *t = cl->topo;
+    return t->ops->route_read ? t->ops->route_read(t, key, klen) : t->ops->route(t, key, klen);
+}
+
+/* The misses miss[0..m), grouped per node (one group on a single server), then what a node
+ * redirected, alone. */
+static int fetch_misses(rk__client *cl, rk__nearcache *nc, const key_argv *k, size_t *miss,
+                        size_t m, rk_buf *outs, bool *redo)
+{
+    uint64_t deadline = rk__client_deadline(cl, RK__NO_TIMEOUT);
+    rk__node **node = cl->cluster ? rk__malloc(m * sizeof *node) : NULL;
+    int rc = node || !cl->cluster ? RK_OK : rk__err(RK_ENOMEM, "cannot group %zu keys", m);
+    for (size_t j = 0; node && j < m; j++)
+        node[j] = read_node(cl, k->argv[miss[j] + 1], k->argvlen[miss[j] + 1]);
+    for (size_t start = 0; rc == RK_OK && start < m;) {
+        size_t end = node ? start + 1 : m;
+        for (size_t j = end; node && j < m; j++) { /* miss[start]'s node's misses next to it */
+            if (node[j] != node[start])
+                continue;
+            size_t tmp = miss[end];
+            rk__node *tnode = node[end];
+            miss[end] = miss[j], node[end] = node[j];
+            miss[j] = tmp, node[j] = tnode;
+            end++;
+        }
+        batch_arg a = {nc, k, miss + start, end - start, outs, redo};
+        const char *first = k->argv[miss[start] + 1];
+        rc = rk__client_run_read(cl, "GET", first, k->argvlen[miss[start] + 1], deadline, batch_fn,
+                                 &a);
+        start = end;
+    }
+    rk__free(node);
+    for (size_t j = 0; rc == RK_OK && j < m; j++) {
+        size_t i = miss[j];
+        if (!redo[i])
+            continue;
+        miss_arg a = {nc, k->argv[i + 1], k->argvlen[i + 1], NULL};
+        if ((rc = rk__client_run_read(cl, "GET", a.key, a.klen, deadline, miss_fn, &a)) == RK_OK &&
+            a.get->type == REDIS_REPLY_STRING)
+            outs[i].data = rk__reply_take_str(a.get, &outs[i].len);
+        else
+            rk__reply_free(a.get);
+    }
+    return rc;
+}
+
+/* Hits from the near cache, the misses from Redis (and into the near cache). */
+static int retrieve_many_near(rk__client *cl, rk__nearcache *nc, const char *const *keys,
+                              const key_argv *k, size_t n, rk_buf *outs)
+{
+    size_t *miss = rk__malloc(n * sizeof *miss), m = 0;
+    bool *redo = rk__calloc(n, sizeof *redo);
+    int rc = miss && redo ? RK_OK : rk__err(RK_ENOMEM, "cannot allocate a read of %zu keys", n);
+    for (size_t i = 0; rc == RK_OK && i < n; i++) {
+        rc = near_get(cl, nc, keys[i], k->argv[i + 1], k->argvlen[i + 1], &outs[i]);
+        if (rc == RK_ENOTFOUND)
+            miss[m++] = i, rc = RK_OK;
+    }
+    if (rc == RK_OK && m)
+        rc = fetch_misses(cl, nc, k, miss, m, outs, redo);
+    for (size_t i = 0; rc != RK_OK && i < n; i++)
+        rk_buf_free(&outs[i]);
+    rk__free(miss);
+    rk__free(redo);
+    return rc;
+}
+
 static int retrieve_many_with(rk__client *cl, const char *const *keys, size_t n, rk_buf *outs)
 {
     key_argv k;
     int rc = key_argv_build(&k, &cl->opts, "MGET", keys, n);
     if (rc != RK_OK)
         return rc;
+    if (near(cl)) {
+        for (size_t i = 0; i < n; i++)
+            rk_buf_free(&outs[i]);
+        rc = retrieve_many_near(cl, near(cl), keys, &k, n, outs);
+        key_argv_free(&k);
+        return rc == RK_OK ? RK_OK : rk__err_prefix("retrieve of %zu keys: ", n);
+    }
     for (size_t i = 0; i < n; i++)
         rk_buf_free(&outs[i]);
     redisReply *r, **each;
@@ -535,6 +805,8 @@ static int store_many_with(rk__client *cl, const rk_cache_entry *e, size_t n)
             if (rc == RK_OK && rk__reply_expect(r[i], REDIS_REPLY_STATUS, "SET") != RK_OK)
                 rc = rk__err_prefix("store_many: '%s': ", e[i].key);
     }
+    for (size_t i = 0; near(cl) && b.cmds && i < n; i++)
+        rk__nearcache_drop(near(cl), b.cmds[i].argv[1], b.cmds[i].argvlen[1]);
     for (size_t i = 0; i < n; i++)
         rk__reply_free(r[i]);
     rk__free(r);
@@ -557,4 +829,19 @@ int rk_cache_store_many(rk_cache *c, const rk_context *ctx, const rk_cache_entry
 {
     uint64_t t0 = rk__now_us();
     return rk__ret(counted(c, RK__OP_STORE_MANY, t0, store_many(c, entries, n)), ctx);
+}
+
+int rk_cache_near_cache_size(rk_cache *c, uint64_t *entries, uint64_t *bytes)
+{
+    if (!c || !entries || !bytes)
+        return rk__err(RK_EINVAL, "rk_cache_near_cache_size: %s is NULL",
+                       !c         ? "cache"
+                       : !entries ? "entries"
+                                  : "bytes");
+    *entries = *bytes = 0;
+    rk__client *cl = rk__component_is_open(&c->base) ? rk__component_begin(&c->base) : NULL;
+    if (cl && near(cl))
+        rk__nearcache_size(near(cl), entries, bytes);
+    rk__component_end(cl);
+    return RK_OK;
 }

@@ -26,6 +26,8 @@ static void client_free(rk__client *cl)
 {
     if (cl->topo)
         cl->topo->ops->free(cl->topo);
+    if (cl->ext_free)
+        cl->ext_free(cl->hook.arg);
     rk__subscriber_free(cl->sub);
     shards_free(cl);
     rk__seeds_free(cl->seeds, cl->nseeds);
@@ -63,6 +65,8 @@ static int build(rk__client *cl, const rk_config *cfg, const rk_references *refs
                  const rk_context *ctx, bool pubsub)
 {
     int rc = rk__resolve_seeds(&cl->seeds, &cl->nseeds, cfg, refs, &cl->opts, ctx);
+    for (size_t i = 0; rc == RK_OK && i < cl->nseeds; i++)
+        cl->seeds[i].hook = &cl->hook; /* inert until a component sets hook.open */
     if (rc == RK_OK)
         rc = make_tls(cl, &cl->seeds[0]);
     if (rc == RK_OK)
@@ -132,6 +136,8 @@ void rk__client_after_fork(rk__client *cl)
     if (cl->sub)
         rk__subscriber_after_fork(cl->sub);
     pthread_mutex_init(&cl->mu, NULL); /* a parent's thread may have held it */
+    if (cl->ext_after_fork)
+        cl->ext_after_fork(cl->hook.arg);
     for (size_t i = 0; i < cl->nshards; i++)
         rk__subscriber_after_fork(cl->shards[i].sub);
     /* Last: a topology may start a thread (Sentinel's watcher) that reaches the subscriber. */
@@ -390,6 +396,12 @@ int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadli
                    void *arg)
 {
     return run(cl, NULL, key, klen, false, deadline, fn, arg);
+}
+
+int rk__client_run_read(rk__client *cl, const char *name, const char *key, size_t klen,
+                        uint64_t deadline, rk__conn_fn fn, void *arg)
+{
+    return run(cl, name, key, klen, true, deadline, fn, arg);
 }
 
 /* ---- pipelines and scripts ---- */

@@ -48,6 +48,12 @@ typedef struct rk__client {
     bool stopped;     /* waiters stopped: no new shard subscriber */
     char id[33];      /* random, per open (and per process): names this client's inbox */
     rk__stats *stats; /* the component's: where this client's events are counted */
+    /* A component's handshake step on every data connection (set before connect, see
+     * rk__component.prepare), and its state's end: `ext_free(hook.arg)` after every
+     * connection is gone, `ext_after_fork(hook.arg)` in a forked child. */
+    rk__conn_hook hook;
+    void (*ext_free)(void *arg);
+    void (*ext_after_fork)(void *arg);
     atomic_uint refs;
     atomic_bool closed;
 } rk__client;
@@ -101,6 +107,11 @@ typedef int (*rk__conn_fn)(rk__conn *c, void *arg, uint64_t deadline);
  * until the deadline), follow MOVED and ASK (ASKING first) up to options.max_redirects times. */
 int rk__client_run(rk__client *cl, const char *key, size_t klen, uint64_t deadline, rk__conn_fn fn,
                    void *arg);
+
+/* As rk__client_run, for an operation that only reads: with options.read_from=replica a cluster
+ * runs it on a replica of the key's shard. `name`: its (first) command, for events. */
+int rk__client_run_read(rk__client *cl, const char *name, const char *key, size_t klen,
+                        uint64_t deadline, rk__conn_fn fn, void *arg);
 
 /* Send `n` commands as one pipeline and read their replies (error replies are returned as
  * replies, except the classes the retry loop acts on). */

@@ -117,6 +117,10 @@ static int open_client(rk__component *c, const rk_context *ctx, rk__client **out
         rc = rk__client_new(out, c->kind, &c->opts, c->cfg, c->refs, ctx, c->pubsub);
     if (rc == RK_OK)
         (*out)->stats = &c->stats; /* the component outlives every open's client */
+    if (rc == RK_OK && c->prepare && (rc = c->prepare(c, *out)) != RK_OK) {
+        rk__client_unref(*out);
+        *out = NULL;
+    }
     if (rc == RK_OK && (rc = rk__client_connect(*out, rk__client_deadline(*out, RK__NO_TIMEOUT)))) {
         rk__client_close(*out);
         rk__client_unref(*out); /* a failed open keeps nothing */

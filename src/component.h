@@ -33,6 +33,9 @@ struct rk__component {
     /* Optional: between stopping the waiters and closing the client (lock: let waiters leave
      * their queue), bounded by the component. */
     void (*drain)(rk__component *c, rk__client *cl);
+    /* Optional: between building the client and connecting it (the cache: its near cache's
+     * handshake step, client.h `hook`). */
+    int (*prepare)(rk__component *c, rk__client *cl);
     /* Optional: drop the component's own inherited state in a forked child. */
     void (*after_fork)(rk__component *c);
 };

@@ -314,6 +314,9 @@ int rk__conn_open(rk__conn **out, const rk__endpoint *ep, void *tls_ctx, uint64_
     if (rc == RK_OK)
         rc = handshake(c, ep, connect_deadline);
     c->connect_us = rk__now_us() - t0;
+    if (rc == RK_OK && ep->hook && ep->hook->open &&
+        (rc = ep->hook->open(ep->hook->arg, c, ep, tls_ctx, connect_deadline)) == RK_OK)
+        c->hook = ep->hook;
     if (rc != RK_OK) {
         rk__conn_free(c);
         return rc;
@@ -326,6 +329,8 @@ void rk__conn_free(rk__conn *c)
 {
     if (!c)
         return;
+    if (c->hook && c->hook->close)
+        c->hook->close(c->hook->arg, c);
     rk__transport_close(&c->tr);
     if (c->reader)
         redisReaderFree(c->reader);

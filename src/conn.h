@@ -17,6 +17,19 @@
 
 #define RK__READ_CHUNK 16384
 
+struct rk__conn;
+
+/* A component's extension of the handshake (the near cache's CLIENT TRACKING): `open` runs on
+ * every new connection to an endpoint that names the hook, after AUTH/SELECT/READONLY (a
+ * failure fails the connect); `close` runs when such a connection is freed. Both may use the
+ * connection's hook_data and hook_tag. */
+typedef struct rk__conn_hook {
+    int (*open)(void *arg, struct rk__conn *c, const rk__endpoint *ep, void *tls_ctx,
+                uint64_t deadline);
+    void (*close)(void *arg, struct rk__conn *c);
+    void *arg;
+} rk__conn_hook;
+
 typedef struct rk__conn {
     rk__transport tr;
     redisReader *reader;
@@ -29,6 +42,9 @@ typedef struct rk__conn {
     uint64_t connect_us;   /* how long connect and handshake took */
     bool announced;        /* its connect event was raised (by the client, on first use) */
     struct rk__conn *next; /* idle list */
+    const rk__conn_hook *hook; /* the endpoint's, when its open step ran */
+    void *hook_data;           /* the hook's state for this connection */
+    uint64_t hook_tag;
     struct rk__conn *prev_all; /* every connection of the pool, for close and fork */
     struct rk__conn *next_all;
     redisReply *big; /* a large bulk reply read past the parser, next in line (conn.c) */

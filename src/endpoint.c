@@ -28,6 +28,7 @@ int rk__endpoint_copy(rk__endpoint *dst, const rk__endpoint *src)
                           .db = src->db,
                           .readonly = src->readonly,
                           .connect_timeout_ms = src->connect_timeout_ms,
+                          .hook = src->hook,
                           .tls_opts = {.insecure = t->insecure, .unused = t->unused}};
     if (dup_opt(&dst->host, src->host) || dup_opt(&dst->path, src->path) ||
         dup_opt(&dst->username, src->username) || dup_opt(&dst->password, src->password) ||

@@ -18,6 +18,8 @@ typedef struct rk__tls_options {
     const char *unused;
 } rk__tls_options;
 
+struct rk__conn_hook;
+
 typedef struct rk__endpoint {
     char *host; /* TCP host name or address; NULL for a Unix socket */
     uint16_t port;
@@ -29,6 +31,9 @@ typedef struct rk__endpoint {
     unsigned db;
     bool readonly; /* send READONLY after connecting: a cluster replica serving reads */
     uint64_t connect_timeout_ms;
+    /* A component's step after the handshake of every connection made here (conn.h); not
+     * owned, copied by reference; NULL for none. */
+    const struct rk__conn_hook *hook;
 } rk__endpoint;
 
 /* Deep copy into `*dst` (zeroed first). RK_OK or RK_ENOMEM. */

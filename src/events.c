@@ -23,7 +23,7 @@ static const char *const names[RK_EVENT_TYPES] = {
     "redirect",        "failover",          "lock_wait",         "lock_granted", "lock_handoff",
     "lock_timeout",    "lock_released",     "lock_lost",         "lock_renewed", "memo_fetch_start",
     "memo_fetch_done", "memo_fetch_failed", "memo_served",       "memo_timeout", "memo_takeover",
-    "near_hit",        "near_miss",         "near_invalidation", "near_flush",
+    "near_hit",        "near_miss",         "near_invalidation", "near_flush",   "near_eviction",
 };
 
 const char *rk_event_name(rk_event_type type)

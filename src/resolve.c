@@ -215,6 +215,10 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
                              &o->lock_yield_ms)) ||
         (rc = cluster_options_parse(o, cfg)) || (rc = sentinel_options_parse(o, cfg)) ||
         (rc = replica_options_parse(o, cfg)) ||
+        (rc = rk__config_u64(cfg, "options.near_cache_size", 0, 0, 100000000,
+                             &o->near_cache_size)) ||
+        (rc = rk__config_u64(cfg, "options.near_cache_bytes", 67108864, 1024, (uint64_t)1 << 40,
+                             &o->near_cache_bytes)) ||
         (rc = dup_value(&o->prefix, rk_config_get(cfg, "options.prefix"))) ||
         (rc = dup_value(&o->resource_tag, rk_config_get(cfg, "options.resource_tag")))) {
         rk__options_clear(o);

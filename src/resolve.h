@@ -38,6 +38,8 @@ typedef struct rk__options {
     char *sentinel_password;      /* options.sentinel_password, NULL; a secret: never shown */
     uint64_t lock_replicas;       /* options.lock_replicas (lock), 0..16, 0 */
     uint64_t lock_replicas_timeout_ms; /* options.lock_replicas_timeout (lock), 100 */
+    uint64_t near_cache_size;          /* options.near_cache_size (cache): entries, 0 = off */
+    uint64_t near_cache_bytes;         /* options.near_cache_bytes (cache), 64 MiB */
 } rk__options;
 
 /* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. Clear wipes

@@ -19,7 +19,17 @@
  * `options.timeout` (ms: the deadline of each call, connects and retries included, 30000),
  * `options.retries` (3),
  * `options.db_num` (0), `options.max_connections` (8), `options.prefix` (none),
- * `options.default_ttl` (ms, used when ttl_ms is 0, 60000).
+ * `options.default_ttl` (ms, used when ttl_ms is 0, 60000),
+ * `options.near_cache_size` (entries, 0 = no near cache), `options.near_cache_bytes` (67108864).
+ *
+ * Near cache: with `options.near_cache_size` > 0, values read are kept in this process (an LRU
+ * bounded by both options) and served again without I/O, as copies. Redis keeps them honest
+ * (`CLIENT TRACKING` redirected to one connection per node subscribed to
+ * `__redis__:invalidate`, Redis 6+): a write by anyone drops the local copy when its
+ * invalidation arrives, and this handle's own writes drop theirs before they return. A local
+ * entry never outlives the key's TTL in Redis; everything is dropped when an invalidation
+ * connection is lost, on FLUSHALL/FLUSHDB, and when a tracked connection closes. A forked
+ * child does not use its parent's near cache. Its events and counters: rk_cache_get_stats().
  */
 #ifndef REDKIT_CACHE_H
 #define REDKIT_CACHE_H
@@ -63,8 +73,13 @@ RK_EXTERN int rk_cache_close(rk_cache *c, const rk_context *ctx);
 RK_EXTERN void rk_cache_free(rk_cache *c);
 
 /** Copy this handle's statistics (redkit/stats.h) into `out` (from rk_stats_new()). Safe at any
- * time, from any thread, open or not; it never waits for a call. */
+ * time, from any thread, open or not; it never waits for a call. The near cache counts the
+ * events `near_hit`, `near_miss`, `near_invalidation`, `near_flush` and `near_eviction`. */
 RK_EXTERN int rk_cache_get_stats(rk_cache *c, rk_stats *out);
+
+/** What the near cache holds now: `*entries` and `*bytes` (keys + values); both 0 without a
+ * near cache or when closed. Read without a lock. @return RK_OK or RK_EINVAL (a NULL argument). */
+RK_EXTERN int rk_cache_near_cache_size(rk_cache *c, uint64_t *entries, uint64_t *bytes);
 
 /**
  * Store `len` bytes under `key` for `ttl_ms` (0: options.default_ttl, RK_TTL_NONE: forever).

@@ -53,6 +53,7 @@ typedef enum rk_event_type {
     RK_EVENT_NEAR_MISS,         /**< the near cache did not have the key; key */
     RK_EVENT_NEAR_INVALIDATION, /**< Redis invalidated a key held locally; key */
     RK_EVENT_NEAR_FLUSH,        /**< the whole near cache was dropped; node */
+    RK_EVENT_NEAR_EVICTION,     /**< an entry made room in the near cache (its bounds) */
     RK_EVENT_TYPES              /**< the number of event types in this version */
 } rk_event_type;
 

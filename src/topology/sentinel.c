@@ -591,6 +591,7 @@ static int copy_sentinels(sentinel *s, const rk__endpoint *seeds, size_t n, cons
             return rc;
         ep->db = 0;
         ep->readonly = false;
+        ep->hook = NULL; /* a component's step is for data connections, not sentinels */
     }
     return RK_OK;
 }

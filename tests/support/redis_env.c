@@ -462,3 +462,19 @@ long long rkt_server_int(const rkt_server *s, const char *cmd, const char *key)
     redisFree(c);
     return v;
 }
+
+rkt_near rkt_near_stats(rk_cache *c)
+{
+    rk_stats *s;
+    rkt_near n;
+    ASSERT_OK(rk_stats_new(&s));
+    ASSERT_OK(rk_cache_get_stats(c, s));
+    n.hits = rk_stats_events(s, RK_EVENT_NEAR_HIT, false);
+    n.misses = rk_stats_events(s, RK_EVENT_NEAR_MISS, false);
+    n.invalidations = rk_stats_events(s, RK_EVENT_NEAR_INVALIDATION, false);
+    n.evictions = rk_stats_events(s, RK_EVENT_NEAR_EVICTION, false);
+    n.flushes = rk_stats_events(s, RK_EVENT_NEAR_FLUSH, false);
+    rk_stats_free(s);
+    ASSERT_OK(rk_cache_near_cache_size(c, &n.entries, &n.bytes));
+    return n;
+}

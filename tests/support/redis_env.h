@@ -114,6 +114,12 @@ void rkt_trio_free(rkt_trio *t);
  * (/proc/net/tcp): a call is then surely blocked on it. */
 int rkt_server_unanswered(const rkt_server *s);
 
+/* The near cache's counters (rk_cache_get_stats events) and size, for its tests. */
+typedef struct rkt_near {
+    uint64_t hits, misses, invalidations, evictions, flushes, entries, bytes;
+} rkt_near;
+rkt_near rkt_near_stats(rk_cache *c);
+
 /* Zeroed memory shared with forked children (MAP_SHARED); unmap it with munmap. */
 void *rkt_shared_alloc(size_t size);
 

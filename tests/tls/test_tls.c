@@ -50,6 +50,36 @@ static void cache_over_tls(void)
     rk_cache_free(c);
 }
 
+/* The near cache over TLS: its invalidation connection is TLS too, and hears another
+ * client's write (made on the plain Unix socket). */
+static void near_cache_over_tls(void)
+{
+    rk_cache *c = rkt_open_cache(rkt_tls_config(0, "options.near_cache_size=10"));
+    rk_buf b = RK_BUF_INIT;
+    ASSERT_OK(rk_cache_store(c, NULL, "near", "v1", 2, 60000));
+    for (uint64_t until = rkt_now_ms() + 5000;;) { /* until the listener is up: a hit */
+        ASSERT_OK(rk_cache_retrieve(c, NULL, "near", &b));
+        if (rkt_near_stats(c).hits)
+            break;
+        ASSERT_LT(rkt_now_ms(), until);
+        usleep(1000);
+    }
+    char full[128];
+    snprintf(full, sizeof full, "%snear", rkt_prefix());
+    redisContext *admin = rkt_tls_admin();
+    freeReplyObject(rkt_cmd(admin, "SET", full, "v2", NULL));
+    redisFree(admin);
+    for (uint64_t until = rkt_now_ms() + 2000;;) {
+        ASSERT_OK(rk_cache_retrieve(c, NULL, "near", &b));
+        if (b.len == 2 && !memcmp(b.data, "v2", 2))
+            break;
+        ASSERT_LT(rkt_now_ms(), until);
+        usleep(200);
+    }
+    rk_buf_free(&b);
+    rk_cache_free(c);
+}
+
 static void *acquire_waiting(void *arg)
 {
     ASSERT_OK(rk_lock_acquire(arg, NULL, "tls-lock", 10000, 20000));
@@ -479,4 +509,5 @@ RKT_MAIN(RKT_CASE(cache_over_tls), RKT_CASE(lock_over_tls), RKT_CASE(memolock_ov
          RKT_CASE(wrong_server_name_is_rejected), RKT_CASE(insecure_is_explicit_and_logged),
          RKT_CASE(bad_tls_options), RKT_CASE(tls_over_unix_socket_is_rejected),
          RKT_CASE(protocol_mismatch), RKT_CASE(handshake_deadline), RKT_CASE(operation_timeout),
-         RKT_CASE(mutual_tls), RKT_CASE(reconnect_after_restart), RKT_CASE(many_threads_share_tls))
+         RKT_CASE(mutual_tls), RKT_CASE(reconnect_after_restart), RKT_CASE(many_threads_share_tls),
+         RKT_CASE(near_cache_over_tls))

@@ -93,6 +93,8 @@ static void option_defaults(void)
     ASSERT_TRUE(!o.sentinel_master && !o.sentinel_username && !o.sentinel_password);
     ASSERT_EQ(o.lock_replicas, 0);
     ASSERT_EQ(o.lock_replicas_timeout_ms, 100);
+    ASSERT_EQ(o.near_cache_size, 0);
+    ASSERT_EQ(o.near_cache_bytes, 67108864);
     rk__options_clear(&o);
 }
 
@@ -242,6 +244,16 @@ static void lock_replicas_options(void)
     bad_option("options.lock_replicas_timeout=0", "options.lock_replicas_timeout: 0 is outside "
                                                   "[1, 60000]");
     bad_option("options.lock_replicas_timeout=60001", "options.lock_replicas_timeout");
+}
+
+static void near_cache_options(void)
+{
+    rk__options o = options("options.near_cache_size=100;options.near_cache_bytes=1024");
+    ASSERT_EQ(o.near_cache_size, 100);
+    ASSERT_EQ(o.near_cache_bytes, 1024);
+    bad_option("options.near_cache_size=-1", "options.near_cache_size");
+    bad_option("options.near_cache_size=100000001", "options.near_cache_size");
+    bad_option("options.near_cache_bytes=1023", "options.near_cache_bytes: 1023 is outside");
 }
 
 static void unknown_options_are_ignored(void)
@@ -590,7 +602,7 @@ static void resolve_callback_failure(void)
 RKT_MAIN(RKT_CASE(from_string), RKT_CASE(from_string_errors), RKT_CASE(duplicates_and_case),
          RKT_CASE(from_tuples), RKT_CASE(option_defaults), RKT_CASE(option_errors),
          RKT_CASE(cluster_options), RKT_CASE(cluster_option_errors), RKT_CASE(cluster_and_database),
-         RKT_CASE(sentinel_options), RKT_CASE(sentinel_option_errors),
+         RKT_CASE(near_cache_options), RKT_CASE(sentinel_options), RKT_CASE(sentinel_option_errors),
          RKT_CASE(lock_replicas_options), RKT_CASE(seeds_are_sentinels),
          RKT_CASE(unknown_options_are_ignored), RKT_CASE(sections), RKT_CASE(resolve_host_port),
          RKT_CASE(resolve_uri_and_credential_precedence), RKT_CASE(resolve_connections_first_seed),
