@@ -46,6 +46,8 @@ enum {
     SEC_TLS = 1 << 7,
     SEC_CLUSTER = 1 << 8,
     SEC_SENTINEL = 1 << 9,
+    SEC_SEMAPHORE = 1 << 10, /* only when named, as cluster and sentinel */
+    SEC_QUORUM = 1 << 11,    /* only when named: starts 4 more servers */
     SEC_NEARCACHE = 1 << 12,
     /* The default run; SEC_CLUSTER and SEC_SENTINEL start their own servers and take 30 s to
      * a minute, so they are asked for. */
@@ -83,6 +85,8 @@ void bench_cpu(const bench_opts *o);
 void bench_tls(const bench_opts *o);
 void bench_cluster(const bench_opts *o);
 void bench_sentinel(const bench_opts *o);
+void bench_semaphore(const bench_opts *o);
+void bench_quorum(const bench_opts *o);
 void bench_nearcache(const bench_opts *o);
 
 /* ---- measuring (cache.c) ---- */
@@ -108,7 +112,15 @@ typedef struct peer_result {
     long min_count, max_count, violations;
 } peer_result;
 
-typedef enum { PEER_REDIS_PY, PEER_REDLOCK, PEER_SEMAPHORE, PEER_COUNT } peer_kind;
+/* The contended section runs the first PEER_COUNT; the semaphore section, redis-semaphore's
+ * counting Semaphore (limit 3). */
+typedef enum {
+    PEER_REDIS_PY,
+    PEER_REDLOCK,
+    PEER_SEMAPHORE,
+    PEER_COUNT,
+    PEER_SEMAPHORE_N = PEER_COUNT
+} peer_kind;
 
 const char *peer_name(peer_kind k);
 void peer_run(const bench_opts *o, peer_kind k, int workers, double secs, int hold_ms, int think_ms,
@@ -162,6 +174,9 @@ void untrack_command(int id);
 /* Start a private redis-server on a free loopback port; `tls` adds a TLS one with fresh
  * certificates. Fills the targets; `tls_missing` is set when TLS could not start. */
 void server_start(bench_opts *o, bool want_tls);
+/* One more plain redis-server on a free loopback port (log in o->tmpdir), killed at cleanup;
+ * `index` names its files. */
+pid_t server_spawn(const bench_opts *o, int index, bench_target *t);
 /* How loaded the machine is right now (1-minute load average). */
 double load_average(void);
 

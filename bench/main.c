@@ -30,6 +30,10 @@ static const struct {
     {"sentinel", SEC_SENTINEL, bench_sentinel,
      "lock_replicas=1 vs 0, master SIGKILL, SENTINEL FAILOVER on a private deployment "
      "(~1 min, only when named)"},
+    {"semaphore", SEC_SEMAPHORE, bench_semaphore,
+     "8 processes on a limit of 3 vs redis-semaphore's Semaphore (only when named)"},
+    {"quorum", SEC_QUORUM, bench_quorum,
+     "uncontended lock over 5 independent masters (quorum) vs 1 (only when named)"},
 };
 #define NSECTIONS (sizeof sections / sizeof *sections)
 

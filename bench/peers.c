@@ -14,7 +14,8 @@
 
 const char *peer_name(peer_kind k)
 {
-    static const char *names[] = {"redis-py Lock", "node redlock", "node redis-semaphore"};
+    static const char *names[] = {"redis-py Lock", "node redlock", "node redis-semaphore",
+                                  "node redis-semaphore Semaphore"};
     return names[k];
 }
 
@@ -109,7 +110,15 @@ void peer_run(const bench_opts *o, peer_kind k, int workers, double secs, int ho
     track_path(log);
     const char *py[] = {"/usr/bin/python3", script, port, n, s, hold, think, NULL};
     const char *js[] = {
-        "node", script, k == PEER_REDLOCK ? "redlock" : "semaphore", port, n, s, hold, think, NULL};
+        "node",
+        script,
+        k == PEER_REDLOCK ? "redlock" : k == PEER_SEMAPHORE_N ? "semaphore-3" : "semaphore",
+        port,
+        n,
+        s,
+        hold,
+        think,
+        NULL};
     int rc = run_capture(node ? js : py, buf, sizeof buf, log);
     const char *p = strstr(buf, "acq/s=");
     if (rc != 0 || !p ||

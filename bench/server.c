@@ -172,6 +172,7 @@ static bool wait_ready(const bench_target *t, pid_t pid)
             redisFree(c);
             if (ok)
                 return true;
+            c = NULL; /* freed: not again below */
         }
         redisFree(c);
         if (kill(pid, 0) != 0)
@@ -307,6 +308,30 @@ void server_start(bench_opts *o, bool want_tls)
         reap(pid);
     }
     die("could not start redis-server (is it installed? see %s)", log);
+}
+
+pid_t server_spawn(const bench_opts *o, int index, bench_target *t)
+{
+    char log[400], name[32], rdb[32], port[16], url[128];
+    snprintf(name, sizeof name, "redis-%d.log", index);
+    snprintf(rdb, sizeof rdb, "dump-%d.rdb", index);
+    path_in(log, sizeof log, o->tmpdir, name, true);
+    for (int attempt = 0; attempt < 5; attempt++) {
+        int p = free_port();
+        snprintf(port, sizeof port, "%d", p);
+        const char *argv[] = {"redis-server", "--port",       port, "--bind",
+                              "127.0.0.1",    "--save",       "",   "--appendonly",
+                              "no",           "--dbfilename", rdb, "--dir",
+                              o->tmpdir,      "--logfile",    log,  NULL};
+        pid_t pid = exec_server(argv);
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", p);
+        bench_target_parse(t, url);
+        if (wait_ready(t, pid))
+            return pid;
+        kill(pid, SIGKILL);
+        reap(pid);
+    }
+    die("could not start redis-server (see %s)", log);
 }
 
 double load_average(void)

@@ -148,6 +148,16 @@ void cli_child_kill(cli_child *c, int sig);
 /* The signal that interrupted us, or 0. */
 int cli_child_interrupted(cli_child *c);
 
+/* lock run KEY --limit N (cmd_sem.c): at most N copies of CMD at once, on a semaphore. */
+typedef struct cli_sem_opts {
+    uint32_t limit;
+    uint64_t ttl_ms, wait_ms;
+    bool forever, quiet, kill_on_loss;
+    int conflict_code;
+} cli_sem_opts;
+
+int cli_sem_run(cli_global *g, const char *key, const cli_sem_opts *o, char **cmd);
+
 /* Command groups: argv[0] is the group name. Each returns the process exit code. */
 int cmd_cache(cli_global *g, int argc, char **argv);
 int cmd_lock(cli_global *g, int argc, char **argv);

@@ -8,7 +8,7 @@
 
 const char cli_lock_usage[] =
     "redkit lock run KEY [-t|--ttl 30s] [-w|--wait 10s|forever] [-q|--quiet]\n"
-    "                [-E|--conflict-exit 75] [--kill-on-loss] [--] CMD [ARGS...]\n"
+    "                [-E|--conflict-exit 75] [--kill-on-loss] [-n|--limit N] [--] CMD [ARGS...]\n"
     "    Acquire KEY, waiting up to --wait for it (0s: one attempt; forever: no limit), run\n"
     "    CMD, renew the lease every ttl/3 while CMD runs, release it and exit with CMD's\n"
     "    status. If the lock stays taken, exit 75 (or --conflict-exit N), silently with\n"
@@ -16,6 +16,9 @@ const char cli_lock_usage[] =
     "    status; --kill-on-loss also sends CMD SIGTERM. SIGINT/SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/\n"
     "    SIGUSR2 are passed on to CMD; one that arrives during the wait ends it (exit 128+N).\n"
     "    The lock and the place in its queue are given back on every way out.\n"
+    "    --limit N: a semaphore instead of a lock: at most N copies of CMD run at once across\n"
+    "    hosts (N >= 1). Its permits live apart from the lock: 'lock run K' and 'lock run K\n"
+    "    --limit 1' do not exclude each other. Callers should pass the same N for one KEY.\n"
     "    In a crontab: redkit lock run -q -w 0 nightly -- ./backup.sh\n"
     "redkit lock try KEY [-t|--ttl 30s] [-q|--quiet]\n"
     "    One attempt. Acquired: print the lock's token and exit 0; the lock stays held until\n"
@@ -43,11 +46,12 @@ const char cli_lock_usage[] =
 #define MIN_OP_TIMEOUT_MS 250
 
 typedef struct lock_opts {
-    const char *ttl, *wait, *token, *conflict_exit;
+    const char *ttl, *wait, *token, *conflict_exit, *limit;
     bool kill_on_loss, force, quiet;
     bool forever; /* --wait forever */
     int conflict_code;
     uint64_t ttl_ms, wait_ms;
+    uint32_t limit_n; /* --limit: 0 when not given */
 } lock_opts;
 
 typedef struct lock_run {
@@ -402,6 +406,17 @@ static int conflict_code(lock_opts *o)
     return 0;
 }
 
+/* --limit N: 1 and more (a semaphore of 0 permits would never run CMD). */
+static int limit(lock_opts *o)
+{
+    char *end;
+    unsigned long n = o->limit ? strtoul(o->limit, &end, 10) : 0;
+    if (o->limit && (!*o->limit || *o->limit == '-' || *end || n < 1 || n > UINT32_MAX))
+        return cli_usage_error("--limit: '%s' is not a number of permits (1 or more)", o->limit);
+    o->limit_n = (uint32_t)n;
+    return 0;
+}
+
 static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
 {
     bool run = !strcmp(sub, "run"), is_try = !strcmp(sub, "try");
@@ -409,9 +424,10 @@ static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
         return cli_usage_error("lock %s: missing KEY", sub);
     if (run && a->ncmd == 0)
         return cli_usage_error("lock run: missing the command to run (lock run KEY -- CMD ...)");
-    if ((o->wait || o->kill_on_loss || o->conflict_exit) && !run)
-        return cli_usage_error(
-            "lock %s: --wait, --kill-on-loss and --conflict-exit apply to 'lock run' only", sub);
+    if ((o->wait || o->kill_on_loss || o->conflict_exit || o->limit) && !run)
+        return cli_usage_error("lock %s: --wait, --kill-on-loss, --conflict-exit and --limit "
+                               "apply to 'lock run' only",
+                               sub);
     if (o->quiet && !run && !is_try)
         return cli_usage_error("lock %s: --quiet applies to 'lock run' and 'lock try' only", sub);
     if ((o->token || o->force) && (run || is_try))
@@ -423,7 +439,7 @@ static int check_opts(const char *sub, const cli_args *a, lock_opts *o)
     o->forever = o->wait && !strcmp(o->wait, "forever");
     if ((o->ttl && cli_duration("ttl", o->ttl, false, &o->ttl_ms)) ||
         (o->wait && !o->forever && cli_duration("wait", o->wait, false, &o->wait_ms)) ||
-        conflict_code(o) != 0)
+        conflict_code(o) != 0 || limit(o) != 0)
         return EX_USAGE;
     return o->ttl_ms ? 0 : cli_usage_error("--ttl must be longer than 0ms");
 }
@@ -438,6 +454,7 @@ int cmd_lock(cli_global *g, int argc, char **argv)
                             {"kill-on-loss", NULL, &o.kill_on_loss, 0},
                             {"quiet", NULL, &o.quiet, 'q'},
                             {"conflict-exit", &o.conflict_exit, NULL, 'E'},
+                            {"limit", &o.limit, NULL, 'n'},
                             {NULL, NULL, NULL, 0}};
     const char *sub = argc > 1 ? argv[1] : "";
     bool run = !strcmp(sub, "run");
@@ -459,6 +476,11 @@ int cmd_lock(cli_global *g, int argc, char **argv)
     }
     if ((rc = check_opts(sub, &a, &o)) != 0)
         return rc;
+    if (run && o.limit_n) {
+        cli_sem_opts so = {o.limit_n, o.ttl_ms,       o.wait_ms,      o.forever,
+                           o.quiet,   o.kill_on_loss, o.conflict_code};
+        return cli_sem_run(g, a.pos[0], &so, a.cmd);
+    }
     if (run)
         return lock_run_cmd(g, a.pos[0], &o, a.cmd);
     return !strcmp(sub, "try") ? lock_try(g, a.pos[0], &o) : lock_release(g, a.pos[0], &o);

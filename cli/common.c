@@ -290,7 +290,9 @@ const char *cli_fmt_ms(uint64_t ms, char *buf, size_t cap)
 static int timeout_code(const rk_error *e)
 {
     /* A lock that stayed taken is a temporary condition; other deadlines mean a slow server. */
-    return !strcmp(e->name, "LOCK_TIMEOUT") ? EX_TEMPFAIL : EX_UNAVAILABLE;
+    return !strcmp(e->name, "LOCK_TIMEOUT") || !strcmp(e->name, "SEMAPHORE_TIMEOUT")
+               ? EX_TEMPFAIL
+               : EX_UNAVAILABLE;
 }
 
 int cli_exit_code(const rk_error *e, bool setup)

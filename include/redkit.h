@@ -1,6 +1,6 @@
 /**
  * @file redkit.h
- * @brief Umbrella header: distributed cache, lock and memoizing lock on Redis.
+ * @brief Umbrella header: distributed cache, lock, semaphore and memoizing lock on Redis.
  */
 #ifndef REDKIT_H
 #define REDKIT_H
@@ -12,6 +12,7 @@
 #include "redkit/lock.h"
 #include "redkit/log.h"
 #include "redkit/memolock.h"
+#include "redkit/semaphore.h"
 #include "redkit/stats.h"
 
 #endif

@@ -24,6 +24,8 @@ static void shards_free(rk__client *cl)
 
 static void client_free(rk__client *cl)
 {
+    if (cl->ext_ops)
+        cl->ext_ops->free(cl->ext);
     if (cl->topo)
         cl->topo->ops->free(cl->topo);
     if (cl->ext_free)
@@ -126,6 +128,8 @@ void rk__client_close(rk__client *cl)
     atomic_store(&cl->closed, true);
     rk__client_stop_waiters(cl);
     cl->topo->ops->close(cl->topo);
+    if (cl->ext_ops)
+        cl->ext_ops->close(cl->ext);
 }
 
 void rk__client_after_fork(rk__client *cl)
@@ -140,6 +144,8 @@ void rk__client_after_fork(rk__client *cl)
         cl->ext_after_fork(cl->hook.arg);
     for (size_t i = 0; i < cl->nshards; i++)
         rk__subscriber_after_fork(cl->shards[i].sub);
+    if (cl->ext_ops)
+        cl->ext_ops->after_fork(cl->ext);
     /* Last: a topology may start a thread (Sentinel's watcher) that reaches the subscriber. */
     cl->topo->ops->after_fork(cl->topo);
 }

@@ -33,6 +33,14 @@ typedef struct rk__shard_sub {
     rk__subscriber *sub;
 } rk__shard_sub;
 
+/* A component's own state for one open, living and dying with the client (the quorum lock's
+ * node pools): closed with it, reset in a forked child, freed by the last reference. */
+typedef struct rk__client_ext_ops {
+    void (*close)(void *ext);
+    void (*after_fork)(void *ext);
+    void (*free)(void *ext);
+} rk__client_ext_ops;
+
 typedef struct rk__client {
     const char *kind; /* "cache", "lock", "memolock": used in messages */
     rk__options opts;
@@ -54,6 +62,8 @@ typedef struct rk__client {
     rk__conn_hook hook;
     void (*ext_free)(void *arg);
     void (*ext_after_fork)(void *arg);
+    void *ext;        /* set once at open, before any call: see rk__client_ext_ops */
+    const rk__client_ext_ops *ext_ops;
     atomic_uint refs;
     atomic_bool closed;
 } rk__client;

@@ -121,7 +121,11 @@ static int open_client(rk__component *c, const rk_context *ctx, rk__client **out
         rk__client_unref(*out);
         *out = NULL;
     }
-    if (rc == RK_OK && (rc = rk__client_connect(*out, rk__client_deadline(*out, RK__NO_TIMEOUT)))) {
+    if (rc == RK_OK)
+        rc = rk__client_connect(*out, rk__client_deadline(*out, RK__NO_TIMEOUT));
+    if (rc == RK_OK && c->opened)
+        rc = c->opened(c, *out);
+    if (rc != RK_OK && *out) {
         rk__client_close(*out);
         rk__client_unref(*out); /* a failed open keeps nothing */
         *out = NULL;

@@ -30,6 +30,9 @@ struct rk__component {
     rk__stats stats; /* the handle's whole life, across opens */
     /* Optional: an extra check of the options at open (memolock: resource_tag). */
     int (*validate)(const rk__options *o);
+    /* Optional: once the client is connected, before open returns (lock: reach the quorum's
+     * nodes); a failure fails the open. */
+    int (*opened)(rk__component *c, rk__client *cl);
     /* Optional: between stopping the waiters and closing the client (lock: let waiters leave
      * their queue), bounded by the component. */
     void (*drain)(rk__component *c, rk__client *cl);

@@ -98,17 +98,45 @@ int rk__name_lock_fence(rk__name *n, const rk__name *k)
     return lock_name(n, "redkit:lock-fence:", k);
 }
 
-int rk__name_lock_inbox(rk__name *n, const char *id, const rk__name *k)
+int rk__name_lock_freed(rk__name *n, const rk__name *k)
+{
+    return lock_name(n, "redkit:lock-freed:", k);
+}
+
+/* A handle's inbox: `<kind><id>`, or in a cluster `<kind><id>:{K}` (`:{tag}` with K's own tag). */
+static int inbox_name(rk__name *n, const char *kind, const char *id, const rk__name *k)
 {
     if (!k)
-        return join(n, "redkit:lock-wake:", id, NULL, NULL);
-    size_t start, len;
+        return join(n, kind, id, NULL, NULL);
+    size_t start, len, klen = strlen(kind);
     if (rk__hash_tag(k->str, k->len, &start, &len)) { /* K's own tag, braces included */
-        const char *parts[4] = {"redkit:lock-wake:", id, ":", k->str + start - 1};
-        return join_n(n, parts, (size_t[4]){17, strlen(id), 1, len + 2}, 4);
+        const char *parts[4] = {kind, id, ":", k->str + start - 1};
+        return join_n(n, parts, (size_t[4]){klen, strlen(id), 1, len + 2}, 4);
     }
-    const char *parts[5] = {"redkit:lock-wake:", id, ":{", k->str, "}"};
-    return join_n(n, parts, (size_t[5]){17, strlen(id), 2, k->len, 1}, 5);
+    const char *parts[5] = {kind, id, ":{", k->str, "}"};
+    return join_n(n, parts, (size_t[5]){klen, strlen(id), 2, k->len, 1}, 5);
+}
+
+int rk__name_lock_inbox(rk__name *n, const char *id, const rk__name *k)
+{
+    return inbox_name(n, "redkit:lock-wake:", id, k);
+}
+
+int rk__name_sem(rk__name *n, const rk__name *k) { return lock_name(n, "redkit:sem:", k); }
+
+int rk__name_sem_queue(rk__name *n, const rk__name *k)
+{
+    return lock_name(n, "redkit:sem-queue:", k);
+}
+
+int rk__name_sem_waiters(rk__name *n, const rk__name *k)
+{
+    return lock_name(n, "redkit:sem-waiters:", k);
+}
+
+int rk__name_sem_inbox(rk__name *n, const char *id, const rk__name *k)
+{
+    return inbox_name(n, "redkit:sem-wake:", id, k);
 }
 
 static int memo(rk__name *n, const rk__options *o, const char *kind, const char *id)

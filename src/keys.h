@@ -1,7 +1,7 @@
 /* Every name redkit puts on the wire is built here, and only here: cache and lock keys, the lock
- * queue, its heartbeats and its channel, and the memolock's value, lock and channel.
- * docs/wire-format.md lists them; tests/unit/test_keys.c checks each builder against that
- * document's examples, so the two cannot drift apart. */
+ * queue, its heartbeats and its channel, the semaphore's permits, queue and channel, and the
+ * memolock's value, lock and channel. docs/wire-format.md lists them; tests/unit/test_keys.c checks
+ * each builder against that document's examples, so the two cannot drift apart. */
 #ifndef RK_KEYS_H
 #define RK_KEYS_H
 
@@ -41,11 +41,26 @@ int rk__name_lock_queue(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_waiters(rk__name *n, const rk__name *lock_key);
 int rk__name_lock_fence(rk__name *n, const rk__name *lock_key);
 
+/* With options.lock_mode=quorum, `redkit:lock-freed:{K}`: each node's release announces itself
+ * there, and waiters subscribed on one node try again at once. */
+int rk__name_lock_freed(rk__name *n, const rk__name *lock_key);
+
 /* The channel where a lock handle's waiters hear that the lock was handed to them; `id` is the
  * client's (one per open, 32 hex). `redkit:lock-wake:<id>` for every key on one server (one
  * subscription per handle); in a cluster, where the release script publishes on K's shard,
  * `redkit:lock-wake:<id>:{K}` (or `:{tag}` with K's own tag) for lock key `k`. */
 int rk__name_lock_inbox(rk__name *n, const char *id, const rk__name *k);
+
+/* From a semaphore key `K` (`<p><key>`), in a namespace of its own so that a lock and a
+ * semaphore of the same key never meet: `redkit:sem:{K}` (sorted set of the permits held,
+ * token -> expiry on the server's clock), `redkit:sem-queue:{K}` and `redkit:sem-waiters:{K}`
+ * (the waiters, as the lock's), hash-tagged like the lock's names. */
+int rk__name_sem(rk__name *n, const rk__name *sem_key);
+int rk__name_sem_queue(rk__name *n, const rk__name *sem_key);
+int rk__name_sem_waiters(rk__name *n, const rk__name *sem_key);
+/* A semaphore handle's inbox: `redkit:sem-wake:<id>`, or `redkit:sem-wake:<id>:{K}` in a
+ * cluster, as rk__name_lock_inbox(). */
+int rk__name_sem_inbox(rk__name *n, const char *id, const rk__name *k);
 
 /* For tag T (options.resource_tag) and id I: `<p>T:I` (the value), `<p>T/lock:I` (the
  * computing caller's lock) and `<p>T/notif:I` (the channel carrying the value): the names of

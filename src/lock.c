@@ -12,6 +12,7 @@
 #include "events.h"
 #include "keys.h"
 #include "map.h"
+#include "quorum.h"
 #include "retry.h"
 #include "scripts.h"
 #include "slot.h"
@@ -41,6 +42,7 @@ static void init_attr(void)
 
 static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
+static int opened(rk__component *c, rk__client *cl);
 static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
                        uint64_t timeout_ms);
 static void lost(void *ud, const char *key);
@@ -75,6 +77,7 @@ int rk_lock_new(rk_lock **out)
     }
     l->base.drain = drain;
     l->base.after_fork = after_fork;
+    l->base.opened = opened;
     *out = l;
     return RK_OK;
 }
@@ -136,6 +139,18 @@ static void drain(rk__component *c, rk__client *cl)
         ;
     pthread_mutex_unlock(&l->mu);
 }
+
+/* options.lock_mode=quorum: the nodes (quorum.h) open with the client, and a majority must
+ * answer. */
+static int opened(rk__component *c, rk__client *cl)
+{
+    (void)c;
+    if (cl->opts.lock_mode != RK__LOCK_QUORUM)
+        return RK_OK;
+    return rk__quorum_attach(cl, rk__client_deadline(cl, RK__NO_TIMEOUT));
+}
+
+static bool quorum(const rk__client *cl) { return cl->opts.lock_mode == RK__LOCK_QUORUM; }
 
 /* The parent's tokens are the parent's: a child releasing them would end the parent's lease. */
 static void after_fork(rk__component *c)
@@ -434,8 +449,13 @@ static int try_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, bool *acquired)
     held h = {"", ttl_ms, 0, 0};
     bool sent = false;
     int rc = rk__token_new(h.token);
-    if (rc == RK_OK)
+    if (rc == RK_OK && quorum(op->cl)) {
+        sent = true;
+        rc = rk__quorum_try(op->cl, &op->full, h.token, ttl_ms, op->deadline, acquired);
+        h.fence = rc == RK_OK && *acquired;
+    } else if (rc == RK_OK) {
         rc = try_grant(op, h.token, ttl_ms, &sent, &h);
+    }
     *acquired = rc == RK_OK && h.fence > 0;
     if (*acquired && op->cl->opts.lock_replicas &&
         (rc = replicated(op, h.token, ttl_ms)) != RK_OK) {
@@ -488,6 +508,8 @@ int rk_lock_try_acquire(rk_lock *l, const rk_context *ctx, const char *key, uint
  * `*held` (may be NULL) tells whether it did hold it. */
 static int release_token(lock_op *op, const char *token, uint64_t deadline, bool *was_held)
 {
+    if (quorum(op->cl))
+        return rk__quorum_release(op->cl, &op->full, token, deadline, was_held);
     char yield[24], standback[24];
     long long result = 0;
     const rk__options *o = &op->cl->opts;
@@ -518,6 +540,9 @@ static int release_token(lock_op *op, const char *token, uint64_t deadline, bool
 /* Leave the queue; the lock may have been handed to us meanwhile (`*acquired`). */
 static int leave_queue(lock_op *op, const char *token, uint64_t deadline, bool *acquired)
 {
+    *acquired = false;
+    if (quorum(op->cl)) /* no queue */
+        return RK_OK;
     long long result = 0;
     int rc = op_names(op);
     if (rc == RK_OK) {
@@ -695,8 +720,30 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
     return rc;
 }
 
+/* Quorum mode: one attempt, then random retries woken by releases (quorum.h). No queue, no
+ * fencing: each node would hand the lock to its own first waiter. */
+static int acquire_quorum(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms, held *out)
+{
+    held h = {"", ttl_ms, 0, 0};
+    bool acquired = false;
+    uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
+    int rc = rk__token_new(h.token);
+    if (rc == RK_OK)
+        rc = rk__quorum_try(op->cl, &op->full, h.token, ttl_ms, first, &acquired);
+    if (rc == RK_OK && !acquired)
+        rc = timeout_ms == 0
+                 ? lock_timeout(op->key)
+                 : rk__quorum_acquire(op->cl, &op->full, op->key, h.token, ttl_ms, op->deadline);
+    if (rc == RK_OK && (rc = remember(l, op, &h)) != RK_OK)
+        rc = give_back(op, h.token);
+    *out = h;
+    return rc;
+}
+
 static int acquire_once(rk_lock *l, lock_op *op, uint64_t ttl_ms, uint64_t timeout_ms, held *out)
 {
+    if (quorum(op->cl))
+        return acquire_quorum(l, op, ttl_ms, timeout_ms, out);
     held h = {"", ttl_ms, 0, 0};
     uint64_t fence = 0;
     int rc = rk__token_new(h.token);
@@ -786,18 +833,28 @@ int rk_lock_release(rk_lock *l, const rk_context *ctx, const char *key)
     return rk__ret(op_end(&op, rc), ctx);
 }
 
-/* Extend the lease of `token` (compare-and-PEXPIRE: a key gone stays gone). */
-static int extend_token(lock_op *op, const char *token, uint64_t ttl_ms)
+/* Compare-and-PEXPIRE on the lock's server, or on every quorum node: `*extended`. */
+static int extend_run(lock_op *op, const char *token, uint64_t ttl_ms, bool *extended)
 {
+    if (quorum(op->cl))
+        return rk__quorum_extend(op->cl, &op->full, token, ttl_ms, op->deadline, extended);
     char ttl[24];
     long long result = 0;
     const char *args[3] = {op->full.str, token, ttl};
     size_t lens[3] = {op->full.len, RK__TOKEN_LEN,
                       (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, ttl_ms)};
     int rc = script(op, &rk__script_extend, op->deadline, 1, 3, args, lens, &result);
-    if (rc != RK_OK)
+    *extended = rc == RK_OK && result == 1;
+    return rc;
+}
+
+/* Extend the lease of `token` (compare-and-PEXPIRE: a key gone stays gone). */
+static int extend_token(lock_op *op, const char *token, uint64_t ttl_ms)
+{
+    bool extended = false;
+    if (extend_run(op, token, ttl_ms, &extended) != RK_OK)
         return rk__err_prefix("extend '%s': ", op->key);
-    if (result != 1)
+    if (!extended)
         return rk__err(RK_ENOTOWNER, "extend '%s': the lock expired or another owner holds it",
                        op->key);
     return RK_OK;

@@ -194,6 +194,40 @@ static int replica_options_parse(rk__options *o, const rk_config *cfg)
     return rc;
 }
 
+static const rk__config_word lock_mode_words[] = {
+    {"single", RK__LOCK_SINGLE}, {"quorum", RK__LOCK_QUORUM}, {NULL, 0}};
+
+/* options.lock_mode and options.quorum_node_timeout. In quorum mode every endpoint is an
+ * independent master: no Cluster, no Sentinel, and neither fencing (a counter is not monotonic
+ * across different majorities), replica acknowledgements nor yielding to pollers (the queue they
+ * belong to is per server) apply. */
+static int quorum_options_parse(rk__options *o, const rk_config *cfg)
+{
+    int mode = RK__LOCK_SINGLE;
+    int rc = rk__config_enum(cfg, "options.lock_mode", lock_mode_words, RK__LOCK_SINGLE,
+                             "single or quorum", &mode);
+    if (rc == RK_OK)
+        rc = rk__config_u64(cfg, "options.quorum_node_timeout", 50, 1, DAY_MS,
+                            &o->quorum_node_timeout_ms);
+    o->lock_mode = (rk__lock_mode)mode;
+    if (rc != RK_OK || o->lock_mode != RK__LOCK_QUORUM)
+        return rc;
+    const char *bad = o->lock_fencing                ? "options.lock_fencing"
+                      : o->lock_replicas             ? "options.lock_replicas"
+                      : o->lock_yield_ms             ? "options.lock_yield_to_pollers"
+                      : o->sentinel_master           ? "options.sentinel_master"
+                      : o->cluster == RK__CLUSTER_ON ? "options.cluster=true"
+                                                     : NULL;
+    if (bad)
+        return rk__err_named(RK_EINVAL, "BAD_CONFIG", "Misconfiguration", NULL,
+                             "options.lock_mode=quorum cannot be used with %s: quorum locks run "
+                             "over independent masters, without the FIFO queue, fencing tokens, "
+                             "replicas or a Cluster (see the README, quorum mode)",
+                             bad);
+    o->cluster = RK__CLUSTER_OFF; /* the endpoints are independent masters */
+    return RK_OK;
+}
+
 int rk__options_parse(rk__options *o, const rk_config *cfg)
 {
     memset(o, 0, sizeof *o);
@@ -214,7 +248,7 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_u64(cfg, "options.lock_yield_to_pollers", 0, 0, DAY_MS,
                              &o->lock_yield_ms)) ||
         (rc = cluster_options_parse(o, cfg)) || (rc = sentinel_options_parse(o, cfg)) ||
-        (rc = replica_options_parse(o, cfg)) ||
+        (rc = replica_options_parse(o, cfg)) || (rc = quorum_options_parse(o, cfg)) ||
         (rc = rk__config_u64(cfg, "options.near_cache_size", 0, 0, 100000000,
                              &o->near_cache_size)) ||
         (rc = rk__config_u64(cfg, "options.near_cache_bytes", 67108864, 1024, (uint64_t)1 << 40,

@@ -14,6 +14,12 @@ typedef enum rk__cluster_mode {
     RK__CLUSTER_OFF,
 } rk__cluster_mode;
 
+/* options.lock_mode */
+typedef enum rk__lock_mode {
+    RK__LOCK_SINGLE, /* one deployment (server, Sentinel or Cluster) holds each lock */
+    RK__LOCK_QUORUM, /* every endpoint is an independent master; a majority holds each lock */
+} rk__lock_mode;
+
 typedef struct rk__options {
     uint64_t connect_timeout_ms; /* options.connect_timeout, 5000 */
     uint64_t timeout_ms;         /* options.timeout, 30000: one operation, reconnects included */
@@ -40,6 +46,8 @@ typedef struct rk__options {
     uint64_t lock_replicas_timeout_ms; /* options.lock_replicas_timeout (lock), 100 */
     uint64_t near_cache_size;          /* options.near_cache_size (cache): entries, 0 = off */
     uint64_t near_cache_bytes;         /* options.near_cache_bytes (cache), 64 MiB */
+    rk__lock_mode lock_mode;           /* options.lock_mode (lock), single */
+    uint64_t quorum_node_timeout_ms;   /* options.quorum_node_timeout (lock), 50 */
 } rk__options;
 
 /* Parse and validate every option; RK_EINVAL names the key. `o` is cleared first. Clear wipes

@@ -20,6 +20,10 @@ extern const rk__script rk__script_lock_acquire;
 extern const rk__script rk__script_lock_release;
 extern const rk__script rk__script_lock_leave;
 extern const rk__script rk__script_lock_try;
+/* The quorum lock's release on one node: compare-and-delete, then PUBLISH. */
+extern const rk__script rk__script_quorum_release;
+/* The semaphore: acquire, release, extend and leave, one script. */
+extern const rk__script rk__script_semaphore;
 /* Compare-and-PEXPIRE: lock extend, memolock renew. */
 extern const rk__script rk__script_extend;
 /* The memolock: look for the value or take the lock; store, publish and release. */

@@ -1,8 +1,8 @@
 /* The three components on a real Redis Cluster (3 masters + 3 replicas): keys on every shard,
  * batches spread over ~1000 slots, locks with and without hash tags (never a CROSSSLOT), the
  * memolock's single fetch with its value and lock in one slot or in two, a Go-style PSUBSCRIBE
- * waiter on any node, replica reads, and the configuration errors of cluster mode. One cluster
- * serves every case; each case uses keys of its own. */
+ * waiter on any node, the semaphore, replica reads, and the configuration errors of cluster mode.
+ * One cluster serves every case; each case uses keys of its own. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <unistd.h>
@@ -189,6 +189,61 @@ static void locks_with_and_without_tags(void)
     }
     rk_lock_free(a);
     rk_lock_free(b);
+}
+
+/* ---- semaphore ---- */
+
+typedef struct {
+    rk_semaphore *sem;
+    const char *key;
+    atomic_int *inside;
+    atomic_int over;
+} sem_holder;
+
+static void *hold_permits(void *arg)
+{
+    sem_holder *h = arg;
+    for (int i = 0; i < 10; i++) {
+        ASSERT_OK(rk_semaphore_acquire(h->sem, NULL, h->key, 2, 5000, 10000));
+        if (atomic_fetch_add(h->inside, 1) >= 2)
+            atomic_fetch_add(&h->over, 1);
+        usleep(500);
+        atomic_fetch_sub(h->inside, 1);
+        ASSERT_OK(rk_semaphore_release(h->sem, NULL, h->key));
+    }
+    return NULL;
+}
+
+/* The semaphore's set, queue and heartbeats share the key's slot (no CROSSSLOT), its hand-offs
+ * go out on shard channels, and 3 handles on a limit of 2 never hold 3 permits at once. */
+static void semaphore_with_and_without_tags(void)
+{
+    const char *keys[] = {"jobs:42", "user:{7}:jobs"};
+    rk_semaphore *s[3];
+    for (int i = 0; i < 3; i++) {
+        rk_config *c = cfg(NULL);
+        ASSERT_OK(rk_semaphore_new(&s[i]));
+        ASSERT_OK(rk_semaphore_configure(s[i], c));
+        rk_config_free(c);
+        ASSERT_OK(rk_semaphore_open(s[i], NULL));
+    }
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        atomic_int inside = 0;
+        sem_holder h[3];
+        pthread_t t[3];
+        for (int i = 0; i < 3; i++) {
+            h[i] = (sem_holder){s[i], keys[k], &inside, 0};
+            pthread_create(&t[i], NULL, hold_permits, &h[i]);
+        }
+        for (int i = 0; i < 3; i++) {
+            pthread_join(t[i], NULL);
+            ASSERT_EQ(atomic_load(&h[i].over), 0);
+        }
+    }
+    ASSERT_RC(rk_semaphore_acquire(s[0], NULL, "a{}b", 1, 1000, 100), RK_EINVAL);
+    ASSERT_CONTAINS(rk_last_error()->message, "hash tag");
+    for (int i = 0; i < 3; i++)
+        rk_semaphore_free(s[i]);
 }
 
 /* ---- memolock ---- */
@@ -551,6 +606,7 @@ int main(int argc, char **argv)
         RKT_CASE(lock_and_memolock_on_every_shard),
         RKT_CASE(batches_over_a_thousand_slots),
         RKT_CASE(locks_with_and_without_tags),
+        RKT_CASE(semaphore_with_and_without_tags),
         RKT_CASE(memolock_one_fetch_value_and_lock_apart),
         RKT_CASE(memolock_one_fetch_value_and_lock_together),
         RKT_CASE(go_style_waiter_hears_the_value),

@@ -228,14 +228,22 @@ static const char *memo_name(char *buf, size_t cap, const char *sep, const char 
     return buf;
 }
 
-/* The winner's fetch: returns its value once the other handle waits for it. */
+/* The winner's fetch: returns its value once the other handle waits for it (or after 30 s,
+ * failing the test, rather than hang if the other handle never waits). */
 static int slow_fetch(void *ud, rk_buf *value, uint64_t *ttl_ms)
 {
     (void)ud;
     redisContext *raw = rkt_raw();
     char channel[128];
-    rkt_wait_subscribers(raw, memo_name(channel, sizeof channel, "/notif:", "k"), 1);
+    memo_name(channel, sizeof channel, "/notif:", "k");
+    long long waiting = 0;
+    for (uint64_t until = rkt_now_ms() + 30000; !waiting && rkt_now_ms() < until;) {
+        redisReply *r = rkt_cmd(raw, "PUBSUB", "NUMSUB", channel, NULL);
+        waiting = r->element[1]->integer;
+        freeReplyObject(r);
+    }
     redisFree(raw);
+    ASSERT_TRUE(waiting > 0);
     *ttl_ms = 60000;
     return rk_buf_set(value, "computed", 8);
 }
@@ -249,14 +257,17 @@ typedef struct {
 static void *get_thread(void *arg)
 {
     get_job *j = arg;
-    j->rc = rk_memolock_get(j->m, NULL, "k", 10000, slow_fetch, NULL, &j->out);
+    j->rc = rk_memolock_get(j->m, NULL, "k", 60000, slow_fetch, NULL, &j->out);
     return NULL;
 }
 
 static void a_memolock_waiter_is_served(void)
 {
-    rk_memolock *a = rkt_open_memolock(rkt_config("options.resource_tag=st")),
-                *b = rkt_open_memolock(rkt_config("options.resource_tag=st"));
+    /* A lease longer than the test: b never takes a's fetch over, however loaded the machine. */
+    rk_memolock *a = rkt_open_memolock(
+                    rkt_config("options.resource_tag=st;options.lock_timeout=60000")),
+                *b = rkt_open_memolock(
+                    rkt_config("options.resource_tag=st;options.lock_timeout=60000"));
     get_job ja = {a, RK_ERROR, RK_BUF_INIT}, jb = {b, RK_ERROR, RK_BUF_INIT};
     pthread_t ta, tb;
     ASSERT_EQ(pthread_create(&ta, NULL, get_thread, &ja), 0);

@@ -246,6 +246,26 @@ static void lock_replicas_options(void)
     bad_option("options.lock_replicas_timeout=60001", "options.lock_replicas_timeout");
 }
 
+/* options.lock_mode=quorum: its node timeout, the cluster forced off, and what it refuses. */
+static void quorum_options(void)
+{
+    rk__options o = options("options.retries=3");
+    ASSERT_EQ(o.lock_mode, RK__LOCK_SINGLE);
+    ASSERT_EQ(o.quorum_node_timeout_ms, 50);
+    o = options("options.lock_mode=quorum;options.quorum_node_timeout=200");
+    ASSERT_EQ(o.lock_mode, RK__LOCK_QUORUM);
+    ASSERT_EQ(o.quorum_node_timeout_ms, 200);
+    ASSERT_EQ(o.cluster, RK__CLUSTER_OFF); /* independent masters */
+    bad_option("options.lock_mode=redlock", "options.lock_mode");
+    bad_option("options.quorum_node_timeout=0", "options.quorum_node_timeout");
+    bad_option("options.lock_mode=quorum;options.lock_fencing=true", "options.lock_fencing");
+    bad_option("options.lock_mode=quorum;options.lock_replicas=1", "options.lock_replicas");
+    bad_option("options.lock_mode=quorum;options.lock_yield_to_pollers=100",
+               "options.lock_yield_to_pollers");
+    bad_option("options.lock_mode=quorum;options.cluster=true", "options.cluster=true");
+    bad_option("options.lock_mode=quorum;options.sentinel_master=m", "options.sentinel_master");
+}
+
 static void near_cache_options(void)
 {
     rk__options o = options("options.near_cache_size=100;options.near_cache_bytes=1024");
@@ -603,7 +623,7 @@ RKT_MAIN(RKT_CASE(from_string), RKT_CASE(from_string_errors), RKT_CASE(duplicate
          RKT_CASE(from_tuples), RKT_CASE(option_defaults), RKT_CASE(option_errors),
          RKT_CASE(cluster_options), RKT_CASE(cluster_option_errors), RKT_CASE(cluster_and_database),
          RKT_CASE(near_cache_options), RKT_CASE(sentinel_options), RKT_CASE(sentinel_option_errors),
-         RKT_CASE(lock_replicas_options), RKT_CASE(seeds_are_sentinels),
+         RKT_CASE(lock_replicas_options), RKT_CASE(quorum_options), RKT_CASE(seeds_are_sentinels),
          RKT_CASE(unknown_options_are_ignored), RKT_CASE(sections), RKT_CASE(resolve_host_port),
          RKT_CASE(resolve_uri_and_credential_precedence), RKT_CASE(resolve_connections_first_seed),
          RKT_CASE(seeds_from_a_uri), RKT_CASE(seeds_from_connections),

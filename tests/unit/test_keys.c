@@ -41,6 +41,32 @@ static int lock_inbox(rk__name *n, const rk__options *o, const char *id)
     return rk__name_lock_inbox(n, id, NULL);
 }
 
+static int lock_freed(rk__name *n, const rk__options *o, const char *key)
+{
+    return lock_part(n, o, key, rk__name_lock_freed);
+}
+
+static int sem_permits(rk__name *n, const rk__options *o, const char *key)
+{
+    return lock_part(n, o, key, rk__name_sem);
+}
+
+static int sem_queue(rk__name *n, const rk__options *o, const char *key)
+{
+    return lock_part(n, o, key, rk__name_sem_queue);
+}
+
+static int sem_waiters(rk__name *n, const rk__options *o, const char *key)
+{
+    return lock_part(n, o, key, rk__name_sem_waiters);
+}
+
+static int sem_inbox(rk__name *n, const rk__options *o, const char *id)
+{
+    (void)o;
+    return rk__name_sem_inbox(n, id, NULL);
+}
+
 #define EXAMPLE_ID "5f0c2a7e9b1d4c3f8a6e0b2d4f6a8c0e"
 
 static int cluster_inbox(rk__name *n, const rk__options *o, const char *key)
@@ -49,6 +75,16 @@ static int cluster_inbox(rk__name *n, const rk__options *o, const char *key)
     int rc = rk__name_key(&k, o, key);
     if (rc == RK_OK)
         rc = rk__name_lock_inbox(n, EXAMPLE_ID, &k);
+    rk__name_free(&k);
+    return rc;
+}
+
+static int sem_cluster_inbox(rk__name *n, const rk__options *o, const char *key)
+{
+    rk__name k;
+    int rc = rk__name_key(&k, o, key);
+    if (rc == RK_OK)
+        rc = rk__name_sem_inbox(n, EXAMPLE_ID, &k);
     rk__name_free(&k);
     return rc;
 }
@@ -68,6 +104,13 @@ static const struct {
     {"lock queue, tagged key", lock_queue, "user:{7}"},
     {"lock inbox, cluster", cluster_inbox, "orders:42"},
     {"lock inbox, cluster, tagged", cluster_inbox, "user:{7}"},
+    {"lock freed, quorum", lock_freed, "orders:42"},
+    {"semaphore permits", sem_permits, "orders:42"},
+    {"semaphore permits, tagged key", sem_permits, "user:{7}"},
+    {"semaphore queue", sem_queue, "orders:42"},
+    {"semaphore waiters", sem_waiters, "orders:42"},
+    {"semaphore inbox", sem_inbox, EXAMPLE_ID},
+    {"semaphore inbox, cluster", sem_cluster_inbox, "orders:42"},
     {"memolock value", rk__name_memo_value, "user:7"},
     {"memolock lock", rk__name_memo_lock, "user:7"},
     {"memolock channel", rk__name_memo_channel, "user:7"},

@@ -1,0 +1,194 @@
+/* redkit lock run KEY --limit N: at most N copies of CMD at once, on a semaphore. The same
+ * contract as the lock's run (cmd_lock.c): wait in slices a signal can cut short, renew the
+ * lease while CMD runs, give the permit back on every way out, 76 when the lease was lost. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <string.h>
+
+#include "cli.h"
+
+/* Waits run in slices so that a signal ends them between two (see cmd_lock.c). */
+#define WAIT_SLICE_MS 200
+
+typedef struct sem_run {
+    rk_semaphore *sem;
+    const char *key;
+    const cli_sem_opts *o;
+    cli_child child;
+    /* The renewal thread: extends the permit every ttl/3 until told to stop. */
+    pthread_t renewer;
+    bool renewing;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool stop;
+    atomic_bool lost;
+} sem_run;
+
+static int open_sem(const cli_global *g, uint64_t op_timeout_ms, rk_semaphore **out)
+{
+    rk_config *cfg;
+    char ms[24];
+    int rc = cli_config(g, &cfg, NULL);
+    *out = NULL;
+    if (rc)
+        return rc;
+    snprintf(ms, sizeof ms, "%" PRIu64, op_timeout_ms);
+    if (!rk_config_get(cfg, "options.timeout") &&
+        rk_config_set(cfg, "options.timeout", ms) != RK_OK)
+        rc = cli_fail(true);
+    if (rc == 0 && (rk_semaphore_new(out) != RK_OK || rk_semaphore_configure(*out, cfg) != RK_OK ||
+                    rk_semaphore_open(*out, NULL) != RK_OK))
+        rc = cli_fail(true);
+    rk_config_free(cfg);
+    return rc;
+}
+
+static void release(sem_run *r)
+{
+    if (rk_semaphore_release(r->sem, NULL, r->key) != RK_OK) {
+        cli_fail(false);
+        cli_note("the permit of %s will expire by itself", r->key);
+    }
+}
+
+static int interrupted(sem_run *r, int sig, bool acquired)
+{
+    if (acquired)
+        release(r);
+    cli_note("interrupted by SIG%s while waiting for a permit of %s", sigabbrev_np(sig), r->key);
+    return 128 + sig;
+}
+
+static int acquire_sliced(sem_run *r)
+{
+    uint64_t deadline = cli_now_ms() + r->o->wait_ms;
+    for (;;) {
+        uint64_t now = cli_now_ms(), left = deadline > now ? deadline - now : 0;
+        if (r->o->forever)
+            left = UINT64_MAX;
+        uint64_t slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
+        int rc = rk_semaphore_acquire(r->sem, NULL, r->key, r->o->limit, r->o->ttl_ms, slice);
+        if (rc != RK_ETIMEDOUT || slice == left || cli_child_interrupted(&r->child))
+            return rc;
+    }
+}
+
+static int acquire(sem_run *r)
+{
+    cli_spinner sp;
+    char took[32];
+    bool waits = r->o->wait_ms > 0 || r->o->forever;
+    int sig = cli_child_interrupted(&r->child);
+    if (sig)
+        return interrupted(r, sig, false);
+    if (waits)
+        cli_spinner_start(&sp, "waiting for one of the %" PRIu32 " permits of %s", r->o->limit,
+                          r->key);
+    int rc = acquire_sliced(r);
+    if (waits)
+        cli_spinner_stop(&sp);
+    if ((sig = cli_child_interrupted(&r->child)) != 0)
+        return interrupted(r, sig, rc == RK_OK);
+    if (rc == RK_OK)
+        return 0;
+    if (cli_exit_code(rk_last_error(), false) != EX_TEMPFAIL)
+        return cli_fail(false);
+    if (!r->o->quiet) {
+        cli_fail(false);
+        cli_note("all %" PRIu32 " permits of %s are held; gave up after %s", r->o->limit, r->key,
+                 cli_fmt_ms(r->o->wait_ms, took, sizeof took));
+    }
+    return r->o->conflict_code;
+}
+
+static void lost(sem_run *r, const char *why)
+{
+    atomic_store(&r->lost, true);
+    cli_note("lost the permit of %s: %s", r->key, why);
+    if (r->o->kill_on_loss) {
+        cli_note("terminating the command (--kill-on-loss)");
+        cli_child_kill(&r->child, SIGTERM);
+    }
+}
+
+/* Extend every ttl/3. A permit found gone is lost; so is one no renewal reached for a whole
+ * TTL (Redis unreachable: the lease has ended whatever Redis says later). */
+static void *renew(void *arg)
+{
+    sem_run *r = arg;
+    uint64_t every = r->o->ttl_ms / 3 ? r->o->ttl_ms / 3 : 1, renewed = cli_now_ms();
+    struct timespec ts;
+    pthread_mutex_lock(&r->mu);
+    for (;;) {
+        cli_deadline_in(&ts, every);
+        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
+            ;
+        if (r->stop)
+            break;
+        pthread_mutex_unlock(&r->mu);
+        int rc = rk_semaphore_extend(r->sem, NULL, r->key, r->o->ttl_ms);
+        pthread_mutex_lock(&r->mu);
+        if (rc == RK_OK) {
+            renewed = cli_now_ms();
+        } else if (rc == RK_ENOTOWNER || cli_now_ms() - renewed >= r->o->ttl_ms) {
+            lost(r, rk_last_error()->message);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return NULL;
+}
+
+static void stop_renewing(sem_run *r)
+{
+    if (!r->renewing)
+        return;
+    pthread_mutex_lock(&r->mu);
+    r->stop = true;
+    pthread_cond_signal(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+    pthread_join(r->renewer, NULL);
+    r->renewing = false;
+}
+
+static int run_held(sem_run *r, char **cmd)
+{
+    r->renewing = pthread_create(&r->renewer, NULL, renew, r) == 0;
+    if (!r->renewing) {
+        cli_note("cannot start the renewal thread: not running the command");
+        release(r);
+        return EX_OSERR;
+    }
+    int status = cli_child_spawn(&r->child, cmd, -1);
+    if (status == 0)
+        status = cli_child_wait(&r->child);
+    stop_renewing(r); /* `lost` is final now */
+    release(r);
+    if (!atomic_load(&r->lost))
+        return status;
+    cli_note("exiting %d instead of the command's status %d: the permit of %s was lost while it "
+             "ran",
+             CLI_EX_LOST, status, r->key);
+    return CLI_EX_LOST;
+}
+
+int cli_sem_run(cli_global *g, const char *key, const cli_sem_opts *o, char **cmd)
+{
+    sem_run r = {.key = key, .o = o};
+    atomic_init(&r.lost, false);
+    pthread_mutex_init(&r.mu, NULL);
+    cli_cond_init(&r.cv);
+    /* One Redis call may take at most a third of the TTL, as for the lock. */
+    uint64_t op_timeout = o->ttl_ms / 3 > 250 ? o->ttl_ms / 3 : 250;
+    int rc = cli_child_init(&r.child, NULL, NULL); /* before any thread starts */
+    if (rc == 0) {
+        if ((rc = open_sem(g, op_timeout, &r.sem)) == 0 && (rc = acquire(&r)) == 0)
+            rc = run_held(&r, cmd);
+        rk_semaphore_free(r.sem);
+        cli_child_destroy(&r.child);
+    }
+    pthread_cond_destroy(&r.cv);
+    pthread_mutex_destroy(&r.mu);
+    return rc;
+}

@@ -1,0 +1,535 @@
+#include "redkit/semaphore.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "alloc.h"
+#include "clock.h"
+#include "component.h"
+#include "error_int.h"
+#include "keys.h"
+#include "map.h"
+#include "scripts.h"
+#include "slot.h"
+#include "token.h"
+#include "wait.h"
+
+struct rk_semaphore {
+    rk__component base; /* first: the component's hooks get it back as an rk_semaphore */
+    pthread_mutex_t mu; /* guards tokens and waiting */
+    rk__map tokens;     /* full key -> token (RK__TOKEN_LEN + 1): the permits this handle holds */
+    /* Acquisitions queued in Redis: close lets them leave the queue before the client goes, or
+     * a release could hand a permit to a token nobody is waiting for. */
+    unsigned waiting;
+    pthread_cond_t none_waiting;
+};
+
+static pthread_condattr_t mono_attr;
+static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
+
+static void init_attr(void)
+{
+    pthread_condattr_init(&mono_attr);
+    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
+}
+
+static void drain(rk__component *c, rk__client *cl);
+static void after_fork(rk__component *c);
+
+int rk_semaphore_new(rk_semaphore **out)
+{
+    if (!out)
+        return rk__err(RK_EINVAL, "rk_semaphore_new: out is NULL");
+    pthread_once(&attr_once, init_attr);
+    *out = NULL;
+    rk_semaphore *s = rk__calloc(1, sizeof *s);
+    if (!s)
+        return rk__err(RK_ENOMEM, "cannot allocate a semaphore");
+    int rc = rk__component_init(&s->base, "semaphore", true);
+    if (rc == RK_OK && pthread_mutex_init(&s->mu, NULL) != 0) {
+        rk__component_destroy(&s->base);
+        rc = rk__err(RK_ENOMEM, "cannot create a mutex");
+    }
+    if (rc == RK_OK && pthread_cond_init(&s->none_waiting, &mono_attr) != 0) {
+        pthread_mutex_destroy(&s->mu);
+        rk__component_destroy(&s->base);
+        rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
+    }
+    if (rc != RK_OK) {
+        rk__free(s);
+        return rc;
+    }
+    s->base.drain = drain;
+    s->base.after_fork = after_fork;
+    *out = s;
+    return RK_OK;
+}
+
+void rk_semaphore_free(rk_semaphore *s)
+{
+    if (!s)
+        return;
+    rk__component_destroy(&s->base);
+    rk__map_clear(&s->tokens, rk__free);
+    pthread_cond_destroy(&s->none_waiting);
+    pthread_mutex_destroy(&s->mu);
+    rk__free(s);
+}
+
+int rk_semaphore_get_stats(rk_semaphore *s, rk_stats *out)
+{
+    if (!s)
+        return rk__err(RK_EINVAL, "rk_semaphore_get_stats: semaphore is NULL");
+    return rk__component_stats(&s->base, out);
+}
+
+int rk_semaphore_configure(rk_semaphore *s, const rk_config *cfg)
+{
+    if (!s)
+        return rk__err(RK_EINVAL, "rk_semaphore_configure: semaphore is NULL");
+    return rk__component_configure(&s->base, cfg);
+}
+
+int rk_semaphore_set_references(rk_semaphore *s, const rk_references *refs)
+{
+    if (!s)
+        return rk__err(RK_EINVAL, "rk_semaphore_set_references: semaphore is NULL");
+    return rk__component_set_references(&s->base, refs);
+}
+
+int rk_semaphore_open(rk_semaphore *s, const rk_context *ctx)
+{
+    if (!s)
+        return rk__ret(rk__err(RK_EINVAL, "rk_semaphore_open: semaphore is NULL"), ctx);
+    return rk__ret(rk__component_open(&s->base, ctx), ctx);
+}
+
+bool rk_semaphore_is_open(const rk_semaphore *s) { return s && rk__component_is_open(&s->base); }
+
+int rk_semaphore_close(rk_semaphore *s, const rk_context *ctx)
+{
+    if (!s)
+        return rk__ret(rk__err(RK_EINVAL, "rk_semaphore_close: semaphore is NULL"), ctx);
+    return rk__component_close(&s->base);
+}
+
+/* As the lock's: waiters stopped by close get until the connect timeout to leave their queues. */
+static void drain(rk__component *c, rk__client *cl)
+{
+    rk_semaphore *s = (rk_semaphore *)c;
+    struct timespec ts;
+    rk__timespec_at(&ts, rk__deadline(cl->opts.connect_timeout_ms));
+    pthread_mutex_lock(&s->mu);
+    while (s->waiting && pthread_cond_timedwait(&s->none_waiting, &s->mu, &ts) == 0)
+        ;
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The parent's permits are the parent's: a child releasing them would end the parent's lease. */
+static void after_fork(rk__component *c)
+{
+    rk_semaphore *s = (rk_semaphore *)c;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->none_waiting, &mono_attr);
+    rk__map_clear(&s->tokens, rk__free);
+    s->waiting = 0;
+}
+
+/* ---- one operation's view: client, deadline, names ---- */
+
+typedef struct {
+    rk__client *cl;
+    uint64_t deadline; /* of the whole public call */
+    const char *key;   /* the caller's key, for messages */
+    rk__name full;     /* <p><key>: routes, and names the rest */
+    rk__name permits, queue, waiters, inbox;
+} sem_op;
+
+static int op_names(sem_op *op)
+{
+    int rc = rk__name_sem(&op->permits, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_sem_queue(&op->queue, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_sem_waiters(&op->waiters, &op->full);
+    if (rc == RK_OK)
+        rc = rk__name_sem_inbox(&op->inbox, op->cl->id, op->cl->cluster ? &op->full : NULL);
+    return rc;
+}
+
+static int op_begin(sem_op *op, rk_semaphore *s, const char *key, uint64_t timeout_ms)
+{
+    memset(op, 0, sizeof *op);
+    if (!s)
+        return rk__err(RK_EINVAL, "semaphore is NULL");
+    int rc = rk__check_key(key, "key");
+    if (rc != RK_OK)
+        return rc;
+    op->key = key;
+    if (!(op->cl = rk__component_begin(&s->base)))
+        return RK_ENOTOPEN;
+    op->deadline = rk__client_deadline(op->cl, timeout_ms);
+    if ((rc = rk__name_key(&op->full, &op->cl->opts, key)) != RK_OK)
+        return rc;
+    if (op->cl->cluster && rk__braces_without_tag(op->full.str, op->full.len))
+        return rk__err(RK_EINVAL,
+                       "semaphore '%s': in a cluster a key with braces needs a valid hash tag "
+                       "('{tag}', not empty), so that its permits and queue share one slot",
+                       key);
+    if (op_names(op) != RK_OK)
+        return rk__err_prefix("semaphore '%s': ", key);
+    return RK_OK;
+}
+
+static int op_end(sem_op *op, int rc)
+{
+    rk__name_free(&op->full);
+    rk__name_free(&op->permits);
+    rk__name_free(&op->queue);
+    rk__name_free(&op->waiters);
+    rk__name_free(&op->inbox);
+    rk__component_end(op->cl);
+    return rc;
+}
+
+static int check_args(const char *key, uint32_t limit, uint64_t ttl_ms)
+{
+    if (limit == 0)
+        return rk__err(RK_EINVAL, "semaphore '%s': limit must be greater than 0", key);
+    if (ttl_ms == 0)
+        return rk__err(RK_EINVAL, "semaphore '%s': ttl_ms must be greater than 0", key);
+    if (ttl_ms > INT64_MAX / 4)
+        return rk__err(RK_EINVAL, "semaphore '%s': ttl_ms %" PRIu64 " is too large", key, ttl_ms);
+    return RK_OK;
+}
+
+/* ---- what this handle holds, per key ---- */
+
+static int remember(rk_semaphore *s, const sem_op *op, const char *token)
+{
+    char *copy = rk__malloc(RK__TOKEN_LEN + 1), *old = NULL;
+    if (!copy)
+        return rk__err(RK_ENOMEM, "cannot remember the permit of semaphore '%s'", op->key);
+    memcpy(copy, token, RK__TOKEN_LEN + 1);
+    pthread_mutex_lock(&s->mu);
+    int rc = rk__map_put(&s->tokens, op->full.str, op->full.len, copy, (void **)&old);
+    pthread_mutex_unlock(&s->mu);
+    rk__free(rc == RK_OK ? old : copy);
+    return rc;
+}
+
+/* The token of this handle's permit on the key, or "" */
+static void recall(rk_semaphore *s, const sem_op *op, char token[RK__TOKEN_LEN + 1])
+{
+    pthread_mutex_lock(&s->mu);
+    const char *t = rk__map_get(&s->tokens, op->full.str, op->full.len);
+    memcpy(token, t ? t : "", t ? RK__TOKEN_LEN + 1 : 1);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Forget the token, unless another acquisition replaced it meanwhile. */
+static void forget(rk_semaphore *s, const sem_op *op, const char *token)
+{
+    pthread_mutex_lock(&s->mu);
+    const char *t = rk__map_get(&s->tokens, op->full.str, op->full.len);
+    if (t && !strcmp(t, token))
+        rk__free(rk__map_remove(&s->tokens, op->full.str, op->full.len));
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---- the script (src/lua/semaphore.lua) ---- */
+
+typedef struct {
+    const char *what; /* acquire, release, extend, leave */
+    const char *token;
+    uint32_t limit;
+    uint64_t ttl_ms;
+    uint64_t alive_ms; /* acquire: > 0 queues (or refreshes) us as a waiter */
+} sem_call;
+
+static int run(const sem_op *op, const sem_call *c, uint64_t deadline, long long *result)
+{
+    char limit[16], ttl[24], alive[24];
+    const char *args[10] = {op->permits.str,
+                            op->queue.str,
+                            op->waiters.str,
+                            c->what,
+                            c->token,
+                            limit,
+                            ttl,
+                            alive,
+                            op->inbox.str,
+                            op->cl->cluster ? "1" : "0"};
+    size_t lens[10] = {op->permits.len,
+                       op->queue.len,
+                       op->waiters.len,
+                       strlen(c->what),
+                       RK__TOKEN_LEN,
+                       (size_t)snprintf(limit, sizeof limit, "%" PRIu32, c->limit),
+                       (size_t)snprintf(ttl, sizeof ttl, "%" PRIu64, c->ttl_ms),
+                       (size_t)snprintf(alive, sizeof alive, "%" PRIu64, c->alive_ms),
+                       op->inbox.len,
+                       1};
+    redisReply *r;
+    int rc = rk__client_eval(op->cl, op->full.str, op->full.len, deadline, &rk__script_semaphore, 3,
+                             10, args, lens, &r);
+    if (rc == RK_OK) {
+        rc = rk__reply_expect(r, REDIS_REPLY_INTEGER, "semaphore");
+        *result = r->integer;
+        rk__reply_free(r);
+    }
+    return rc;
+}
+
+/* Leave the queue; a permit may have been handed to us meanwhile (`*handed`). */
+static int leave_queue(const sem_op *op, const char *token, uint64_t deadline, bool *handed)
+{
+    long long result = 0;
+    int rc = run(op, &(sem_call){"leave", token, 0, 0, 0}, deadline, &result);
+    *handed = rc == RK_OK && result == 1;
+    return rc;
+}
+
+static int release_token(const sem_op *op, const char *token, uint64_t deadline)
+{
+    long long result = 0;
+    return run(op, &(sem_call){"release", token, 0, 0, 0}, deadline, &result);
+}
+
+/* A permit the handle could not record (out of memory): give it back, and any queue place. */
+static int give_back(const sem_op *op, const char *token)
+{
+    bool handed;
+    uint64_t grace = rk__client_grace(op->cl);
+    if (leave_queue(op, token, grace, &handed) == RK_OK)
+        release_token(op, token, grace);
+    return rk__err(RK_ENOMEM, "out of memory acquiring a permit of semaphore '%s'", op->key);
+}
+
+/* The permit this handle remembers on the key, if it is still live: `*live` (an expired one is
+ * forgotten). Asked with a limit of 0, the acquire script grants nothing new. */
+static int held_live(rk_semaphore *s, const sem_op *op, bool *live)
+{
+    char token[RK__TOKEN_LEN + 1];
+    long long result = 0;
+    *live = false;
+    recall(s, op, token);
+    if (!*token)
+        return RK_OK;
+    int rc = run(op, &(sem_call){"acquire", token, 0, 1, 0}, op->deadline, &result);
+    *live = rc == RK_OK && result == 1;
+    if (rc == RK_OK && !*live)
+        forget(s, op, token);
+    return rc;
+}
+
+/* ---- try_acquire ---- */
+
+int rk_semaphore_try_acquire(rk_semaphore *s, const rk_context *ctx, const char *key,
+                             uint32_t limit, uint64_t ttl_ms, bool *acquired)
+{
+    sem_op op;
+    char token[RK__TOKEN_LEN + 1];
+    long long result = 0;
+    bool live = false;
+    if (acquired)
+        *acquired = false;
+    int rc = op_begin(&op, s, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK && !acquired)
+        rc = rk__err(RK_EINVAL, "try_acquire '%s': acquired is NULL", key);
+    if (rc == RK_OK)
+        rc = check_args(key, limit, ttl_ms);
+    if (rc == RK_OK)
+        rc = held_live(s, &op, &live);
+    if (rc == RK_OK && !live && (rc = rk__token_new(token)) == RK_OK)
+        rc = run(&op, &(sem_call){"acquire", token, limit, ttl_ms, 0}, op.deadline, &result);
+    if (rc == RK_OK && result == 1 && (rc = remember(s, &op, token)) != RK_OK)
+        rc = give_back(&op, token);
+    if (rc == RK_OK)
+        *acquired = result == 1;
+    else
+        rk__err_prefix("try_acquire '%s': ", key);
+    return rk__ret(op_end(&op, rc), ctx);
+}
+
+/* ---- acquire: queue up, then wait to be handed a permit ---- */
+
+static int sem_timeout(const char *key)
+{
+    return rk__err_named(RK_ETIMEDOUT, "SEMAPHORE_TIMEOUT", "Conflict", NULL,
+                         "Acquiring a permit of semaphore %s failed on timeout", key);
+}
+
+/* The lock's heartbeat rules (lock.c): three missed polls and a waiter is considered gone; the
+ * first in line polls every retry_timeout, those behind only keep their heartbeat fresh. */
+static uint64_t alive_ms(const rk__client *cl) { return 3 * cl->opts.retry_timeout_ms + 500; }
+
+static uint64_t heartbeat_ms(const rk__client *cl)
+{
+    uint64_t beat = alive_ms(cl) / 4, retry = cl->opts.retry_timeout_ms;
+    return beat > retry ? beat : retry;
+}
+
+typedef struct {
+    const sem_op *op;
+    const char *token;
+    uint32_t limit;
+    uint64_t ttl_ms;
+    bool granted;
+    bool behind; /* live waiters are ahead of us */
+} queued;
+
+static int queued_check(void *arg, bool *done)
+{
+    queued *q = arg;
+    long long result = 0;
+    sem_call c = {"acquire", q->token, q->limit, q->ttl_ms, alive_ms(q->op->cl)};
+    int rc = run(q->op, &c, q->op->deadline, &result);
+    q->granted = rc == RK_OK && result == 1;
+    q->behind = rc == RK_OK && result < 0;
+    *done = q->granted;
+    return rc;
+}
+
+/* The hand-off: our token on our inbox (the subscriber passes only messages starting with it). */
+static rk__seen queued_message(void *arg, rk_buf *msg)
+{
+    queued *q = arg;
+    if (msg->len != RK__TOKEN_LEN || memcmp(msg->data, q->token, RK__TOKEN_LEN))
+        return RK__SEEN_IGNORE;
+    q->granted = true;
+    return RK__SEEN_DONE;
+}
+
+/* Out of time: leave the queue, unless a permit was handed to us just now. */
+static int queued_expired(void *arg)
+{
+    queued *q = arg;
+    int rc = leave_queue(q->op, q->token, rk__client_grace(q->op->cl), &q->granted);
+    return rc == RK_OK && !q->granted ? sem_timeout(q->op->key) : rc;
+}
+
+static uint64_t queued_recheck_ms(void *arg)
+{
+    queued *q = arg;
+    return q->behind ? heartbeat_ms(q->op->cl) : q->op->cl->opts.retry_timeout_ms;
+}
+
+static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired,
+                                        queued_recheck_ms};
+
+static void count_waiting(rk_semaphore *s, int delta)
+{
+    pthread_mutex_lock(&s->mu);
+    s->waiting += (unsigned)delta;
+    if (s->waiting == 0)
+        pthread_cond_broadcast(&s->none_waiting);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* The call ended without a permit (closed, failed, timed out mid-command): leave the queue, and
+ * pass on a permit handed to us meanwhile, which nobody would release. */
+static void give_up_place(const sem_op *op, const char *token)
+{
+    rk__err_saved why;
+    bool handed = false;
+    uint64_t grace = rk__client_grace(op->cl);
+    rk__err_save(&why);
+    if (leave_queue(op, token, grace, &handed) == RK_OK && handed)
+        release_token(op, token, grace);
+    rk__err_restore(&why);
+}
+
+static int wait_in_line(rk_semaphore *s, const sem_op *op, const char *token, uint32_t limit,
+                        uint64_t ttl_ms)
+{
+    queued q = {op, token, limit, ttl_ms, false, false};
+    count_waiting(s, +1);
+    int rc = rk__wait(op->cl, &op->inbox, true, token, op->deadline, &queued_ops, &q);
+    if (rc != RK_OK) /* leaving twice is harmless; a place left behind costs a heartbeat */
+        give_up_place(op, token);
+    count_waiting(s, -1);
+    return rc;
+}
+
+static int acquire(rk_semaphore *s, const sem_op *op, uint32_t limit, uint64_t ttl_ms,
+                   uint64_t timeout_ms)
+{
+    char token[RK__TOKEN_LEN + 1];
+    long long result = 0;
+    int rc = rk__token_new(token);
+    /* A handle whose inbox is still subscribed waited a moment ago: the key is likely
+     * contended, so it queues at once, which spares the hot path one script. */
+    bool hot = rc == RK_OK && timeout_ms > 0 &&
+               rk__subscriber_active(rk__client_subscriber(op->cl, &op->inbox, true), op->inbox.str,
+                                     op->inbox.len);
+    uint64_t first = timeout_ms ? op->deadline : rk__client_deadline(op->cl, RK__NO_TIMEOUT);
+    if (rc == RK_OK && !hot)
+        rc = run(op, &(sem_call){"acquire", token, limit, ttl_ms, 0}, first, &result);
+    if (rc == RK_OK && result != 1)
+        rc = timeout_ms == 0 ? sem_timeout(op->key) : wait_in_line(s, op, token, limit, ttl_ms);
+    if (rc == RK_OK && (rc = remember(s, op, token)) != RK_OK)
+        rc = give_back(op, token);
+    return rc;
+}
+
+int rk_semaphore_acquire(rk_semaphore *s, const rk_context *ctx, const char *key, uint32_t limit,
+                         uint64_t ttl_ms, uint64_t timeout_ms)
+{
+    sem_op op;
+    bool live = false;
+    int rc = op_begin(&op, s, key, timeout_ms);
+    if (rc == RK_OK)
+        rc = check_args(key, limit, ttl_ms);
+    if (rc == RK_OK && (rc = held_live(s, &op, &live)) == RK_OK && live)
+        rc = rk__err(RK_EINVAL,
+                     "acquire '%s': this handle already holds a permit of the semaphore (one per "
+                     "key and handle: release it first)",
+                     key);
+    if (rc == RK_OK)
+        rc = acquire(s, &op, limit, ttl_ms, timeout_ms);
+    return rk__ret(op_end(&op, rc), ctx);
+}
+
+/* ---- release and extend ---- */
+
+int rk_semaphore_release(rk_semaphore *s, const rk_context *ctx, const char *key)
+{
+    sem_op op;
+    char token[RK__TOKEN_LEN + 1] = "";
+    int rc = op_begin(&op, s, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK)
+        recall(s, &op, token);
+    if (rc == RK_OK && *token) {
+        if ((rc = release_token(&op, token, op.deadline)) == RK_OK)
+            forget(s, &op, token); /* released, or expired: ours no more */
+        else
+            rk__err_prefix("release '%s': ", key);
+    }
+    return rk__ret(op_end(&op, rc), ctx);
+}
+
+int rk_semaphore_extend(rk_semaphore *s, const rk_context *ctx, const char *key, uint64_t ttl_ms)
+{
+    sem_op op;
+    char token[RK__TOKEN_LEN + 1] = "";
+    long long result = 0;
+    int rc = op_begin(&op, s, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK)
+        rc = check_args(key, 1, ttl_ms);
+    if (rc == RK_OK)
+        recall(s, &op, token);
+    if (rc == RK_OK && !*token)
+        rc =
+            rk__err(RK_ENOTOWNER, "extend '%s': this handle holds no permit of the semaphore", key);
+    if (rc == RK_OK &&
+        (rc = run(&op, &(sem_call){"extend", token, 0, ttl_ms, 0}, op.deadline, &result)) != RK_OK)
+        rk__err_prefix("extend '%s': ", key);
+    if (rc == RK_OK && result != 1) {
+        forget(s, &op, token);
+        rc = rk__err(RK_ENOTOWNER, "extend '%s': the permit expired", key);
+    }
+    return rk__ret(op_end(&op, rc), ctx);
+}
