@@ -299,12 +299,19 @@ void bench_batch(const bench_opts *o)
 
 /* ---- threads sharing one cache ---- */
 
+#define MAX_THREADS 64
+#define LAT_SAMPLES 4096 /* per thread: the latest calls' latencies, for the p99 */
+#define BIG_LEN (1024 * 1024)
+#define BIG_KEY "bench:cache:big"
+
 typedef struct thread_run {
     rk_cache *cache;
+    const char *key;
     pthread_barrier_t *start;
     atomic_bool *stop;
     long ops;
     bool failed;
+    double *lat_us; /* LAT_SAMPLES, or NULL: not sampled */
 } thread_run;
 
 static void *thread_main(void *p)
@@ -314,8 +321,11 @@ static void *thread_main(void *p)
     pthread_barrier_wait(t->start);
     while (!atomic_load_explicit(t->stop, memory_order_relaxed)) {
         for (int i = 0; i < 8; i++) {
-            if (rk_cache_retrieve(t->cache, NULL, KEY, &buf) != RK_OK)
+            uint64_t t0 = t->lat_us ? now_ns() : 0;
+            if (rk_cache_retrieve(t->cache, NULL, t->key, &buf) != RK_OK)
                 t->failed = true;
+            if (t->lat_us)
+                t->lat_us[t->ops % LAT_SAMPLES] = (double)(now_ns() - t0) / 1e3;
             t->ops++;
         }
     }
@@ -323,15 +333,18 @@ static void *thread_main(void *p)
     return NULL;
 }
 
-static double threads_rate(rk_cache *c, int n, double secs)
+/* Retrieves per second of `n` threads on one cache; with `p99_us`, their 99th percentile
+ * latency too. */
+static double threads_rate(rk_cache *c, const char *key, int n, double secs, double *p99_us)
 {
-    pthread_t tid[8];
-    thread_run runs[8];
+    pthread_t tid[MAX_THREADS];
+    thread_run runs[MAX_THREADS];
     pthread_barrier_t start;
     atomic_bool stop = false;
+    double *lat = p99_us ? malloc((size_t)n * LAT_SAMPLES * sizeof *lat) : NULL;
     pthread_barrier_init(&start, NULL, (unsigned)n + 1);
     for (int i = 0; i < n; i++) {
-        runs[i] = (thread_run){c, &start, &stop, 0, false};
+        runs[i] = (thread_run){c, key, &start, &stop, 0, false, lat ? lat + i * LAT_SAMPLES : NULL};
         pthread_create(&tid[i], NULL, thread_main, &runs[i]);
     }
     pthread_barrier_wait(&start);
@@ -339,54 +352,110 @@ static double threads_rate(rk_cache *c, int n, double secs)
     sleep_ns((uint64_t)(secs * 1e9));
     atomic_store(&stop, true);
     long total = 0;
+    size_t samples = 0;
     for (int i = 0; i < n; i++) {
         pthread_join(tid[i], NULL);
         total += runs[i].ops;
         if (runs[i].failed)
             die("a retrieve failed with %d threads", n);
+        if (lat) { /* pack each thread's samples */
+            size_t k = runs[i].ops < LAT_SAMPLES ? (size_t)runs[i].ops : LAT_SAMPLES;
+            memmove(lat + samples, lat + i * LAT_SAMPLES, k * sizeof *lat);
+            samples += k;
+        }
     }
     double elapsed = (double)(now_ns() - t0) / 1e9;
     pthread_barrier_destroy(&start);
+    if (lat) {
+        sort_doubles(lat, samples);
+        *p99_us = percentile(lat, samples, 0.99);
+        free(lat);
+    }
     return (double)total / elapsed;
+}
+
+static rk_cache *open_threads_cache(const bench_target *t, const char *pipelined)
+{
+    rk_config *cfg =
+        bench_config(t, "options.max_connections", "8", "options.auto_pipeline", pipelined, NULL);
+    rk_cache *c;
+    if (rk_cache_new(&c) != RK_OK || rk_cache_configure(c, cfg) != RK_OK ||
+        rk_cache_open(c, NULL) != RK_OK)
+        die("cannot open a cache on %s: %s", t->url, rk_last_error()->message);
+    rk_config_free(cfg);
+    return c;
+}
+
+/* One thread retrieving a 1 MiB value: the large-reply read path. */
+static double big_rate(rk_cache *c, double secs)
+{
+    char *big = malloc(BIG_LEN);
+    for (size_t i = 0; i < BIG_LEN; i++)
+        big[i] = (char)('a' + i % 26);
+    if (rk_cache_store(c, NULL, BIG_KEY, big, BIG_LEN, 0) != RK_OK)
+        die("store of 1 MiB failed: %s", rk_last_error()->message);
+    free(big);
+    return threads_rate(c, BIG_KEY, 1, secs, NULL);
 }
 
 void bench_threads(const bench_opts *o)
 {
-    static const int counts[] = {1, 2, 4, 8};
-    double r[4][MAX_ROUNDS], ratio[MAX_ROUNDS];
+    enum { COUNTS = 3 };
+    static const int counts[COUNTS] = {1, 8, 64};
+    double ap[COUNTS][MAX_ROUNDS], cl[COUNTS][MAX_ROUNDS], one[MAX_ROUNDS], eight[MAX_ROUNDS];
+    double p99[MAX_ROUNDS], big[MAX_ROUNDS];
     int rounds = o->rounds < MAX_ROUNDS ? o->rounds : MAX_ROUNDS;
     init_value();
-    rk_cache *c = open_cache(&o->plain, "8");
-    if (rk_cache_store(c, NULL, KEY, value, VALUE_LEN, 0) != RK_OK)
+    /* The same library both ways in one run: options.auto_pipeline on (the default) and off
+     * (a connection borrowed per call, as before auto-pipelining). */
+    rk_cache *pc = open_threads_cache(&o->plain, "true");
+    rk_cache *cc = open_threads_cache(&o->plain, "false");
+    if (rk_cache_store(pc, NULL, KEY, value, VALUE_LEN, 0) != RK_OK)
         die("store failed: %s", rk_last_error()->message);
-    progress("threads: 1, 2, 4, 8 threads on one rk_cache, %d rounds of %.1f s", rounds, o->secs);
+    progress("threads: 1, 8, 64 threads on one rk_cache, auto_pipeline on and off, %d rounds of "
+             "%.1f s",
+             rounds, o->secs);
     for (int k = 0; k < rounds; k++) {
-        for (int i = 0; i < 4; i++)
-            r[i][k] = threads_rate(c, counts[i], o->secs);
-        ratio[k] = r[3][k] / r[0][k];
+        for (int i = 0; i < COUNTS; i++) {
+            ap[i][k] = threads_rate(pc, KEY, counts[i], o->secs, i == 2 ? &p99[k] : NULL);
+            cl[i][k] = threads_rate(cc, KEY, counts[i], o->secs, NULL);
+        }
+        one[k] = ap[0][k] / cl[0][k];
+        eight[k] = ap[1][k] / ap[0][k];
+        big[k] = big_rate(pc, o->secs);
     }
-    for (int i = 0; i < 4; i++) {
-        char name[64];
+    for (int i = 0; i < COUNTS; i++) {
+        char name[96];
         snprintf(name, sizeof name, "retrieve, %d thread%s, one rk_cache", counts[i],
                  counts[i] > 1 ? "s" : "");
-        report_value("threads", name, median(r[i], (size_t)rounds), "ops/s");
-        plot_point(CHART_THREADS, "redkit, one rk_cache", counts[i], median(r[i], (size_t)rounds));
+        report_value("threads", name, median(ap[i], (size_t)rounds), "ops/s");
+        plot_point(CHART_THREADS, "redkit, one rk_cache", counts[i], median(ap[i], (size_t)rounds));
+        snprintf(name, sizeof name, "retrieve, %d thread%s, auto_pipeline=false", counts[i],
+                 counts[i] > 1 ? "s" : "");
+        report_value("threads", name, median(cl[i], (size_t)rounds), "ops/s");
+        plot_point(CHART_THREADS, "redkit, auto_pipeline=false", counts[i],
+                   median(cl[i], (size_t)rounds));
     }
-    double m = median(ratio, (size_t)rounds);
-    report_value("threads", "ratio 8 threads / 1 thread", m, "");
+    double m1 = median(one, (size_t)rounds), m8 = median(eight, (size_t)rounds);
+    double r8 = median(ap[1], (size_t)rounds), r64 = median(ap[2], (size_t)rounds);
+    report_value("threads", "ratio 1 thread auto_pipeline on / off", m1, "");
+    report_value("threads", "ratio 8 threads / 1 thread", m8, "");
+    report_value("threads", "ratio 64 threads / 8 threads", r64 / r8, "");
+    report_value("threads", "p99 retrieve latency, 64 threads", median(p99, (size_t)rounds), "us");
+    report_value("threads", "retrieve 1 MiB, 1 thread", median(big, (size_t)rounds), "ops/s");
     /* What the server and the machine allow without any client library in the way. */
-    double one = redis_benchmark(o, "threads", 1, 1, "get");
-    double eight = redis_benchmark(o, "threads", 8, 1, "get");
-    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 1, one);
-    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 8, eight);
-    report_value("threads", "ratio redis-benchmark -c 8 / -c 1 GET", eight / one, "");
-    report_value("threads", "ratio redkit 8 threads / redis-benchmark -c 8 GET",
-                 median(r[3], (size_t)rounds) / eight, "");
-    char note[96];
-    snprintf(note, sizeof note, "redis-benchmark itself scales %.2fx from 1 to 8 clients here",
-             eight / one);
-    report_goal("8 threads on one rk_cache >= 2 x one thread", m, ">=", 2, note);
-    rk_cache_free(c);
+    double rb1 = redis_benchmark(o, "threads", 1, 1, "get");
+    double rb64 = redis_benchmark(o, "threads", 64, 1, "get");
+    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 1, rb1);
+    plot_point(CHART_THREADS, "redis-benchmark GET, -c threads", 64, rb64);
+    report_value("threads", "ratio redis-benchmark -c 64 / -c 1 GET", rb64 / rb1, "");
+    report_value("threads", "ratio redkit 64 threads / redis-benchmark -c 64 GET", r64 / rb64, "");
+    report_goal("1 thread, auto_pipeline on >= 0.97 x off", m1, ">=", 0.97, NULL);
+    report_goal("8 threads on one rk_cache >= 3 x one thread", m8, ">=", 3, NULL);
+    report_goal("64 threads >= 4 x redis-benchmark -c 64 GET", r64 / rb64, ">=", 4, NULL);
+    report_goal("64 threads >= 8 threads", r64 / r8, ">=", 1, NULL);
+    rk_cache_free(pc);
+    rk_cache_free(cc);
 }
 
 /* ---- TLS against plain TCP (redkit on both sides: hiredis 0.14 has no TLS) ---- */

@@ -15,7 +15,8 @@ static const struct {
 } sections[] = {
     {"cache", SEC_CACHE, bench_cache, "retrieve/store of 100 B vs a hiredis loop, redis-benchmark"},
     {"batch", SEC_BATCH, bench_batch, "retrieve_many/store_many of 100 keys vs hiredis"},
-    {"threads", SEC_THREADS, bench_threads, "1, 2, 4, 8 threads sharing one rk_cache"},
+    {"threads", SEC_THREADS, bench_threads,
+     "1, 8, 64 threads sharing one rk_cache (auto_pipeline on/off), GET 1 MiB"},
     {"lock", SEC_LOCK, bench_lock, "uncontended try_acquire + release"},
     {"contended", SEC_CONTENDED, bench_contended,
      "2, 8, 32, 64 processes vs serial ceiling and peers"},

@@ -216,6 +216,35 @@ static void note_connect(rk__client *cl, const rk__node *node, rk__conn *c, int 
         node_event(cl, RK_EVENT_CONNECT, node, NULL, c ? c->connect_us : 0, rc);
 }
 
+/* A pipeline for rk__client_exec: `shared` when it may go on the node's auto-pipelined
+ * connection (options.auto_pipeline and rk__pipe_shareable). */
+typedef struct {
+    const rk__cmd *cmds;
+    size_t n;
+    redisReply **replies;
+    bool shared;
+} exec_arg;
+
+static int exec_fn(rk__conn *c, void *arg, uint64_t deadline);
+static int exec_settle(exec_arg *a, int rc, rk__reply_class cls);
+
+/* An exec on the node's shared connection: the same classification and events as on a
+ * borrowed one. */
+static int attempt_shared(rk__client *cl, attempt_state *st, exec_arg *a, uint64_t deadline)
+{
+    rk__pipe_info info;
+    uint64_t t0 = rk__now_us();
+    int rc = rk__pipe_exec(&st->node->pool.pipe, a->cmds, a->n, a->replies, deadline, &st->cls,
+                           &st->redirect, &info);
+    uint64_t took = rk__now_us() - t0;
+    if (info.opened || info.open_rc == RK_EIO || info.open_rc == RK_EAUTH)
+        node_event(cl, RK_EVENT_CONNECT, st->node, NULL, info.open_us, info.open_rc);
+    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, took, rc);
+    if (info.dropped) /* once per connection: by the caller that found it broken */
+        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
+    return exec_settle(a, rc, st->cls);
+}
+
 /* One attempt on the node serving `key` (or the node an ASK named). */
 static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t klen, bool read,
                    uint64_t deadline, rk__conn_fn fn, void *arg)
@@ -224,6 +253,8 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
     bool ask = st->ask != NULL;
     st->node = ask ? st->ask : route(cl, key, klen, read);
     st->ask = NULL;
+    if (fn == exec_fn && !ask && ((exec_arg *)arg)->shared) /* ASKING needs its own connection */
+        return attempt_shared(cl, st, arg, deadline);
     int rc = rk__pool_get(&st->node->pool, &c, deadline);
     st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
     note_connect(cl, st->node, rc == RK_OK ? c : NULL, rc);
@@ -381,21 +412,13 @@ int rk__client_run_read(rk__client *cl, const char *name, const char *key, size_
 
 /* ---- pipelines and scripts ---- */
 
-typedef struct {
-    const rk__cmd *cmds;
-    size_t n;
-    redisReply **replies;
-} exec_arg;
-
 /* A reply class the loop acts on (LOADING, MOVED, ...) means the command did not run: fail the
  * attempt so that it is retried, rather than hand the caller an error reply. */
-static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
+static int exec_settle(exec_arg *a, int rc, rk__reply_class cls)
 {
-    exec_arg *a = arg;
-    int rc = rk__conn_exec(c, a->cmds, a->n, a->replies, deadline);
-    if (rc == RK_OK && rk__class_action(c->cls) != RK__ACT_DONE)
+    if (rc == RK_OK && rk__class_action(cls) != RK__ACT_DONE)
         for (size_t i = 0; rc == RK_OK && i < a->n; i++)
-            if (rk__reply_classify(a->replies[i]) == c->cls)
+            if (rk__reply_classify(a->replies[i]) == cls)
                 rc = rk__reply_error(a->replies[i], "command");
     for (size_t i = 0; rc != RK_OK && i < a->n; i++) {
         rk__reply_free(a->replies[i]);
@@ -404,18 +427,29 @@ static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
     return rc;
 }
 
+static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
+{
+    exec_arg *a = arg;
+    return exec_settle(a, rk__conn_exec(c, a->cmds, a->n, a->replies, deadline), c->cls);
+}
+
+static int exec(rk__client *cl, const char *key, size_t klen, bool read, uint64_t deadline,
+                const rk__cmd *cmds, size_t n, redisReply **replies)
+{
+    exec_arg a = {cmds, n, replies, cl->opts.auto_pipeline && rk__pipe_shareable(cmds, n)};
+    return run(cl, cmds[0].argv[0], key, klen, read, deadline, exec_fn, &a);
+}
+
 int rk__client_exec(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
                     const rk__cmd *cmds, size_t n, redisReply **replies)
 {
-    exec_arg a = {cmds, n, replies};
-    return run(cl, cmds[0].argv[0], key, klen, false, deadline, exec_fn, &a);
+    return exec(cl, key, klen, false, deadline, cmds, n, replies);
 }
 
 int rk__client_exec_read(rk__client *cl, const char *key, size_t klen, uint64_t deadline,
                          const rk__cmd *cmds, size_t n, redisReply **replies)
 {
-    exec_arg a = {cmds, n, replies};
-    return run(cl, cmds[0].argv[0], key, klen, true, deadline, exec_fn, &a);
+    return exec(cl, key, klen, true, deadline, cmds, n, replies);
 }
 
 typedef struct {

@@ -67,35 +67,60 @@ static char *encode(char *p, const rk__cmd *cmd)
     return p;
 }
 
-/* One write for the whole batch; a small batch is encoded on the stack. */
-int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
+int rk__conn_encode(const rk__conn *c, const rk__cmd *cmds, size_t n, char *stack, size_t cap,
+                    char **out, size_t *len)
 {
-    char stack[512] = {0}, *buf = stack; /* zeroed only to quiet -Wmaybe-uninitialized */
     size_t total = 0;
+    *out = NULL;
+    *len = 0;
     for (size_t i = 0; i < n; i++) {
-        size_t len = encoded_len(&cmds[i]);
-        if (len == 0)
+        size_t one = encoded_len(&cmds[i]);
+        if (one == 0)
             return rk__err(RK_EINVAL, "%s: a command larger than 2 GiB cannot be sent", c->tr.peer);
-        total += len;
+        total += one;
     }
-    if (total > sizeof stack && !(buf = rk__malloc(total)))
+    char *buf = total <= cap ? stack : rk__malloc(total);
+    if (!buf)
         return rk__err(RK_ENOMEM, "%s: cannot buffer %zu bytes of commands", c->tr.peer, total);
     char *p = buf;
     for (size_t i = 0; i < n; i++)
         p = encode(p, &cmds[i]);
+    *out = buf;
+    *len = (size_t)(p - buf);
+    return RK_OK;
+}
+
+int rk__conn_write(rk__conn *c, const char *buf, size_t len, uint64_t deadline)
+{
+    return rk__transport_write(&c->tr, buf, len, deadline);
+}
+
+/* One write for the whole batch; a small batch is encoded on the stack. */
+int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline)
+{
+    char stack[512], *buf;
+    size_t len;
+    int rc = rk__conn_encode(c, cmds, n, stack, sizeof stack, &buf, &len);
+    if (rc != RK_OK) /* nothing written: the connection is still whole */
+        return rc;
     c->cls = c->redirect.cls = RK__REPLY_OK;
-    int rc = rk__transport_write(&c->tr, buf, (size_t)(p - buf), deadline);
+    rc = rk__conn_write(c, buf, len, deadline);
     if (c->secret_send)
-        rk__wipe(buf, (size_t)(p - buf));
+        rk__wipe(buf, len);
     if (buf != stack)
         rk__free(buf);
-    return rc == RK_OK ? RK_OK : broken(c, rc); /* nothing written on failures above */
+    return rc == RK_OK ? RK_OK : broken(c, rc);
 }
 
 int rk__conn_buffered(rk__conn *c, redisReply **reply)
 {
     void *r = NULL;
     *reply = NULL;
+    if (c->big) { /* read past the parser, which has nothing after it */
+        *reply = c->big;
+        c->big = NULL;
+        return RK_OK;
+    }
     if (redisReaderGetReply(c->reader, &r) != REDIS_OK) {
         if (c->reader->err == REDIS_ERR_OOM)
             return broken(c, rk__err(RK_ENOMEM, "%s: out of memory reading a reply", c->tr.peer));
@@ -108,16 +133,85 @@ int rk__conn_buffered(rk__conn *c, redisReply **reply)
     return RK_OK;
 }
 
-int rk__conn_fill(rk__conn *c, uint64_t deadline)
+/* ---- large values ----
+ * A bulk string of at least BIG_BULK bytes is read from the socket straight into the reply's
+ * own buffer, instead of into rbuf, then the parser's buffer, then a copy of that (at 1 MiB,
+ * those copies were nearly all of the client's instructions). Only a bulk string that is a
+ * whole reply (not inside an array), so that the parser's state is simple to take over: it has
+ * read the '$' and waits for the rest. This relies on the layout of hiredis 0.14's reader
+ * (read.h), the only version redkit builds with. */
+#define BIG_BULK (64u * 1024u)
+
+/* The parser waits for the rest of a top-level bulk string of at least BIG_BULK bytes: its
+ * length `*len` and the bytes of its header after the '$' (`*hdr`: "<len>" and CRLF). */
+static bool big_bulk_ahead(const redisReader *r, size_t *hdr, size_t *len)
 {
-    size_t got;
+    if (r->ridx != 0 || r->rstack[0].type != REDIS_REPLY_STRING || r->rstack[0].parent)
+        return false; /* the type is set once the '$' is read (it may be compacted away) */
+    const char *start = r->buf + r->pos, *p = start, *end = r->buf + r->len;
+    size_t v = 0;
+    while (p < end && *p >= '0' && *p <= '9' && p - start < 11)
+        v = v * 10 + (size_t)(*p++ - '0');
+    if (p == start || end - p < 2 || p[0] != '\r' || p[1] != '\n' || v < BIG_BULK)
+        return false;
+    *hdr = (size_t)(p + 2 - start);
+    *len = v;
+    return true;
+}
+
+/* Read the rest of the bulk string into its own buffer; the parser is left between replies,
+ * and the reply waits in c->big. A timeout mid-value breaks the connection. */
+static int read_big(rk__conn *c, size_t hdr, size_t len, uint64_t deadline)
+{
+    redisReader *r = c->reader;
+    size_t want = len + 2, have = r->len - r->pos - hdr; /* < want, or the parser had it */
+    char *str = rk__malloc(want);
+    if (!str)
+        return broken(
+            c, rk__err(RK_ENOMEM, "%s: cannot allocate a reply of %zu bytes", c->tr.peer, len));
+    memcpy(str, r->buf + r->pos + hdr, have);
+    r->pos = r->len; /* all of it was this reply's */
+    r->ridx = -1;
+    while (have < want) {
+        size_t got;
+        int rc = rk__transport_read(&c->tr, str + have, want - have, &got, deadline);
+        if (rc != RK_OK) {
+            rk__free(str);
+            return broken(c, rc);
+        }
+        have += got;
+    }
+    if (str[len] != '\r' || str[len + 1] != '\n') {
+        rk__free(str);
+        return broken(c, rk__err(RK_EIO,
+                                 "%s: cannot parse the server's reply (a bulk string "
+                                 "of %zu bytes without its CRLF)",
+                                 c->tr.peer, len));
+    }
+    str[len] = '\0';
+    if (!(c->big = rk__reply_new_string(str, len)))
+        return broken(c, rk__err(RK_ENOMEM, "%s: out of memory reading a reply", c->tr.peer));
+    return RK_OK;
+}
+
+static int fill(rk__conn *c, uint64_t deadline, bool keep_on_timeout)
+{
+    size_t got, hdr, len;
+    if (big_bulk_ahead(c->reader, &hdr, &len))
+        return read_big(c, hdr, len, deadline);
     int rc = rk__transport_read(&c->tr, c->rbuf, sizeof c->rbuf, &got, deadline);
+    if (rc == RK_ETIMEDOUT && keep_on_timeout)
+        return rc;
     if (rc != RK_OK)
         return broken(c, rc);
     if (redisReaderFeed(c->reader, c->rbuf, got) != REDIS_OK)
         return broken(c, rk__err(RK_ENOMEM, "%s: cannot buffer the reply", c->tr.peer));
     return RK_OK;
 }
+
+int rk__conn_fill(rk__conn *c, uint64_t deadline) { return fill(c, deadline, false); }
+
+int rk__conn_fill_until(rk__conn *c, uint64_t deadline) { return fill(c, deadline, true); }
 
 int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool *woken)
 {
@@ -240,6 +334,7 @@ void rk__conn_free(rk__conn *c)
     rk__transport_close(&c->tr);
     if (c->reader)
         redisReaderFree(c->reader);
+    rk__reply_free(c->big);
     rk__free(c);
 }
 

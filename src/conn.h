@@ -47,6 +47,7 @@ typedef struct rk__conn {
     uint64_t hook_tag;
     struct rk__conn *prev_all; /* every connection of the pool, for close and fork */
     struct rk__conn *next_all;
+    redisReply *big; /* a large bulk reply read past the parser, next in line (conn.c) */
     char rbuf[RK__READ_CHUNK];
 } rk__conn;
 
@@ -69,6 +70,15 @@ void rk__conn_free(rk__conn *c);
 int rk__conn_exec(rk__conn *c, const rk__cmd *cmds, size_t n, redisReply **replies,
                   uint64_t deadline);
 
+/* The two halves of rk__conn_send, for a connection another thread may be reading meanwhile
+ * (plain TCP only, pipeline.h): they touch no state of the connection but its socket's send
+ * timeout, and the caller decides what a failure means. Encode `n` commands into `stack`
+ * (`cap` bytes) when they fit, else into one allocated buffer (the caller frees `*out` when it
+ * is not `stack`); then write them. */
+int rk__conn_encode(const rk__conn *c, const rk__cmd *cmds, size_t n, char *stack, size_t cap,
+                    char **out, size_t *len);
+int rk__conn_write(rk__conn *c, const char *buf, size_t len, uint64_t deadline);
+
 /* Lower-level halves, for the subscriber: send without reading, and read one reply. */
 int rk__conn_send(rk__conn *c, const rk__cmd *cmds, size_t n, uint64_t deadline);
 int rk__conn_recv(rk__conn *c, redisReply **reply, uint64_t deadline);
@@ -81,6 +91,11 @@ int rk__conn_wait(rk__conn *c, int wake_fd, uint64_t until, bool *readable, bool
 
 /* One read from the socket into the parser (then take replies with rk__conn_buffered). */
 int rk__conn_fill(rk__conn *c, uint64_t deadline);
+
+/* As rk__conn_fill, but a deadline that passes before any byte arrives leaves the connection
+ * usable (RK_ETIMEDOUT, not broken): a timed read consumes nothing, so the replies that other
+ * callers wait for on a shared connection (pipeline.h) are still there for them. */
+int rk__conn_fill_until(rk__conn *c, uint64_t deadline);
 
 /* Non-blocking check that an idle connection is still usable (no EOF, no stray bytes). */
 bool rk__conn_alive(rk__conn *c);

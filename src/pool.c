@@ -29,7 +29,12 @@ static int init_locks(rk__pool *p)
 int rk__pool_init(rk__pool *p)
 {
     *p = (rk__pool){.max = 1};
-    return init_locks(p);
+    int rc = init_locks(p);
+    if (rc == RK_OK && (rc = rk__pipe_init(&p->pipe, p)) != RK_OK) {
+        pthread_cond_destroy(&p->cv);
+        pthread_mutex_destroy(&p->mu);
+    }
+    return rc;
 }
 
 static void link_all(rk__pool *p, rk__conn *c)
@@ -71,6 +76,7 @@ static void close_idle(rk__pool *p)
 void rk__pool_destroy(rk__pool *p)
 {
     rk__pool_close(p);
+    rk__pipe_destroy(&p->pipe);
     pthread_cond_destroy(&p->cv);
     pthread_mutex_destroy(&p->mu);
 }
@@ -101,6 +107,7 @@ void rk__pool_close(rk__pool *p)
     p->open = false;
     drop_all(p);
     pthread_mutex_unlock(&p->mu);
+    rk__pipe_close(&p->pipe); /* after: it gives its connection back */
 }
 
 void rk__pool_retire(rk__pool *p)
@@ -141,6 +148,7 @@ void rk__pool_after_fork(rk__pool *p)
     p->all = p->idle = NULL;
     p->total = 0;
     p->gen++;
+    rk__pipe_after_fork(&p->pipe);
 }
 
 static rk__conn *pop_idle(rk__pool *p)

@@ -10,6 +10,7 @@
 
 #include "conn.h"
 #include "endpoint.h"
+#include "pipeline.h"
 
 typedef struct rk__pool {
     pthread_mutex_t mu;
@@ -22,7 +23,8 @@ typedef struct rk__pool {
     size_t max;
     uint64_t gen; /* bumped on close: older connections are dropped when returned */
     bool open;
-    bool retired; /* the node's role changed: no connection is lent until revived */
+    bool retired;  /* the node's role changed: no connection is lent until revived */
+    rk__pipe pipe; /* auto-pipelined calls share one of these connections (pipeline.h) */
 } rk__pool;
 
 int rk__pool_init(rk__pool *p);

@@ -240,6 +240,7 @@ int rk__options_parse(rk__options *o, const rk_config *cfg)
         (rc = rk__config_u64(cfg, "options.db_num", 0, 0, 1000000, &o->db)) ||
         (rc = rk__config_u64(cfg, "options.retry_timeout", 100, 1, DAY_MS, &o->retry_timeout_ms)) ||
         (rc = rk__config_u64(cfg, "options.max_connections", 8, 1, 1024, &o->max_connections)) ||
+        (rc = rk__config_bool(cfg, "options.auto_pipeline", true, &o->auto_pipeline)) ||
         (rc = rk__config_u64(cfg, "options.default_ttl", 60000, 1, INT64_MAX / 2, /* as ttl_ms */
                              &o->default_ttl_ms)) ||
         (rc = rk__config_u64(cfg, "options.lock_timeout", 5000, 1, DAY_MS, &o->lock_timeout_ms)) ||

@@ -26,7 +26,8 @@ typedef struct rk__options {
     uint64_t retries;            /* options.retries, 3 */
     uint64_t db;                 /* options.db_num, 0 */
     uint64_t retry_timeout_ms;   /* options.retry_timeout, 100 */
-    uint64_t max_connections;    /* options.max_connections, 8 */
+    uint64_t max_connections;    /* options.max_connections, 8: per node, shared one included */
+    bool auto_pipeline;          /* options.auto_pipeline, true (pipeline.h) */
     uint64_t default_ttl_ms;     /* options.default_ttl, 60000 */
     char *prefix;                /* options.prefix, "" */
     size_t prefix_len;

@@ -172,6 +172,18 @@ char *rk__reply_take_str(redisReply *r, size_t *len)
     return s;
 }
 
+redisReply *rk__reply_new_string(char *str, size_t len)
+{
+    redisReply *r = new_reply(REDIS_REPLY_STRING);
+    if (!r) {
+        rk__free(str);
+        return NULL;
+    }
+    r->str = str;
+    r->len = len;
+    return r;
+}
+
 int rk__reply_error(const redisReply *r, const char *what)
 {
     if (rk__reply_classify(r) == RK__REPLY_AUTH)

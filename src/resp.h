@@ -61,6 +61,10 @@ void rk__reply_free(redisReply *r);
 /* Take the string out of a STRING reply (NUL-terminated, redkit-allocated) and free the reply. */
 char *rk__reply_take_str(redisReply *r, size_t *len);
 
+/* A bulk string reply owning `str` (`len` bytes, NUL-terminated; redkit's allocator), or NULL
+ * when out of memory (`str` is then freed). */
+redisReply *rk__reply_new_string(char *str, size_t len);
+
 /* Map an ERROR reply to RK_EAUTH (NOAUTH, WRONGPASS) or RK_EREPLY; `what` names the command.
  * Callers prefix the operation and key. */
 int rk__reply_error(const redisReply *r, const char *what);

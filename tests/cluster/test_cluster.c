@@ -381,9 +381,8 @@ static void reads_from_replicas(void)
 static rk__endpoint node_endpoint(int node)
 {
     static char loopback[] = "127.0.0.1";
-    return (rk__endpoint){.host = loopback,
-                          .port = (uint16_t)cluster.node[node].port,
-                          .connect_timeout_ms = 2000};
+    return (rk__endpoint){
+        .host = loopback, .port = (uint16_t)cluster.node[node].port, .connect_timeout_ms = 2000};
 }
 
 /* A node refuses a shard channel of another node's slot (MOVED): the join does not wait for a
@@ -462,6 +461,69 @@ static void moved_is_followed_and_learned(void)
     ASSERT_MEM_EQ(out.data, "1", 1);
     ASSERT_EQ(atomic_load(&moved_seen), 1);
     rk_buf_free(&out);
+    rk_cache_free(c);
+}
+
+/* Auto-pipelining per node: 16 threads share each node's connection while the slot of half
+ * their keys moves (MOVED, ASK or TRYAGAIN on a shared connection); every caller gets its own
+ * values. */
+typedef struct shard_worker {
+    rk_cache *cache;
+    int id;
+    atomic_bool *stop;
+    atomic_long ops;
+    char bad[160];
+} shard_worker;
+
+static void *shard_main(void *arg)
+{
+    shard_worker *w = arg;
+    char key[64], val[96];
+    rk_buf b = RK_BUF_INIT;
+    for (int r = 0; !atomic_load(w->stop) && !w->bad[0]; r++) {
+        snprintf(key, sizeof key, r % 2 ? "{moving}:t%d" : "{t%d}:k", w->id);
+        snprintf(val, sizeof val, "%s=%d", key, r);
+        int rc = rk_cache_store(w->cache, NULL, key, val, strlen(val), 60000);
+        if (rc == RK_OK)
+            rc = rk_cache_retrieve(w->cache, NULL, key, &b);
+        if (rc != RK_OK)
+            snprintf(w->bad, sizeof w->bad, "'%s': %s", key, rk_last_error()->message);
+        else if (strcmp(b.data, val) != 0)
+            snprintf(w->bad, sizeof w->bad, "'%s': wanted '%s', got '%s'", key, val, b.data);
+        atomic_fetch_add(&w->ops, 1);
+    }
+    rk_buf_free(&b);
+    return NULL;
+}
+
+static void wait_ops(shard_worker *w, int n, long each)
+{
+    for (int i = 0; i < n; i++)
+        while (atomic_load(&w[i].ops) < each && !w[i].bad[0])
+            usleep(1000);
+}
+
+static void threads_share_nodes_through_a_move(void)
+{
+    enum { N = 16 };
+    rk_cache *c = rkt_open_cache(cfg(NULL));
+    atomic_bool stop = false;
+    shard_worker w[N];
+    pthread_t tid[N];
+    for (int i = 0; i < N; i++) {
+        w[i] = (shard_worker){.cache = c, .id = i, .stop = &stop};
+        ASSERT_EQ(pthread_create(&tid[i], NULL, shard_main, &w[i]), 0);
+    }
+    wait_ops(w, N, 20);
+    move_slot_of("moving");
+    long after = atomic_load(&w[0].ops) + 20;
+    wait_ops(w, N, after);
+    atomic_store(&stop, true);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(pthread_join(tid[i], NULL), 0);
+        if (w[i].bad[0])
+            rkt_fail(__FILE__, __LINE__, "thread %d: %s", i, w[i].bad);
+    }
     rk_cache_free(c);
 }
 
@@ -551,6 +613,7 @@ int main(int argc, char **argv)
         RKT_CASE(reads_from_replicas),
         RKT_CASE(shard_channel_refused_then_dropped),
         RKT_CASE(moved_is_followed_and_learned),
+        RKT_CASE(threads_share_nodes_through_a_move),
         RKT_CASE(the_map_is_refreshed_periodically),
         RKT_CASE(too_many_redirects),
         RKT_CASE(cluster_true_refuses_a_single_server),

@@ -450,7 +450,7 @@ static void mutual_tls(void)
     rkt_server_stop(&srv);
 }
 
-enum { WORKERS = 4, ROUNDS = 25 };
+enum { WORKERS = 4, MANY_WORKERS = 32, ROUNDS = 25 };
 
 static void *worker(void *arg)
 {
@@ -466,13 +466,25 @@ static void *worker(void *arg)
     return NULL;
 }
 
-static void run_workers(rk_cache *c)
+static void run_n_workers(rk_cache *c, int n)
 {
-    pthread_t t[WORKERS];
-    for (int i = 0; i < WORKERS; i++)
+    pthread_t t[MANY_WORKERS];
+    for (int i = 0; i < n; i++)
         pthread_create(&t[i], NULL, worker, c);
-    for (int i = 0; i < WORKERS; i++)
+    for (int i = 0; i < n; i++)
         pthread_join(t[i], NULL);
+}
+
+static void run_workers(rk_cache *c) { run_n_workers(c, WORKERS); }
+
+/* Auto-pipelining over TLS: the shared connection's reads and writes stay in one thread at a
+ * time (one SSL object), and every caller still gets its own reply. */
+static void many_threads_share_tls(void)
+{
+    rk_cache *c;
+    ASSERT_OK(rkt_try_open_cache(rkt_tls_config(rkt_tls_port(), NULL), &c));
+    run_n_workers(c, MANY_WORKERS);
+    rk_cache_free(c);
 }
 
 /* Pooled TLS connections die with the server and are replaced by new handshakes. */
@@ -497,4 +509,5 @@ RKT_MAIN(RKT_CASE(cache_over_tls), RKT_CASE(lock_over_tls), RKT_CASE(memolock_ov
          RKT_CASE(wrong_server_name_is_rejected), RKT_CASE(insecure_is_explicit_and_logged),
          RKT_CASE(bad_tls_options), RKT_CASE(tls_over_unix_socket_is_rejected),
          RKT_CASE(protocol_mismatch), RKT_CASE(handshake_deadline), RKT_CASE(operation_timeout),
-         RKT_CASE(mutual_tls), RKT_CASE(reconnect_after_restart), RKT_CASE(near_cache_over_tls))
+         RKT_CASE(mutual_tls), RKT_CASE(reconnect_after_restart), RKT_CASE(many_threads_share_tls),
+         RKT_CASE(near_cache_over_tls))
