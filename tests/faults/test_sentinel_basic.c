@@ -163,6 +163,7 @@ typedef struct loader {
     atomic_bool stop;
     atomic_long ok;
     long failed;
+    long lost; /* a value read back missing: written to the old master as it was demoted */
     char first_error[300];
 } loader;
 
@@ -180,6 +181,12 @@ static void *load(void *arg)
         rk_buf_free(&out);
         if (rc == RK_OK) {
             atomic_fetch_add(&l->ok, 1);
+        } else if (rc == RK_ENOTFOUND) {
+            /* The store reached the old master after the replica was promoted and before the
+             * sentinels announced it (+switch-master, when the client switches), and the read
+             * went to the new one: replication is asynchronous, and Sentinel loses such a
+             * write (docs/RELIABILITY.md). Only a call in that moment can meet it. */
+            l->lost++;
         } else if (l->failed++ == 0) {
             snprintf(l->first_error, sizeof l->first_error, "%s: %s", rk_last_error()->name,
                      rk_last_error()->message);
@@ -302,6 +309,9 @@ static void calls_live_through_a_failover(void)
     if (l.failed)
         rkt_fail(__FILE__, __LINE__, "%ld calls failed across the failover, the first: %s",
                  l.failed, l.first_error);
+    /* One store and read every 2 ms: at most the pair in flight at the switch meets it. */
+    printf("     %ld store+retrieve pairs, %ld lost at the switch\n", atomic_load(&l.ok), l.lost);
+    ASSERT_LT(l.lost, 2);
 
     uint64_t released = rkt_now_ms();
     ASSERT_OK(rk_lock_release(holder, NULL, "failover-lock"));
