@@ -51,7 +51,6 @@ uint64_t rk__hist_upper(unsigned i)
 
 void rk__hist_add(rk__hist *h, uint64_t us)
 {
-    atomic_fetch_add_explicit(&h->count, 1, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->sum_us, us, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->bucket[rk__hist_bucket(us)], 1, memory_order_relaxed);
 }

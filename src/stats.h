@@ -33,7 +33,7 @@ typedef enum {
 } rk__op;
 
 typedef struct rk__hist {
-    _Atomic uint64_t count, sum_us;
+    _Atomic uint64_t sum_us; /* the count is the buckets' sum: one increment less per sample */
     _Atomic uint64_t bucket[RK__HIST_BUCKETS];
 } rk__hist;
 
