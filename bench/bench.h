@@ -33,6 +33,13 @@ redisContext *bench_hiredis(const bench_target *t);
 /* A redkit configuration for the target plus NULL-terminated extra key/value pairs. */
 rk_config *bench_config(const bench_target *t, ...);
 
+/* A cache opened on the target with `cfg` (freed here); dies on failure. */
+rk_cache *bench_open_cache(const bench_target *t, rk_config *cfg);
+
+/* INCR or DECR (`verb`) a counter key: the contention benches' guard against two holders too
+ * many. Its new value, or -1000 when the command failed. */
+long bench_counter(redisContext *c, const char *verb, const char *key);
+
 /* ---- run settings ---- */
 
 enum {

@@ -124,13 +124,7 @@ static bool hi_mset(void *p)
 
 static rk_cache *open_cache(const bench_target *t, const char *max_connections)
 {
-    rk_config *cfg = bench_config(t, "options.max_connections", max_connections, NULL);
-    rk_cache *c;
-    if (rk_cache_new(&c) != RK_OK || rk_cache_configure(c, cfg) != RK_OK ||
-        rk_cache_open(c, NULL) != RK_OK)
-        die("cannot open a cache on %s: %s", t->url, rk_last_error()->message);
-    rk_config_free(cfg);
-    return c;
+    return bench_open_cache(t, bench_config(t, "options.max_connections", max_connections, NULL));
 }
 
 static void rk_ctx_init(rk_ctx *x, rk_cache *c)
@@ -376,14 +370,8 @@ static double threads_rate(rk_cache *c, const char *key, int n, double secs, dou
 
 static rk_cache *open_threads_cache(const bench_target *t, const char *pipelined)
 {
-    rk_config *cfg =
-        bench_config(t, "options.max_connections", "8", "options.auto_pipeline", pipelined, NULL);
-    rk_cache *c;
-    if (rk_cache_new(&c) != RK_OK || rk_cache_configure(c, cfg) != RK_OK ||
-        rk_cache_open(c, NULL) != RK_OK)
-        die("cannot open a cache on %s: %s", t->url, rk_last_error()->message);
-    rk_config_free(cfg);
-    return c;
+    return bench_open_cache(t, bench_config(t, "options.max_connections", "8",
+                                            "options.auto_pipeline", pipelined, NULL));
 }
 
 /* One thread retrieving a 1 MiB value: the large-reply read path. */

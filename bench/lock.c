@@ -99,16 +99,6 @@ typedef struct lock_stats {
     double window_s;           /* the timed window; for a peer, its whole run (not barriered) */
 } lock_stats;
 
-static long guard(redisContext *g, const char *verb)
-{
-    const char *argv[] = {verb, GUARD_KEY};
-    redisReply *r = redisCommandArgv(g, 2, argv, NULL);
-    long v = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1000;
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
 static void command(redisContext *g, int argc, const char **argv)
 {
     redisReply *r = redisCommandArgv(g, argc, argv, NULL);
@@ -191,11 +181,11 @@ static void contend_once(const contend_run *run, contender *me, rk_lock *l, redi
         count_grant(me, asked, granted);
     else
         me->drained++; /* queued before the end: the rate counts the window only */
-    if (guard(g, "INCR") != 1)
+    if (bench_counter(g, "INCR", GUARD_KEY) != 1)
         me->violations++;
     if (run->hold_ms)
         sleep_ns((uint64_t)run->hold_ms * 1000000u);
-    guard(g, "DECR");
+    bench_counter(g, "DECR", GUARD_KEY);
     if (rk_lock_release(l, NULL, LOCK_KEY) != RK_OK)
         me->failures++;
     if (run->think_ms)

@@ -21,13 +21,7 @@ static char value[VALUE_LEN + 1];
 
 static rk_cache *open_with(const bench_target *t, const char *near_entries)
 {
-    rk_config *cfg = bench_config(t, "options.near_cache_size", near_entries, NULL);
-    rk_cache *c;
-    if (rk_cache_new(&c) != RK_OK || rk_cache_configure(c, cfg) != RK_OK ||
-        rk_cache_open(c, NULL) != RK_OK)
-        die("cannot open a cache on %s: %s", t->url, rk_last_error()->message);
-    rk_config_free(cfg);
-    return c;
+    return bench_open_cache(t, bench_config(t, "options.near_cache_size", near_entries, NULL));
 }
 
 static void must(int rc, const char *what)

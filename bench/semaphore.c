@@ -37,16 +37,6 @@ typedef struct sem_run {
     sem_shared *sh;
 } sem_run;
 
-static long guard(redisContext *g, const char *verb)
-{
-    const char *argv[] = {verb, GUARD_KEY};
-    redisReply *r = redisCommandArgv(g, 2, argv, NULL);
-    long v = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1000;
-    if (r)
-        freeReplyObject(r);
-    return v;
-}
-
 static rk_semaphore *open_sem(const bench_target *t)
 {
     rk_semaphore *s;
@@ -71,10 +61,10 @@ static void once(sem_worker *me, rk_semaphore *s, redisContext *g, uint64_t end)
         if (me->nwaits < MAX_WAITS)
             me->waits_ms[me->nwaits++] = (double)(granted - asked) / 1e6;
     }
-    if (guard(g, "INCR") > LIMIT)
+    if (bench_counter(g, "INCR", GUARD_KEY) > LIMIT)
         me->violations++;
     sleep_ns(1000000u);
-    guard(g, "DECR");
+    bench_counter(g, "DECR", GUARD_KEY);
     if (rk_semaphore_release(s, NULL, SEM_KEY) != RK_OK)
         me->failures++;
     sleep_ns(1000000u);

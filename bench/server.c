@@ -131,6 +131,26 @@ rk_config *bench_config(const bench_target *t, ...)
     return cfg;
 }
 
+rk_cache *bench_open_cache(const bench_target *t, rk_config *cfg)
+{
+    rk_cache *c;
+    if (rk_cache_new(&c) != RK_OK || rk_cache_configure(c, cfg) != RK_OK ||
+        rk_cache_open(c, NULL) != RK_OK)
+        die("cannot open a cache on %s: %s", t->url, rk_last_error()->message);
+    rk_config_free(cfg);
+    return c;
+}
+
+long bench_counter(redisContext *c, const char *verb, const char *key)
+{
+    const char *argv[] = {verb, key};
+    redisReply *r = redisCommandArgv(c, 2, argv, NULL);
+    long v = r && r->type == REDIS_REPLY_INTEGER ? (long)r->integer : -1000;
+    if (r)
+        freeReplyObject(r);
+    return v;
+}
+
 /* ---- private servers ---- */
 
 static int free_port(void)
@@ -321,7 +341,7 @@ pid_t server_spawn(const bench_opts *o, int index, bench_target *t)
         snprintf(port, sizeof port, "%d", p);
         const char *argv[] = {"redis-server", "--port",       port, "--bind",
                               "127.0.0.1",    "--save",       "",   "--appendonly",
-                              "no",           "--dbfilename", rdb, "--dir",
+                              "no",           "--dbfilename", rdb,  "--dir",
                               o->tmpdir,      "--logfile",    log,  NULL};
         pid_t pid = exec_server(argv);
         snprintf(url, sizeof url, "redis://127.0.0.1:%d", p);

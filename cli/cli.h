@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -157,6 +158,23 @@ typedef struct cli_sem_opts {
 } cli_sem_opts;
 
 int cli_sem_run(cli_global *g, const char *key, const cli_sem_opts *o, char **cmd);
+
+/* Shared by 'lock run' and its --limit form (lease.c). The bound on one Redis call for a lease
+ * of `ttl_ms`. */
+uint64_t cli_lease_op_timeout_ms(uint64_t ttl_ms);
+/* cli_config(), with options.timeout = `op_timeout_ms` unless the configuration sets it (0:
+ * leave it). @return 0 or an exit code (after printing why; `*out` is then NULL). */
+int cli_lease_config(const cli_global *g, uint64_t op_timeout_ms, rk_config **out);
+/* Wait up to `wait_ms` (or forever) for a lease, calling `attempt` with slices of the wait
+ * until it answers other than RK_ETIMEDOUT, the time is up or a signal came. @return its code. */
+int cli_lease_wait(cli_child *child, uint64_t wait_ms, bool forever,
+                   int (*attempt)(void *ud, uint64_t slice_ms), void *ud);
+/* The lease was lost while CMD ran: say why, and with --kill-on-loss (`kill`) stop CMD. */
+void cli_lease_lost(cli_child *child, atomic_bool *lost, bool kill, const char *lease,
+                    const char *key, const char *why);
+/* The run's exit status: CMD's, or CLI_EX_LOST with a note when `lease` ("the lock on") `key`
+ * was lost while CMD ran. */
+int cli_lease_status(int status, bool lost, const char *lease, const char *key);
 
 /* Command groups: argv[0] is the group name. Each returns the process exit code. */
 int cmd_cache(cli_global *g, int argc, char **argv);

@@ -36,14 +36,6 @@ const char cli_lock_usage[] =
 #define TOKEN_LEN 32 /* the lock's value: 32 lowercase hex characters */
 #define DEFAULT_TTL_MS 30000
 #define DEFAULT_WAIT_MS 10000
-/* rk_lock_acquire() can only be cut short by closing the handle, and a closed handle could not
- * release a lock handed to it at that very moment. So the wait runs in slices of this length
- * (each leaves the queue cleanly), and a signal ends it between two slices. */
-#define WAIT_SLICE_MS 200
-/* The library's watchdog must notice a lost lease while it still matters: one Redis call may
- * take at most a third of the TTL (unless --config sets options.timeout), but not less than
- * this. */
-#define MIN_OP_TIMEOUT_MS 250
 
 typedef struct lock_opts {
     const char *ttl, *wait, *token, *conflict_exit, *limit;
@@ -66,19 +58,10 @@ typedef struct lock_run {
 static int open_lock(const cli_global *g, uint64_t op_timeout_ms, rk_lock **out)
 {
     rk_config *cfg;
-    char ms[24];
-    int rc = cli_config(g, &cfg, NULL);
     *out = NULL;
+    int rc = cli_lease_config(g, op_timeout_ms, &cfg);
     if (rc)
         return rc;
-    snprintf(ms, sizeof ms, "%llu", (unsigned long long)op_timeout_ms);
-    if (op_timeout_ms && !rk_config_get(cfg, "options.timeout") &&
-        rk_config_set(cfg, "options.timeout", ms) != RK_OK)
-        rc = cli_fail(true);
-    if (rc) {
-        rk_config_free(cfg);
-        return rc;
-    }
     if (rk_lock_new(out) != RK_OK || rk_lock_configure(*out, cfg) != RK_OK ||
         rk_lock_open(*out, NULL) != RK_OK)
         rc = cli_fail(true);
@@ -103,12 +86,8 @@ static bool is_token(const char *s, size_t len)
 static void lease_lost(void *ud, const char *key)
 {
     lock_run *r = ud;
-    atomic_store(&r->lost, true);
-    cli_note("lost the lock on %s: %s", key, rk_last_error()->message);
-    if (r->o->kill_on_loss) {
-        cli_note("terminating the command (--kill-on-loss)");
-        cli_child_kill(&r->child, SIGTERM);
-    }
+    cli_lease_lost(&r->child, &r->lost, r->o->kill_on_loss, "the lock on", key,
+                   rk_last_error()->message);
 }
 
 /* ---- lock run ---- */
@@ -129,19 +108,11 @@ static int interrupted(lock_run *r, int sig, bool acquired)
     return 128 + sig;
 }
 
-/* Wait up to --wait (or forever) for the lock, slice by slice, until a signal arrives. */
-static int acquire_sliced(lock_run *r)
+/* One slice of the wait for the lock (cli_lease_wait). */
+static int acquire_slice(void *ud, uint64_t slice_ms)
 {
-    uint64_t deadline = cli_now_ms() + r->o->wait_ms;
-    for (;;) {
-        uint64_t now = cli_now_ms(), left = deadline > now ? deadline - now : 0;
-        if (r->o->forever)
-            left = UINT64_MAX;
-        uint64_t slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
-        int rc = rk_lock_acquire(r->lock, NULL, r->key, r->o->ttl_ms, slice);
-        if (rc != RK_ETIMEDOUT || slice == left || cli_child_interrupted(&r->child))
-            return rc;
-    }
+    lock_run *r = ud;
+    return rk_lock_acquire(r->lock, NULL, r->key, r->o->ttl_ms, slice_ms);
 }
 
 /* The lock stayed taken: --conflict-exit's status, and with --quiet not a word (as flock -n
@@ -176,7 +147,7 @@ static int acquire(lock_run *r)
         return interrupted(r, sig, false);
     if (waits)
         spinner_start(r, &sp);
-    int rc = acquire_sliced(r);
+    int rc = cli_lease_wait(&r->child, r->o->wait_ms, r->o->forever, acquire_slice, r);
     if (waits)
         cli_spinner_stop(&sp);
     if ((sig = cli_child_interrupted(&r->child)) != 0)
@@ -226,20 +197,15 @@ static int run_held(lock_run *r, char **cmd)
     if (status == 0)
         status = cli_child_wait(&r->child);
     release(r); /* ends the renewals first: `lost` is final now */
-    if (!atomic_load(&r->lost))
-        return status;
-    /* CMD ran partly unprotected: a cron job's success must not hide that. */
-    cli_note("exiting %d instead of the command's status %d: the lock on %s was lost while it "
-             "ran",
-             CLI_EX_LOST, status, r->key);
-    return CLI_EX_LOST;
+    return cli_lease_status(status, atomic_load(&r->lost), "the lock on", r->key);
 }
 
 static int lock_run_cmd(cli_global *g, const char *key, const lock_opts *o, char **cmd)
 {
     lock_run r = {.key = key, .o = o};
     atomic_init(&r.lost, false);
-    uint64_t op_timeout = o->ttl_ms / 3 > MIN_OP_TIMEOUT_MS ? o->ttl_ms / 3 : MIN_OP_TIMEOUT_MS;
+    /* The library's watchdog must notice a lost lease while it still matters. */
+    uint64_t op_timeout = cli_lease_op_timeout_ms(o->ttl_ms);
     /* Signals are blocked before any thread starts, the library's included. */
     int rc = cli_child_init(&r.child, NULL, NULL);
     if (rc)

@@ -8,9 +8,6 @@
 
 #include "cli.h"
 
-/* Waits run in slices so that a signal ends them between two (see cmd_lock.c). */
-#define WAIT_SLICE_MS 200
-
 typedef struct sem_run {
     rk_semaphore *sem;
     const char *key;
@@ -28,17 +25,12 @@ typedef struct sem_run {
 static int open_sem(const cli_global *g, uint64_t op_timeout_ms, rk_semaphore **out)
 {
     rk_config *cfg;
-    char ms[24];
-    int rc = cli_config(g, &cfg, NULL);
     *out = NULL;
+    int rc = cli_lease_config(g, op_timeout_ms, &cfg);
     if (rc)
         return rc;
-    snprintf(ms, sizeof ms, "%" PRIu64, op_timeout_ms);
-    if (!rk_config_get(cfg, "options.timeout") &&
-        rk_config_set(cfg, "options.timeout", ms) != RK_OK)
-        rc = cli_fail(true);
-    if (rc == 0 && (rk_semaphore_new(out) != RK_OK || rk_semaphore_configure(*out, cfg) != RK_OK ||
-                    rk_semaphore_open(*out, NULL) != RK_OK))
+    if (rk_semaphore_new(out) != RK_OK || rk_semaphore_configure(*out, cfg) != RK_OK ||
+        rk_semaphore_open(*out, NULL) != RK_OK)
         rc = cli_fail(true);
     rk_config_free(cfg);
     return rc;
@@ -60,18 +52,11 @@ static int interrupted(sem_run *r, int sig, bool acquired)
     return 128 + sig;
 }
 
-static int acquire_sliced(sem_run *r)
+/* One slice of the wait for a permit (cli_lease_wait). */
+static int acquire_slice(void *ud, uint64_t slice_ms)
 {
-    uint64_t deadline = cli_now_ms() + r->o->wait_ms;
-    for (;;) {
-        uint64_t now = cli_now_ms(), left = deadline > now ? deadline - now : 0;
-        if (r->o->forever)
-            left = UINT64_MAX;
-        uint64_t slice = left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS;
-        int rc = rk_semaphore_acquire(r->sem, NULL, r->key, r->o->limit, r->o->ttl_ms, slice);
-        if (rc != RK_ETIMEDOUT || slice == left || cli_child_interrupted(&r->child))
-            return rc;
-    }
+    sem_run *r = ud;
+    return rk_semaphore_acquire(r->sem, NULL, r->key, r->o->limit, r->o->ttl_ms, slice_ms);
 }
 
 static int acquire(sem_run *r)
@@ -85,7 +70,7 @@ static int acquire(sem_run *r)
     if (waits)
         cli_spinner_start(&sp, "waiting for one of the %" PRIu32 " permits of %s", r->o->limit,
                           r->key);
-    int rc = acquire_sliced(r);
+    int rc = cli_lease_wait(&r->child, r->o->wait_ms, r->o->forever, acquire_slice, r);
     if (waits)
         cli_spinner_stop(&sp);
     if ((sig = cli_child_interrupted(&r->child)) != 0)
@@ -100,16 +85,6 @@ static int acquire(sem_run *r)
                  cli_fmt_ms(r->o->wait_ms, took, sizeof took));
     }
     return r->o->conflict_code;
-}
-
-static void lost(sem_run *r, const char *why)
-{
-    atomic_store(&r->lost, true);
-    cli_note("lost the permit of %s: %s", r->key, why);
-    if (r->o->kill_on_loss) {
-        cli_note("terminating the command (--kill-on-loss)");
-        cli_child_kill(&r->child, SIGTERM);
-    }
 }
 
 /* Extend every ttl/3. A permit found gone is lost; so is one no renewal reached for a whole
@@ -132,7 +107,8 @@ static void *renew(void *arg)
         if (rc == RK_OK) {
             renewed = cli_now_ms();
         } else if (rc == RK_ENOTOWNER || cli_now_ms() - renewed >= r->o->ttl_ms) {
-            lost(r, rk_last_error()->message);
+            cli_lease_lost(&r->child, &r->lost, r->o->kill_on_loss, "the permit of", r->key,
+                           rk_last_error()->message);
             break;
         }
     }
@@ -165,12 +141,7 @@ static int run_held(sem_run *r, char **cmd)
         status = cli_child_wait(&r->child);
     stop_renewing(r); /* `lost` is final now */
     release(r);
-    if (!atomic_load(&r->lost))
-        return status;
-    cli_note("exiting %d instead of the command's status %d: the permit of %s was lost while it "
-             "ran",
-             CLI_EX_LOST, status, r->key);
-    return CLI_EX_LOST;
+    return cli_lease_status(status, atomic_load(&r->lost), "the permit of", r->key);
 }
 
 int cli_sem_run(cli_global *g, const char *key, const cli_sem_opts *o, char **cmd)
@@ -179,9 +150,8 @@ int cli_sem_run(cli_global *g, const char *key, const cli_sem_opts *o, char **cm
     atomic_init(&r.lost, false);
     pthread_mutex_init(&r.mu, NULL);
     cli_cond_init(&r.cv);
-    /* One Redis call may take at most a third of the TTL, as for the lock. */
-    uint64_t op_timeout = o->ttl_ms / 3 > 250 ? o->ttl_ms / 3 : 250;
-    int rc = cli_child_init(&r.child, NULL, NULL); /* before any thread starts */
+    uint64_t op_timeout = cli_lease_op_timeout_ms(o->ttl_ms); /* as for the lock */
+    int rc = cli_child_init(&r.child, NULL, NULL);            /* before any thread starts */
     if (rc == 0) {
         if ((rc = open_sem(g, op_timeout, &r.sem)) == 0 && (rc = acquire(&r)) == 0)
             rc = run_held(&r, cmd);

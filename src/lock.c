@@ -1,6 +1,7 @@
 #include "redkit/lock.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -10,8 +11,8 @@
 #include "component.h"
 #include "error_int.h"
 #include "events.h"
+#include "holder.h"
 #include "keys.h"
-#include "map.h"
 #include "quorum.h"
 #include "retry.h"
 #include "scripts.h"
@@ -22,23 +23,9 @@
 
 struct rk_lock {
     rk__component base; /* first: the component's hooks get it back as an rk_lock */
-    pthread_mutex_t mu; /* guards tokens and waiting */
-    rk__map tokens;     /* full key -> held: the locks this handle acquired */
-    /* Acquisitions queued in Redis: close lets them leave the queue before the client goes, or
-     * a release could hand the lock to a token nobody is waiting for. */
-    unsigned waiting;
-    pthread_cond_t none_waiting;
-    rk__watchdog *wd; /* renews the locks rk_lock_watch() was asked to */
+    rk__holder hold;    /* full key -> held: the locks this handle acquired; queued waiters */
+    rk__watchdog *wd;   /* renews the locks rk_lock_watch() was asked to */
 };
-
-static pthread_condattr_t mono_attr;
-static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
-
-static void init_attr(void)
-{
-    pthread_condattr_init(&mono_attr);
-    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
-}
 
 static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
@@ -51,24 +38,15 @@ int rk_lock_new(rk_lock **out)
 {
     if (!out)
         return rk__err(RK_EINVAL, "rk_lock_new: out is NULL");
-    pthread_once(&attr_once, init_attr);
     *out = NULL;
     rk_lock *l = rk__calloc(1, sizeof *l);
     if (!l)
         return rk__err(RK_ENOMEM, "cannot allocate a lock");
     int rc = rk__component_init(&l->base, "lock", true);
-    if (rc == RK_OK && pthread_mutex_init(&l->mu, NULL) != 0) {
+    if (rc == RK_OK && (rc = rk__holder_init(&l->hold)) != RK_OK)
         rk__component_destroy(&l->base);
-        rc = rk__err(RK_ENOMEM, "cannot create a mutex");
-    }
-    if (rc == RK_OK && pthread_cond_init(&l->none_waiting, &mono_attr) != 0) {
-        pthread_mutex_destroy(&l->mu);
-        rk__component_destroy(&l->base);
-        rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
-    }
     if (rc == RK_OK && (rc = rk__watchdog_new(&l->wd, renew, lost, l)) != RK_OK) {
-        pthread_cond_destroy(&l->none_waiting);
-        pthread_mutex_destroy(&l->mu);
+        rk__holder_destroy(&l->hold);
         rk__component_destroy(&l->base);
     }
     if (rc != RK_OK) {
@@ -96,9 +74,7 @@ void rk_lock_free(rk_lock *l)
     rk_lock_close(l, NULL); /* ends the watchdog's thread while the handle is whole */
     rk__component_destroy(&l->base);
     rk__watchdog_free(l->wd);
-    rk__map_clear(&l->tokens, rk__free);
-    pthread_cond_destroy(&l->none_waiting);
-    pthread_mutex_destroy(&l->mu);
+    rk__holder_destroy(&l->hold);
     rk__free(l);
 }
 
@@ -125,19 +101,12 @@ int rk_lock_open(rk_lock *l, const rk_context *ctx)
 
 bool rk_lock_is_open(const rk_lock *l) { return l && rk__component_is_open(&l->base); }
 
-/* Close has stopped the waiters; give them until the connect timeout to leave their queues
- * (each leaves within RK__GRACE_MS on a live server). A server that does not answer holds
- * them longer: closing the client then shuts their sockets down. */
+/* Close has stopped the waiters; give them until the connect timeout to leave their queues. */
 static void drain(rk__component *c, rk__client *cl)
 {
     rk_lock *l = (rk_lock *)c;
-    struct timespec ts;
     rk__watchdog_stop(l->wd); /* joined once the client is closed, which ends a renewal at once */
-    rk__timespec_at(&ts, rk__deadline(cl->opts.connect_timeout_ms));
-    pthread_mutex_lock(&l->mu);
-    while (l->waiting && pthread_cond_timedwait(&l->none_waiting, &l->mu, &ts) == 0)
-        ;
-    pthread_mutex_unlock(&l->mu);
+    rk__holder_drain(&l->hold, cl->opts.connect_timeout_ms);
 }
 
 /* options.lock_mode=quorum: the nodes (quorum.h) open with the client, and a majority must
@@ -152,14 +121,10 @@ static int opened(rk__component *c, rk__client *cl)
 
 static bool quorum(const rk__client *cl) { return cl->opts.lock_mode == RK__LOCK_QUORUM; }
 
-/* The parent's tokens are the parent's: a child releasing them would end the parent's lease. */
 static void after_fork(rk__component *c)
 {
     rk_lock *l = (rk_lock *)c;
-    pthread_mutex_init(&l->mu, NULL);
-    pthread_cond_init(&l->none_waiting, &mono_attr);
-    rk__map_clear(&l->tokens, rk__free);
-    l->waiting = 0;
+    rk__holder_after_fork(&l->hold);
     rk__watchdog_after_fork(l->wd);
 }
 
@@ -249,47 +214,37 @@ static int op_names(lock_op *op)
 
 /* ---- what this handle holds, per key ---- */
 
-/* One acquisition: its token, its ttl, its fencing number (0 without fencing) and when it was
- * granted (the hold time's start). */
+/* One acquisition: its token (first, as holder.h wants), its ttl, its fencing number (0 without
+ * fencing) and when it was granted (the hold time's start). */
 typedef struct held {
     char token[RK__TOKEN_LEN + 1];
     uint64_t ttl_ms;
     uint64_t fence;
     uint64_t granted_us;
 } held;
+_Static_assert(offsetof(held, token) == 0, "rk__holder_forget() reads a record's token first");
 
 static int remember(rk_lock *l, const lock_op *op, const held *h)
 {
-    held *copy = rk__malloc(sizeof *copy), *old = NULL;
+    held *copy = rk__malloc(sizeof *copy);
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the token of lock '%s'", op->key);
     *copy = *h;
     copy->granted_us = rk__now_us();
     lock_event(op, RK_EVENT_LOCK_GRANTED, op->t0_us, RK_OK);
-    pthread_mutex_lock(&l->mu);
-    int rc = rk__map_put(&l->tokens, op->full.str, op->full.len, copy, (void **)&old);
-    pthread_mutex_unlock(&l->mu);
-    rk__free(rc == RK_OK ? old : copy);
-    return rc;
+    return rk__holder_put(&l->hold, op->full.str, op->full.len, copy);
 }
 
 /* What this handle holds on the key; an empty token when it holds nothing. */
 static void recall(rk_lock *l, const lock_op *op, held *out)
 {
-    pthread_mutex_lock(&l->mu);
-    const held *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    *out = h ? *h : (held){"", 0, 0, 0};
-    pthread_mutex_unlock(&l->mu);
+    rk__holder_get(&l->hold, op->full.str, op->full.len, out, sizeof *out);
 }
 
 /* Forget the token, unless another acquisition replaced it meanwhile. */
 static void forget(rk_lock *l, const lock_op *op, const char *token)
 {
-    pthread_mutex_lock(&l->mu);
-    const held *h = rk__map_get(&l->tokens, op->full.str, op->full.len);
-    if (h && !strcmp(h->token, token))
-        rk__free(rk__map_remove(&l->tokens, op->full.str, op->full.len));
-    pthread_mutex_unlock(&l->mu);
+    rk__holder_forget(&l->hold, op->full.str, op->full.len, token);
 }
 
 /* ---- scripts ---- */
@@ -612,19 +567,9 @@ static int lock_timeout(const char *key)
                          "Acquiring lock %s failed on timeout", key);
 }
 
-/* Waiters poll every retry_timeout; three missed polls (plus scheduling slack) and the others
- * consider them gone, so a stopped waiter cannot stall the queue for long. A dead one is
- * skipped at once: nobody hears the hand-off on its inbox. */
-static uint64_t alive_ms(const rk__client *cl) { return 3 * cl->opts.retry_timeout_ms + 500; }
-
-/* The first in line looks at the lock every retry_timeout (a pip-services holder's release is
- * announced to nobody); waiters behind it only keep their heartbeat fresh, four times per
- * alive window: at 64 processes that halves the scripts per grant. */
-static uint64_t heartbeat_ms(const rk__client *cl)
-{
-    uint64_t beat = alive_ms(cl) / 4, retry = cl->opts.retry_timeout_ms;
-    return beat > retry ? beat : retry;
-}
+/* Waiters keep a heartbeat (holder.h); a dead one is skipped at once: nobody hears the
+ * hand-off on its inbox. The first in line looks at the lock every retry_timeout, as a
+ * pip-services holder's release is announced to nobody. */
 
 /* A queued acquisition, as the shared wait loop sees it. */
 typedef struct {
@@ -639,8 +584,8 @@ typedef struct {
 static int queued_check(void *arg, bool *done)
 {
     queued *q = arg;
-    int rc = fair_attempt(q->op, q->token, q->ttl_ms, alive_ms(q->op->cl), q->op->deadline,
-                          &q->fence, &q->behind);
+    int rc = fair_attempt(q->op, q->token, q->ttl_ms, rk__holder_alive_ms(q->op->cl),
+                          q->op->deadline, &q->fence, &q->behind);
     *done = q->fence > 0;
     return rc;
 }
@@ -675,7 +620,7 @@ static int queued_expired(void *arg)
 static uint64_t queued_recheck_ms(void *arg)
 {
     queued *q = arg;
-    return q->behind ? heartbeat_ms(q->op->cl) : q->op->cl->opts.retry_timeout_ms;
+    return q->behind ? rk__holder_heartbeat_ms(q->op->cl) : q->op->cl->opts.retry_timeout_ms;
 }
 
 static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired,
@@ -691,21 +636,12 @@ static void give_up_place(lock_op *op, const char *token)
         release_token(op, token, grace, NULL);
 }
 
-static void count_waiting(rk_lock *l, int delta)
-{
-    pthread_mutex_lock(&l->mu);
-    l->waiting += (unsigned)delta;
-    if (l->waiting == 0)
-        pthread_cond_broadcast(&l->none_waiting);
-    pthread_mutex_unlock(&l->mu);
-}
-
 static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl_ms,
                         uint64_t *fence)
 {
     queued q = {op, token, ttl_ms, 0, false};
     lock_event(op, RK_EVENT_LOCK_WAIT, 0, RK_OK);
-    count_waiting(l, +1);
+    rk__holder_count_waiting(&l->hold, +1);
     int rc = op_names(op);
     if (rc == RK_OK)
         rc = rk__wait(op->cl, &op->inbox, true, token, op->deadline, &queued_ops, &q);
@@ -715,7 +651,7 @@ static int wait_in_line(rk_lock *l, lock_op *op, const char *token, uint64_t ttl
         give_up_place(op, token);
         rk__err_restore(&why);
     }
-    count_waiting(l, -1);
+    rk__holder_count_waiting(&l->hold, -1);
     *fence = rc == RK_OK ? q.fence : 0;
     return rc;
 }

@@ -9,8 +9,8 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "holder.h"
 #include "keys.h"
-#include "map.h"
 #include "scripts.h"
 #include "slot.h"
 #include "token.h"
@@ -18,22 +18,9 @@
 
 struct rk_semaphore {
     rk__component base; /* first: the component's hooks get it back as an rk_semaphore */
-    pthread_mutex_t mu; /* guards tokens and waiting */
-    rk__map tokens;     /* full key -> token (RK__TOKEN_LEN + 1): the permits this handle holds */
-    /* Acquisitions queued in Redis: close lets them leave the queue before the client goes, or
-     * a release could hand a permit to a token nobody is waiting for. */
-    unsigned waiting;
-    pthread_cond_t none_waiting;
+    /* full key -> token (RK__TOKEN_LEN + 1): the permits this handle holds; queued waiters */
+    rk__holder hold;
 };
-
-static pthread_condattr_t mono_attr;
-static pthread_once_t attr_once = PTHREAD_ONCE_INIT;
-
-static void init_attr(void)
-{
-    pthread_condattr_init(&mono_attr);
-    pthread_condattr_setclock(&mono_attr, CLOCK_MONOTONIC);
-}
 
 static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
@@ -42,21 +29,13 @@ int rk_semaphore_new(rk_semaphore **out)
 {
     if (!out)
         return rk__err(RK_EINVAL, "rk_semaphore_new: out is NULL");
-    pthread_once(&attr_once, init_attr);
     *out = NULL;
     rk_semaphore *s = rk__calloc(1, sizeof *s);
     if (!s)
         return rk__err(RK_ENOMEM, "cannot allocate a semaphore");
     int rc = rk__component_init(&s->base, "semaphore", true);
-    if (rc == RK_OK && pthread_mutex_init(&s->mu, NULL) != 0) {
+    if (rc == RK_OK && (rc = rk__holder_init(&s->hold)) != RK_OK)
         rk__component_destroy(&s->base);
-        rc = rk__err(RK_ENOMEM, "cannot create a mutex");
-    }
-    if (rc == RK_OK && pthread_cond_init(&s->none_waiting, &mono_attr) != 0) {
-        pthread_mutex_destroy(&s->mu);
-        rk__component_destroy(&s->base);
-        rc = rk__err(RK_ENOMEM, "cannot create a condition variable");
-    }
     if (rc != RK_OK) {
         rk__free(s);
         return rc;
@@ -72,9 +51,7 @@ void rk_semaphore_free(rk_semaphore *s)
     if (!s)
         return;
     rk__component_destroy(&s->base);
-    rk__map_clear(&s->tokens, rk__free);
-    pthread_cond_destroy(&s->none_waiting);
-    pthread_mutex_destroy(&s->mu);
+    rk__holder_destroy(&s->hold);
     rk__free(s);
 }
 
@@ -118,24 +95,10 @@ int rk_semaphore_close(rk_semaphore *s, const rk_context *ctx)
 /* As the lock's: waiters stopped by close get until the connect timeout to leave their queues. */
 static void drain(rk__component *c, rk__client *cl)
 {
-    rk_semaphore *s = (rk_semaphore *)c;
-    struct timespec ts;
-    rk__timespec_at(&ts, rk__deadline(cl->opts.connect_timeout_ms));
-    pthread_mutex_lock(&s->mu);
-    while (s->waiting && pthread_cond_timedwait(&s->none_waiting, &s->mu, &ts) == 0)
-        ;
-    pthread_mutex_unlock(&s->mu);
+    rk__holder_drain(&((rk_semaphore *)c)->hold, cl->opts.connect_timeout_ms);
 }
 
-/* The parent's permits are the parent's: a child releasing them would end the parent's lease. */
-static void after_fork(rk__component *c)
-{
-    rk_semaphore *s = (rk_semaphore *)c;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->none_waiting, &mono_attr);
-    rk__map_clear(&s->tokens, rk__free);
-    s->waiting = 0;
-}
+static void after_fork(rk__component *c) { rk__holder_after_fork(&((rk_semaphore *)c)->hold); }
 
 /* ---- one operation's view: client, deadline, names ---- */
 
@@ -209,34 +172,23 @@ static int check_args(const char *key, uint32_t limit, uint64_t ttl_ms)
 
 static int remember(rk_semaphore *s, const sem_op *op, const char *token)
 {
-    char *copy = rk__malloc(RK__TOKEN_LEN + 1), *old = NULL;
+    char *copy = rk__malloc(RK__TOKEN_LEN + 1);
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the permit of semaphore '%s'", op->key);
     memcpy(copy, token, RK__TOKEN_LEN + 1);
-    pthread_mutex_lock(&s->mu);
-    int rc = rk__map_put(&s->tokens, op->full.str, op->full.len, copy, (void **)&old);
-    pthread_mutex_unlock(&s->mu);
-    rk__free(rc == RK_OK ? old : copy);
-    return rc;
+    return rk__holder_put(&s->hold, op->full.str, op->full.len, copy);
 }
 
 /* The token of this handle's permit on the key, or "" */
 static void recall(rk_semaphore *s, const sem_op *op, char token[RK__TOKEN_LEN + 1])
 {
-    pthread_mutex_lock(&s->mu);
-    const char *t = rk__map_get(&s->tokens, op->full.str, op->full.len);
-    memcpy(token, t ? t : "", t ? RK__TOKEN_LEN + 1 : 1);
-    pthread_mutex_unlock(&s->mu);
+    rk__holder_get(&s->hold, op->full.str, op->full.len, token, RK__TOKEN_LEN + 1);
 }
 
 /* Forget the token, unless another acquisition replaced it meanwhile. */
 static void forget(rk_semaphore *s, const sem_op *op, const char *token)
 {
-    pthread_mutex_lock(&s->mu);
-    const char *t = rk__map_get(&s->tokens, op->full.str, op->full.len);
-    if (t && !strcmp(t, token))
-        rk__free(rk__map_remove(&s->tokens, op->full.str, op->full.len));
-    pthread_mutex_unlock(&s->mu);
+    rk__holder_forget(&s->hold, op->full.str, op->full.len, token);
 }
 
 /* ---- the script (src/lua/semaphore.lua) ---- */
@@ -362,16 +314,7 @@ static int sem_timeout(const char *key)
                          "Acquiring a permit of semaphore %s failed on timeout", key);
 }
 
-/* The lock's heartbeat rules (lock.c): three missed polls and a waiter is considered gone; the
- * first in line polls every retry_timeout, those behind only keep their heartbeat fresh. */
-static uint64_t alive_ms(const rk__client *cl) { return 3 * cl->opts.retry_timeout_ms + 500; }
-
-static uint64_t heartbeat_ms(const rk__client *cl)
-{
-    uint64_t beat = alive_ms(cl) / 4, retry = cl->opts.retry_timeout_ms;
-    return beat > retry ? beat : retry;
-}
-
+/* The lock's heartbeat rules (holder.h). */
 typedef struct {
     const sem_op *op;
     const char *token;
@@ -385,7 +328,7 @@ static int queued_check(void *arg, bool *done)
 {
     queued *q = arg;
     long long result = 0;
-    sem_call c = {"acquire", q->token, q->limit, q->ttl_ms, alive_ms(q->op->cl)};
+    sem_call c = {"acquire", q->token, q->limit, q->ttl_ms, rk__holder_alive_ms(q->op->cl)};
     int rc = run(q->op, &c, q->op->deadline, &result);
     q->granted = rc == RK_OK && result == 1;
     q->behind = rc == RK_OK && result < 0;
@@ -414,20 +357,11 @@ static int queued_expired(void *arg)
 static uint64_t queued_recheck_ms(void *arg)
 {
     queued *q = arg;
-    return q->behind ? heartbeat_ms(q->op->cl) : q->op->cl->opts.retry_timeout_ms;
+    return q->behind ? rk__holder_heartbeat_ms(q->op->cl) : q->op->cl->opts.retry_timeout_ms;
 }
 
 static const rk__wait_ops queued_ops = {queued_check, queued_message, queued_expired,
                                         queued_recheck_ms};
-
-static void count_waiting(rk_semaphore *s, int delta)
-{
-    pthread_mutex_lock(&s->mu);
-    s->waiting += (unsigned)delta;
-    if (s->waiting == 0)
-        pthread_cond_broadcast(&s->none_waiting);
-    pthread_mutex_unlock(&s->mu);
-}
 
 /* The call ended without a permit (closed, failed, timed out mid-command): leave the queue, and
  * pass on a permit handed to us meanwhile, which nobody would release. */
@@ -446,11 +380,11 @@ static int wait_in_line(rk_semaphore *s, const sem_op *op, const char *token, ui
                         uint64_t ttl_ms)
 {
     queued q = {op, token, limit, ttl_ms, false, false};
-    count_waiting(s, +1);
+    rk__holder_count_waiting(&s->hold, +1);
     int rc = rk__wait(op->cl, &op->inbox, true, token, op->deadline, &queued_ops, &q);
     if (rc != RK_OK) /* leaving twice is harmless; a place left behind costs a heartbeat */
         give_up_place(op, token);
-    count_waiting(s, -1);
+    rk__holder_count_waiting(&s->hold, -1);
     return rc;
 }
 
