@@ -472,7 +472,7 @@ typedef struct shard_worker {
     int id;
     atomic_bool *stop;
     atomic_long ops;
-    char bad[160];
+    char bad[320]; /* the first mismatch, each part cut to fit */
 } shard_worker;
 
 static void *shard_main(void *arg)
@@ -489,7 +489,8 @@ static void *shard_main(void *arg)
         if (rc != RK_OK)
             snprintf(w->bad, sizeof w->bad, "'%s': %s", key, rk_last_error()->message);
         else if (strcmp(b.data, val) != 0)
-            snprintf(w->bad, sizeof w->bad, "'%s': wanted '%s', got '%s'", key, val, b.data);
+            snprintf(w->bad, sizeof w->bad, "'%.63s': wanted '%.95s', got '%.100s'", key, val,
+                     b.data);
         atomic_fetch_add(&w->ops, 1);
     }
     rk_buf_free(&b);
