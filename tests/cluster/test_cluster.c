@@ -105,19 +105,20 @@ static void batches_over_a_thousand_slots(void)
     static rk_cache_entry e[MANY];
     static rk_buf outs[MANY];
     bool slot_seen[RKT_CLUSTER_SLOTS] = {false};
-    int slots = 0;
-    for (int i = 0; i < MANY; i++) {
-        snprintf(keys[i], sizeof keys[i], "many:%d", i);
-        kp[i] = keys[i];
-        e[i] = (rk_cache_entry){keys[i], keys[i], strlen(keys[i]), 60000};
+    /* A key per slot, whatever the test's prefix: how many distinct slots a thousand
+     * consecutive names reach depends on it (930 to 980 seen). */
+    for (int i = 0, j = 0; i < MANY; j++) {
         char full[256];
+        snprintf(keys[i], sizeof keys[i], "many:%d", j);
         int n = snprintf(full, sizeof full, "%s%s", rkt_prefix(), keys[i]);
         int s = rkt_cluster_keyslot(full, (size_t)n);
-        slots += !slot_seen[s];
+        if (slot_seen[s])
+            continue;
         slot_seen[s] = true;
+        kp[i] = keys[i];
+        e[i] = (rk_cache_entry){keys[i], keys[i], strlen(keys[i]), 60000};
+        i++;
     }
-    printf("     %d keys over %d slots\n", MANY, slots);
-    ASSERT_GE(slots, 950);
     ASSERT_OK(rk_cache_store_many(c, NULL, e, MANY / 2)); /* half: the rest stay missing */
     ASSERT_OK(rk_cache_retrieve_many(c, NULL, kp, MANY, outs));
     for (int i = 0; i < MANY; i++) {
