@@ -1,6 +1,7 @@
 #include "conn.h"
 
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -342,7 +343,19 @@ void rk__conn_shutdown(rk__conn *c) { rk__transport_shutdown(&c->tr); }
 
 bool rk__conn_alive(rk__conn *c) { return !c->broken && rk__transport_alive(&c->tr); }
 
-void rk__conn_drop_in_use(rk__conn *c) { rk__transport_abandon_fd(&c->tr); }
+/* What forked children left behind: connections a parent thread was using at the fork, whose
+ * reader and TLS state may be half-updated, so they are never freed. They are kept reachable
+ * on purpose (a leak checker sees memory kept, not lost), linked through their idle-list
+ * pointer, which nothing else uses any more. */
+static rk__conn *_Atomic left_behind;
+
+void rk__conn_drop_in_use(rk__conn *c)
+{
+    rk__transport_abandon_fd(&c->tr);
+    c->next = atomic_load(&left_behind);
+    while (!atomic_compare_exchange_weak(&left_behind, &c->next, c))
+        ;
+}
 
 void rk__conn_abandon(rk__conn *c)
 {

@@ -108,7 +108,7 @@ void rk__conn_abandon(rk__conn *c);
 
 /* In a forked child, a connection another thread of the parent was using at the fork: its
  * reader and TLS state may be half-updated, so only its socket is closed, and its memory is
- * left behind (once per fork and connection in use). */
+ * left behind, kept reachable (once per fork and connection in use). */
 void rk__conn_drop_in_use(rk__conn *c);
 
 #endif
