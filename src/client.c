@@ -430,7 +430,8 @@ static int exec_settle(exec_arg *a, int rc, rk__reply_class cls)
 static int exec_fn(rk__conn *c, void *arg, uint64_t deadline)
 {
     exec_arg *a = arg;
-    return exec_settle(a, rk__conn_exec(c, a->cmds, a->n, a->replies, deadline), c->cls);
+    int rc = rk__conn_exec(c, a->cmds, a->n, a->replies, deadline); /* sets c->cls: read after */
+    return exec_settle(a, rc, c->cls);
 }
 
 static int exec(rk__client *cl, const char *key, size_t klen, bool read, uint64_t deadline,
