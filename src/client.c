@@ -253,9 +253,15 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
     bool ask = st->ask != NULL;
     st->node = ask ? st->ask : route(cl, key, klen, read);
     st->ask = NULL;
-    if (fn == exec_fn && !ask && ((exec_arg *)arg)->shared) /* ASKING needs its own connection */
-        return attempt_shared(cl, st, arg, deadline);
-    int rc = rk__pool_get(&st->node->pool, &c, deadline);
+    int rc;
+    if (fn == exec_fn && !ask && ((exec_arg *)arg)->shared) { /* ASKING needs its own */
+        /* A free connection serves at once; sharing pays a thread hop, so it is for when
+         * every connection is busy. */
+        if ((rc = rk__pool_get_free(&st->node->pool, &c, deadline)) == RK_OK && !c)
+            return attempt_shared(cl, st, arg, deadline);
+    } else {
+        rc = rk__pool_get(&st->node->pool, &c, deadline);
+    }
     st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
     note_connect(cl, st->node, rc == RK_OK ? c : NULL, rc);
     if (rc != RK_OK)

@@ -1,8 +1,10 @@
-/* Auto-pipelining: the calls of many threads to one node share a connection. Each call queues
- * its commands; whichever caller finds the connection free becomes the leader: it writes every
- * queued command in one write, then reads replies in order, handing each to its caller and
- * waking it, until its own have come. Then it hands the connection on to a caller still waiting
- * for a reply (or returns it to the pool when nobody is). Over plain TCP a caller that finds a
+/* Auto-pipelining: the calls of many threads to one node share a connection when the pool has
+ * none free (the client tries rk__pool_get_free first: a borrowed connection costs no thread
+ * hop, so sharing is for when every connection is busy). Each call queues its commands;
+ * whichever caller finds the connection free becomes the leader: it writes every queued
+ * command in one write, then reads replies in order, handing each to its caller and waking it,
+ * until its own have come. Then it hands the connection on to a caller still waiting for a
+ * reply (or returns it to the pool when nobody is). Over plain TCP a caller that finds a
  * leader reading writes the queue itself (one writer at a time), so a command goes out at once
  * rather than after the leader's read; TLS (one SSL object) keeps reads and writes in the
  * leader's thread. A lone caller is always its own leader: no thread hop, no extra system

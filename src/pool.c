@@ -146,7 +146,7 @@ void rk__pool_after_fork(rk__pool *p)
             rk__conn_drop_in_use(c);
     }
     p->all = p->idle = NULL;
-    p->total = 0;
+    p->total = p->waiting = 0;
     p->gen++;
     rk__pipe_after_fork(&p->pipe);
 }
@@ -204,7 +204,9 @@ static int connect_slot(rk__pool *p, rk__conn **out, uint64_t deadline)
     return rc;
 }
 
-int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
+/* With `wait` false, a caller that would have to wait (every connection busy, or others
+ * already waiting, who come first) gets RK_OK and no connection. */
+static int get(rk__pool *p, rk__conn **out, uint64_t deadline, bool wait)
 {
     *out = NULL;
     pthread_mutex_lock(&p->mu);
@@ -215,6 +217,8 @@ int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
             pthread_mutex_unlock(&p->mu);
             return rc;
         }
+        if (!wait && p->waiting)
+            break;
         rk__conn *c = pop_idle(p);
         if (c && fresh(c)) {
             pthread_mutex_unlock(&p->mu);
@@ -227,12 +231,28 @@ int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
         }
         if (p->total < p->max)
             return connect_slot(p, out, deadline);
+        if (!wait)
+            break;
+        p->waiting++;
         int rc = wait_slot(p, deadline);
+        p->waiting--;
         if (rc != RK_OK) {
             pthread_mutex_unlock(&p->mu);
             return rc;
         }
     }
+    pthread_mutex_unlock(&p->mu);
+    return RK_OK;
+}
+
+int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline)
+{
+    return get(p, out, deadline, true);
+}
+
+int rk__pool_get_free(rk__pool *p, rk__conn **out, uint64_t deadline)
+{
+    return get(p, out, deadline, false);
 }
 
 void rk__pool_put(rk__pool *p, rk__conn *c)

@@ -21,7 +21,8 @@ typedef struct rk__pool {
     rk__conn *all; /* every live connection, idle or borrowed */
     size_t total;  /* connections alive: idle + borrowed + being created */
     size_t max;
-    uint64_t gen; /* bumped on close: older connections are dropped when returned */
+    size_t waiting; /* callers waiting for a connection */
+    uint64_t gen;   /* bumped on close: older connections are dropped when returned */
     bool open;
     bool retired;  /* the node's role changed: no connection is lent until revived */
     rk__pipe pipe; /* auto-pipelined calls share one of these connections (pipeline.h) */
@@ -54,5 +55,10 @@ void rk__pool_after_fork(rk__pool *p);
  * back; a broken connection given back is closed. */
 int rk__pool_get(rk__pool *p, rk__conn **out, uint64_t deadline);
 void rk__pool_put(rk__pool *p, rk__conn *c);
+
+/* As rk__pool_get, but only a connection that is free now: idle, or one more that may be
+ * opened, and nobody already waiting for one. Else RK_OK and *out NULL (the auto-pipelined
+ * calls then share the pipe's connection instead of waiting). */
+int rk__pool_get_free(rk__pool *p, rk__conn **out, uint64_t deadline);
 
 #endif
