@@ -205,15 +205,21 @@ static void node_event(rk__client *cl, rk_event_type type, const rk__node *node,
              &(rk__event){type, NULL, 0, node ? &node->ep : NULL, name, duration_us, outcome});
 }
 
-/* A connection's first use raises its connect event; a failed connect raises one too. */
-static void note_connect(rk__client *cl, const rk__node *node, rk__conn *c, int rc)
+/* A connection's first use (`fresh`, opened in `us`) raises its connect event; a failed
+ * connect raises one too. */
+static void note_connect(rk__client *cl, const rk__node *node, bool fresh, uint64_t us, int rc)
 {
-    if (c && c->announced)
-        return;
-    if (c)
-        c->announced = true;
-    if (c || rc == RK_EIO || rc == RK_EAUTH)
-        node_event(cl, RK_EVENT_CONNECT, node, NULL, c ? c->connect_us : 0, rc);
+    if (fresh || rc == RK_EIO || rc == RK_EAUTH)
+        node_event(cl, RK_EVENT_CONNECT, node, NULL, us, rc);
+}
+
+/* One attempt's command event, and the disconnect of the connection it found broken. */
+static void note_command(rk__client *cl, const attempt_state *st, uint64_t took_us, int rc,
+                         bool dropped)
+{
+    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, took_us, rc);
+    if (dropped)
+        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
 }
 
 /* A pipeline for rk__client_exec: `shared` when it may go on the node's auto-pipelined
@@ -237,11 +243,8 @@ static int attempt_shared(rk__client *cl, attempt_state *st, exec_arg *a, uint64
     int rc = rk__pipe_exec(&st->node->pool.pipe, a->cmds, a->n, a->replies, deadline, &st->cls,
                            &st->redirect, &info);
     uint64_t took = rk__now_us() - t0;
-    if (info.opened || info.open_rc == RK_EIO || info.open_rc == RK_EAUTH)
-        node_event(cl, RK_EVENT_CONNECT, st->node, NULL, info.open_us, info.open_rc);
-    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, took, rc);
-    if (info.dropped) /* once per connection: by the caller that found it broken */
-        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
+    note_connect(cl, st->node, info.opened, info.open_us, info.open_rc);
+    note_command(cl, st, took, rc, info.dropped); /* dropped: by one caller per connection */
     return exec_settle(a, rc, st->cls);
 }
 
@@ -263,15 +266,16 @@ static int attempt(rk__client *cl, attempt_state *st, const char *key, size_t kl
         rc = rk__pool_get(&st->node->pool, &c, deadline);
     }
     st->cls = rc == RK_EIO ? RK__REPLY_CONN : RK__REPLY_ERR; /* a refused connect is retried */
-    note_connect(cl, st->node, rc == RK_OK ? c : NULL, rc);
+    bool fresh = rc == RK_OK && !c->announced;
+    if (fresh)
+        c->announced = true;
+    note_connect(cl, st->node, fresh, fresh ? c->connect_us : 0, rc);
     if (rc != RK_OK)
         return rc;
     uint64_t t0 = rk__now_us();
     if ((rc = ask ? asking(c, deadline) : RK_OK) == RK_OK)
         rc = fn(c, arg, deadline);
-    node_event(cl, RK_EVENT_COMMAND, st->node, st->name, rk__now_us() - t0, rc);
-    if (c->broken)
-        node_event(cl, RK_EVENT_DISCONNECT, st->node, NULL, 0, rc);
+    note_command(cl, st, rk__now_us() - t0, rc, c->broken);
     st->cls = c->broken ? RK__REPLY_CONN : c->cls;
     if (rk__class_action(st->cls) == RK__ACT_REDIRECT) /* rare: the copy stays off the hot path */
         st->redirect = c->redirect;
