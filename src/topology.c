@@ -21,7 +21,7 @@ void rk__node_destroy(rk__node *n)
     rk__endpoint_clear(&n->ep);
 }
 
-static bool same_address(const rk__node *n, const char *host, uint16_t port)
+bool rk__node_is_at(const rk__node *n, const char *host, uint16_t port)
 {
     return n->ep.port == port && n->ep.host && !strcmp(n->ep.host, host);
 }
@@ -31,7 +31,7 @@ unsigned rk__node_set_add(rk__node_set *set, const rk__endpoint *tmpl, const cha
 {
     size_t count = atomic_load(&set->count);
     for (size_t i = 0; i < count; i++)
-        if (same_address(set->nodes[i], host, port))
+        if (rk__node_is_at(set->nodes[i], host, port))
             return (unsigned)i + 1;
     rk__node *n = count < RK__MAX_NODES ? rk__calloc(1, sizeof *n) : NULL;
     if (!n)

@@ -60,6 +60,9 @@ struct rk__topology {
     atomic_uint changes;
 };
 
+/* Whether `n` is the node at host:port (as written: no name resolution). */
+bool rk__node_is_at(const rk__node *n, const char *host, uint16_t port);
+
 /* The nodes a topology has met (cluster masters and replicas, Sentinel masters), only ever
  * added: a node's pointer and number (index + 1) stay valid until the set is destroyed, and
  * lock-free readers see a node once `count` says so. Additions are serialised by the caller. */

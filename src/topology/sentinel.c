@@ -58,11 +58,6 @@ typedef struct sentinel {
 
 /* ---- nodes ---- */
 
-static bool same_address(const rk__node *n, const char *host, uint16_t port)
-{
-    return n->ep.port == port && n->ep.host && !strcmp(n->ep.host, host);
-}
-
 /* The node at host:port, added if new; NULL when out of room or memory. */
 static rk__node *find_or_add(sentinel *s, const char *host, uint16_t port)
 {
@@ -363,7 +358,7 @@ static void catch_up(sentinel *s)
     memset(&t, 0, sizeof t);
     uint64_t deadline = rk__deadline(s->connect_timeout_ms);
     rk__node *m = atomic_load(&s->master);
-    if (ask_all(s, deadline, &a, &t) == RK_OK && !same_address(m, a.host, a.port))
+    if (ask_all(s, deadline, &a, &t) == RK_OK && !rk__node_is_at(m, a.host, a.port))
         resolve(s, deadline); /* ROLE-checked: the sentinel we asked may lag behind */
 }
 
