@@ -17,10 +17,13 @@ struct rk_cache {
     rk__component base;
 };
 
+/* The near cache lives and dies with its open's client. */
+static const rk__client_ext_ops near_ops = {NULL, rk__nearcache_after_fork, rk__nearcache_free};
+
 /* The near cache of an open, when options.near_cache_size turned it on. */
 static rk__nearcache *near(const rk__client *cl)
 {
-    return cl->ext_free == rk__nearcache_free ? cl->hook.arg : NULL;
+    return cl->ext_ops == &near_ops ? cl->ext : NULL;
 }
 
 /* Each open gets its own near cache, tied to its client's connections (nearcache.h). */
@@ -33,8 +36,8 @@ static int prepare(rk__component *base, rk__client *cl)
     int rc = rk__nearcache_new(&nc, &cl->opts, cl->stats);
     if (rc == RK_OK) {
         rk__nearcache_hook(nc, &cl->hook);
-        cl->ext_free = rk__nearcache_free;
-        cl->ext_after_fork = rk__nearcache_after_fork;
+        cl->ext = nc;
+        cl->ext_ops = &near_ops;
     }
     return rc;
 }

@@ -24,12 +24,10 @@ static void shards_free(rk__client *cl)
 
 static void client_free(rk__client *cl)
 {
-    if (cl->ext_ops)
-        cl->ext_ops->free(cl->ext);
     if (cl->topo)
         cl->topo->ops->free(cl->topo);
-    if (cl->ext_free)
-        cl->ext_free(cl->hook.arg);
+    if (cl->ext_ops) /* after the topology: every connection is gone */
+        cl->ext_ops->free(cl->ext);
     rk__subscriber_free(cl->sub);
     shards_free(cl);
     rk__seeds_free(cl->seeds, cl->nseeds);
@@ -128,7 +126,7 @@ void rk__client_close(rk__client *cl)
     atomic_store(&cl->closed, true);
     rk__client_stop_waiters(cl);
     cl->topo->ops->close(cl->topo);
-    if (cl->ext_ops)
+    if (cl->ext_ops && cl->ext_ops->close)
         cl->ext_ops->close(cl->ext);
 }
 
@@ -140,8 +138,6 @@ void rk__client_after_fork(rk__client *cl)
     if (cl->sub)
         rk__subscriber_after_fork(cl->sub);
     pthread_mutex_init(&cl->mu, NULL); /* a parent's thread may have held it */
-    if (cl->ext_after_fork)
-        cl->ext_after_fork(cl->hook.arg);
     for (size_t i = 0; i < cl->nshards; i++)
         rk__subscriber_after_fork(cl->shards[i].sub);
     if (cl->ext_ops)

@@ -33,8 +33,9 @@ typedef struct rk__shard_sub {
     rk__subscriber *sub;
 } rk__shard_sub;
 
-/* A component's own state for one open, living and dying with the client (the quorum lock's
- * node pools): closed with it, reset in a forked child, freed by the last reference. */
+/* A component's own state for one open, living and dying with the client (the cache's near
+ * cache, the quorum lock's node pools): closed with it (`close` may be NULL), reset in a
+ * forked child, and freed by the last reference once every connection is gone. */
 typedef struct rk__client_ext_ops {
     void (*close)(void *ext);
     void (*after_fork)(void *ext);
@@ -57,12 +58,9 @@ typedef struct rk__client {
     char id[33];      /* random, per open (and per process): names this client's inbox */
     rk__stats *stats; /* the component's: where this client's events are counted */
     /* A component's handshake step on every data connection (set before connect, see
-     * rk__component.prepare), and its state's end: `ext_free(hook.arg)` after every
-     * connection is gone, `ext_after_fork(hook.arg)` in a forked child. */
+     * rk__component.prepare). */
     rk__conn_hook hook;
-    void (*ext_free)(void *arg);
-    void (*ext_after_fork)(void *arg);
-    void *ext;        /* set once at open, before any call: see rk__client_ext_ops */
+    void *ext; /* set once at open, before any call: see rk__client_ext_ops */
     const rk__client_ext_ops *ext_ops;
     atomic_uint refs;
     atomic_bool closed;
