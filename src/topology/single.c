@@ -41,6 +41,16 @@ static bool refresh(rk__topology *t, rk__node *node, rk__reply_class cls, uint64
     return true;
 }
 
+/* The subscriber's endpoint after `failures` connects failed in a row: the serving one, then
+ * the others in turn, so that it follows a failover pair before any call has failed over, and
+ * a quorum lock's waiters (whose every node announces releases) keep hearing them while their
+ * first node is down. */
+static rk__node *pick(rk__topology *t, unsigned failures)
+{
+    single *s = (single *)t;
+    return &s->nodes[(atomic_load_explicit(&s->cur, memory_order_relaxed) + failures) % s->n];
+}
+
 static void close_all(rk__topology *t)
 {
     single *s = (single *)t;
@@ -63,8 +73,13 @@ static void free_single(rk__topology *t)
     rk__free(t);
 }
 
-static const rk__topology_ops single_ops = {"single",  route,      refresh,
-                                            close_all, after_fork, free_single};
+static const rk__topology_ops single_ops = {.name = "single",
+                                            .route = route,
+                                            .refresh = refresh,
+                                            .close = close_all,
+                                            .after_fork = after_fork,
+                                            .free = free_single,
+                                            .pick = pick};
 
 int rk__topology_single_new(rk__topology **out, const rk__endpoint *eps, size_t n, void *tls_ctx,
                             size_t max_connections)

@@ -126,11 +126,11 @@ static void eight_processes_exclude_each_other(void)
     freeReplyObject(r);
 }
 
-/* Whether some node has a subscriber on `channel`. */
-static bool listening(const char *channel)
+/* Whether some node from `first` on has a subscriber on `channel`. */
+static bool listening_from(int first, const char *channel)
 {
     long long subs = 0;
-    for (int i = 0; i < NODES && !subs; i++) {
+    for (int i = first; i < NODES && !subs; i++) {
         redisContext *c = rkt_server_admin(&node[i]);
         redisReply *r = rkt_cmd(c, "PUBSUB", "NUMSUB", channel, NULL);
         subs = r->element[1]->integer;
@@ -140,8 +140,11 @@ static bool listening(const char *channel)
     return subs > 0;
 }
 
+static bool listening(const char *channel) { return listening_from(0, channel); }
+
 typedef struct {
     rk_lock *l;
+    const char *key;
     int rc;
     uint64_t took_ms;
 } waiter_arg;
@@ -150,7 +153,7 @@ static void *waiter(void *p)
 {
     waiter_arg *w = p;
     uint64_t t0 = rkt_now_ms();
-    w->rc = rk_lock_acquire(w->l, NULL, "q3", 10000, 20000);
+    w->rc = rk_lock_acquire(w->l, NULL, w->key, 10000, 20000);
     w->took_ms = rkt_now_ms() - t0;
     return NULL;
 }
@@ -160,7 +163,7 @@ static void release_wakes_a_waiter(void)
 {
     rk_lock *holder = open_quorum(NULL), *w = open_quorum("options.retry_timeout=30000");
     ASSERT_OK(rk_lock_acquire(holder, NULL, "q3", 60000, 0));
-    waiter_arg a = {w, -1, 0};
+    waiter_arg a = {w, "q3", -1, 0};
     pthread_t t;
     ASSERT_EQ(pthread_create(&t, NULL, waiter, &a), 0);
     while (!listening("redkit:lock-freed:{q3}")) /* it listens on one of the nodes */
@@ -172,6 +175,31 @@ static void release_wakes_a_waiter(void)
     ASSERT_OK(rk_lock_release(w, NULL, "q3"));
     rk_lock_free(holder);
     rk_lock_free(w);
+}
+
+/* The node the waiters listened on dies: their subscriber moves on to the next node, where the
+ * release is announced too, so the release still ends the wait rather than the 30 s pause. */
+static void release_heard_with_first_node_down(void)
+{
+    rk_lock *holder = open_quorum(NULL), *w = open_quorum("options.retry_timeout=30000");
+    ASSERT_OK(rk_lock_acquire(holder, NULL, "q7", 60000, 0));
+    rkt_server_kill(&node[0]); /* after open: the subscriber had connected there */
+    waiter_arg a = {w, "q7", -1, 0};
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, waiter, &a), 0);
+    uint64_t t0 = rkt_now_ms();
+    while (!listening_from(1, "redkit:lock-freed:{q7}") && rkt_now_ms() - t0 < 15000)
+        usleep(2000);
+    ASSERT_TRUE(listening_from(1, "redkit:lock-freed:{q7}"));
+    ASSERT_OK(rk_lock_release(holder, NULL, "q7"));
+    ASSERT_EQ(pthread_join(t, NULL), 0);
+    ASSERT_OK(a.rc);
+    printf("     listening on another node after %llu ms; acquired %llu ms after its call\n",
+           (unsigned long long)(rkt_now_ms() - t0), (unsigned long long)a.took_ms);
+    ASSERT_OK(rk_lock_release(w, NULL, "q7"));
+    rk_lock_free(holder);
+    rk_lock_free(w);
+    rkt_server_restart(&node[0]);
 }
 
 /* 2 of 5 SIGKILLed: a majority is left; open, acquire, extend and release all work. */
@@ -318,6 +346,6 @@ static void refused_configurations(void)
 #endif
 
 RKT_MAIN(RKT_CASE(same_token_on_every_node), RKT_CASE(eight_processes_exclude_each_other),
-         RKT_CASE(release_wakes_a_waiter), RKT_CASE(two_nodes_killed),
-         RKT_CASE(three_nodes_down_fail_fast), RKT_CASE(node_restarted_empty),
-         RKT_CASE(refused_configurations) CLI_CASES)
+         RKT_CASE(release_wakes_a_waiter), RKT_CASE(release_heard_with_first_node_down),
+         RKT_CASE(two_nodes_killed), RKT_CASE(three_nodes_down_fail_fast),
+         RKT_CASE(node_restarted_empty), RKT_CASE(refused_configurations) CLI_CASES)
