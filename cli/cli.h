@@ -172,6 +172,11 @@ int cli_lease_wait(cli_child *child, uint64_t wait_ms, bool forever,
 /* The lease was lost while CMD ran: say why, and with --kill-on-loss (`kill`) stop CMD. */
 void cli_lease_lost(cli_child *child, atomic_bool *lost, bool kill, const char *lease,
                     const char *key, const char *why);
+/* The watch of `lease` `key` failed with `rc` (its first renewal), so CMD does not run: the exit
+ * status. A lease lost already is one taken by another owner, like one waited for in vain
+ * (`conflict_code`, silent with `quiet`); any other failure is reported. The caller releases. */
+int cli_lease_not_watched(int rc, const char *lease, const char *key, bool quiet,
+                          int conflict_code);
 /* The run's exit status: CMD's, or CLI_EX_LOST with a note when `lease` ("the lock on") `key`
  * was lost while CMD ran. */
 int cli_lease_status(int status, bool lost, const char *lease, const char *key);

@@ -159,19 +159,10 @@ static int acquire(lock_run *r)
     return cli_fail(false);
 }
 
-/* The watch's first renewal failed, so CMD does not run. A lease lost already is a lock taken
- * by another owner, like one waited for in vain. */
+/* The watch's first renewal failed, so CMD does not run. */
 static int not_watched(lock_run *r, int rc)
 {
-    if (rc == RK_ENOTOWNER) {
-        if (!r->o->quiet)
-            cli_note("lost the lock on %s before running the command: %s", r->key,
-                     rk_last_error()->message);
-        rc = r->o->conflict_code;
-    } else {
-        rc = cli_fail(false);
-        cli_note("cannot renew the lock on %s: not running the command", r->key);
-    }
+    rc = cli_lease_not_watched(rc, "the lock on", r->key, r->o->quiet, r->o->conflict_code);
     release(r);
     return rc;
 }

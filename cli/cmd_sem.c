@@ -1,7 +1,7 @@
 /* redkit lock run KEY --limit N: at most N copies of CMD at once, on a semaphore. The same
- * contract as the lock's run (cmd_lock.c): wait in slices a signal can cut short, renew the
- * lease while CMD runs, give the permit back on every way out, 76 when the lease was lost. */
-#include <errno.h>
+ * contract as the lock's run (cmd_lock.c): wait in slices a signal can cut short, have the
+ * library's watchdog renew the lease while CMD runs, give the permit back on every way out, 76
+ * when the lease was lost. */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -13,13 +13,7 @@ typedef struct sem_run {
     const char *key;
     const cli_sem_opts *o;
     cli_child child;
-    /* The renewal thread: extends the permit every ttl/3 until told to stop. */
-    pthread_t renewer;
-    bool renewing;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool stop;
-    atomic_bool lost;
+    atomic_bool lost; /* set by the watchdog's thread */
 } sem_run;
 
 static int open_sem(const cli_global *g, uint64_t op_timeout_ms, rk_semaphore **out)
@@ -87,60 +81,27 @@ static int acquire(sem_run *r)
     return r->o->conflict_code;
 }
 
-/* Extend every ttl/3. A permit found gone is lost; so is one no renewal reached for a whole
- * TTL (Redis unreachable: the lease has ended whatever Redis says later). */
-static void *renew(void *arg)
+/* Called once, from the watchdog's thread, when a renewal found the permit gone or none got
+ * through for a whole TTL. */
+static void lease_lost(void *ud, const char *key)
 {
-    sem_run *r = arg;
-    uint64_t every = r->o->ttl_ms / 3 ? r->o->ttl_ms / 3 : 1, renewed = cli_now_ms();
-    struct timespec ts;
-    pthread_mutex_lock(&r->mu);
-    for (;;) {
-        cli_deadline_in(&ts, every);
-        while (!r->stop && pthread_cond_timedwait(&r->cv, &r->mu, &ts) != ETIMEDOUT)
-            ;
-        if (r->stop)
-            break;
-        pthread_mutex_unlock(&r->mu);
-        int rc = rk_semaphore_extend(r->sem, NULL, r->key, r->o->ttl_ms);
-        pthread_mutex_lock(&r->mu);
-        if (rc == RK_OK) {
-            renewed = cli_now_ms();
-        } else if (rc == RK_ENOTOWNER || cli_now_ms() - renewed >= r->o->ttl_ms) {
-            cli_lease_lost(&r->child, &r->lost, r->o->kill_on_loss, "the permit of", r->key,
-                           rk_last_error()->message);
-            break;
-        }
-    }
-    pthread_mutex_unlock(&r->mu);
-    return NULL;
-}
-
-static void stop_renewing(sem_run *r)
-{
-    if (!r->renewing)
-        return;
-    pthread_mutex_lock(&r->mu);
-    r->stop = true;
-    pthread_cond_signal(&r->cv);
-    pthread_mutex_unlock(&r->mu);
-    pthread_join(r->renewer, NULL);
-    r->renewing = false;
+    sem_run *r = ud;
+    cli_lease_lost(&r->child, &r->lost, r->o->kill_on_loss, "the permit of", key,
+                   rk_last_error()->message);
 }
 
 static int run_held(sem_run *r, char **cmd)
 {
-    r->renewing = pthread_create(&r->renewer, NULL, renew, r) == 0;
-    if (!r->renewing) {
-        cli_note("cannot start the renewal thread: not running the command");
+    int rc = rk_semaphore_set_lost_handler(r->sem, lease_lost, r);
+    if (rc != RK_OK || (rc = rk_semaphore_watch(r->sem, r->key)) != RK_OK) {
+        rc = cli_lease_not_watched(rc, "the permit of", r->key, r->o->quiet, r->o->conflict_code);
         release(r);
-        return EX_OSERR;
+        return rc;
     }
     int status = cli_child_spawn(&r->child, cmd, -1);
     if (status == 0)
         status = cli_child_wait(&r->child);
-    stop_renewing(r); /* `lost` is final now */
-    release(r);
+    release(r); /* ends the renewals first: `lost` is final now */
     return cli_lease_status(status, atomic_load(&r->lost), "the permit of", r->key);
 }
 
@@ -148,17 +109,14 @@ int cli_sem_run(cli_global *g, const char *key, const cli_sem_opts *o, char **cm
 {
     sem_run r = {.key = key, .o = o};
     atomic_init(&r.lost, false);
-    pthread_mutex_init(&r.mu, NULL);
-    cli_cond_init(&r.cv);
     uint64_t op_timeout = cli_lease_op_timeout_ms(o->ttl_ms); /* as for the lock */
-    int rc = cli_child_init(&r.child, NULL, NULL);            /* before any thread starts */
-    if (rc == 0) {
-        if ((rc = open_sem(g, op_timeout, &r.sem)) == 0 && (rc = acquire(&r)) == 0)
-            rc = run_held(&r, cmd);
-        rk_semaphore_free(r.sem);
-        cli_child_destroy(&r.child);
-    }
-    pthread_cond_destroy(&r.cv);
-    pthread_mutex_destroy(&r.mu);
+    /* Signals are blocked before any thread starts, the library's included. */
+    int rc = cli_child_init(&r.child, NULL, NULL);
+    if (rc)
+        return rc;
+    if ((rc = open_sem(g, op_timeout, &r.sem)) == 0 && (rc = acquire(&r)) == 0)
+        rc = run_held(&r, cmd);
+    rk_semaphore_free(r.sem); /* first: its watchdog may be telling the child to stop */
+    cli_child_destroy(&r.child);
     return rc;
 }

@@ -1,5 +1,6 @@
 /* What 'lock run' (cmd_lock.c) and 'lock run --limit' (cmd_sem.c) share: the per-call timeout,
- * the sliced wait and the exit status of a run whose lease was lost. */
+ * the sliced wait, a watch that could not start, and the exit status of a run whose lease was
+ * lost. */
 #include <inttypes.h>
 #include <stdio.h>
 
@@ -58,6 +59,18 @@ void cli_lease_lost(cli_child *child, atomic_bool *lost, bool kill, const char *
         cli_note("terminating the command (--kill-on-loss)");
         cli_child_kill(child, SIGTERM);
     }
+}
+
+int cli_lease_not_watched(int rc, const char *lease, const char *key, bool quiet, int conflict_code)
+{
+    if (rc != RK_ENOTOWNER) {
+        rc = cli_fail(false);
+        cli_note("cannot renew %s %s: not running the command", lease, key);
+        return rc;
+    }
+    if (!quiet)
+        cli_note("lost %s %s before running the command: %s", lease, key, rk_last_error()->message);
+    return conflict_code;
 }
 
 /* CMD ran partly unprotected: a cron job's success must not hide that. */

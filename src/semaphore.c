@@ -1,6 +1,7 @@
 #include "redkit/semaphore.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -15,15 +16,18 @@
 #include "slot.h"
 #include "token.h"
 #include "wait.h"
+#include "watchdog.h"
 
 struct rk_semaphore {
     rk__component base; /* first: the component's hooks get it back as an rk_semaphore */
-    /* full key -> token (RK__TOKEN_LEN + 1): the permits this handle holds; queued waiters */
-    rk__holder hold;
+    rk__holder hold;    /* full key -> permit: the permits this handle holds; queued waiters */
+    rk__watchdog *wd;   /* renews the permits rk_semaphore_watch() was asked to */
 };
 
 static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
+static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
+                       uint64_t timeout_ms);
 
 int rk_semaphore_new(rk_semaphore **out)
 {
@@ -36,6 +40,10 @@ int rk_semaphore_new(rk_semaphore **out)
     int rc = rk__component_init(&s->base, "semaphore", true);
     if (rc == RK_OK && (rc = rk__holder_init(&s->hold)) != RK_OK)
         rk__component_destroy(&s->base);
+    if (rc == RK_OK && (rc = rk__watchdog_new(&s->wd, renew, NULL, s)) != RK_OK) {
+        rk__holder_destroy(&s->hold);
+        rk__component_destroy(&s->base);
+    }
     if (rc != RK_OK) {
         rk__free(s);
         return rc;
@@ -50,7 +58,9 @@ void rk_semaphore_free(rk_semaphore *s)
 {
     if (!s)
         return;
+    rk_semaphore_close(s, NULL); /* ends the watchdog's thread while the handle is whole */
     rk__component_destroy(&s->base);
+    rk__watchdog_free(s->wd);
     rk__holder_destroy(&s->hold);
     rk__free(s);
 }
@@ -89,16 +99,25 @@ int rk_semaphore_close(rk_semaphore *s, const rk_context *ctx)
 {
     if (!s)
         return rk__ret(rk__err(RK_EINVAL, "rk_semaphore_close: semaphore is NULL"), ctx);
-    return rk__component_close(&s->base);
+    int rc = rk__component_close(&s->base);
+    rk__watchdog_join(s->wd);
+    return rc;
 }
 
 /* As the lock's: waiters stopped by close get until the connect timeout to leave their queues. */
 static void drain(rk__component *c, rk__client *cl)
 {
-    rk__holder_drain(&((rk_semaphore *)c)->hold, cl->opts.connect_timeout_ms);
+    rk_semaphore *s = (rk_semaphore *)c;
+    rk__watchdog_stop(s->wd); /* joined once the client is closed, which ends a renewal at once */
+    rk__holder_drain(&s->hold, cl->opts.connect_timeout_ms);
 }
 
-static void after_fork(rk__component *c) { rk__holder_after_fork(&((rk_semaphore *)c)->hold); }
+static void after_fork(rk__component *c)
+{
+    rk_semaphore *s = (rk_semaphore *)c;
+    rk__holder_after_fork(&s->hold);
+    rk__watchdog_after_fork(s->wd);
+}
 
 /* ---- one operation's view: client, deadline, names ---- */
 
@@ -170,19 +189,27 @@ static int check_args(const char *key, uint32_t limit, uint64_t ttl_ms)
 
 /* ---- what this handle holds, per key ---- */
 
-static int remember(rk_semaphore *s, const sem_op *op, const char *token)
+/* The TTL is kept for the watchdog, which renews a permit by the lease it was acquired for. */
+typedef struct permit {
+    char token[RK__TOKEN_LEN + 1];
+    uint64_t ttl_ms;
+} permit;
+_Static_assert(offsetof(permit, token) == 0, "rk__holder_forget() reads a record's token first");
+
+static int remember(rk_semaphore *s, const sem_op *op, const char *token, uint64_t ttl_ms)
 {
-    char *copy = rk__malloc(RK__TOKEN_LEN + 1);
+    permit *copy = rk__malloc(sizeof *copy);
     if (!copy)
         return rk__err(RK_ENOMEM, "cannot remember the permit of semaphore '%s'", op->key);
-    memcpy(copy, token, RK__TOKEN_LEN + 1);
+    memcpy(copy->token, token, RK__TOKEN_LEN + 1);
+    copy->ttl_ms = ttl_ms;
     return rk__holder_put(&s->hold, op->full.str, op->full.len, copy);
 }
 
-/* The token of this handle's permit on the key, or "" */
-static void recall(rk_semaphore *s, const sem_op *op, char token[RK__TOKEN_LEN + 1])
+/* This handle's permit on the key, or an empty token */
+static void recall(rk_semaphore *s, const sem_op *op, permit *out)
 {
-    rk__holder_get(&s->hold, op->full.str, op->full.len, token, RK__TOKEN_LEN + 1);
+    rk__holder_get(&s->hold, op->full.str, op->full.len, out, sizeof *out);
 }
 
 /* Forget the token, unless another acquisition replaced it meanwhile. */
@@ -264,16 +291,16 @@ static int give_back(const sem_op *op, const char *token)
  * forgotten). Asked with a limit of 0, the acquire script grants nothing new. */
 static int held_live(rk_semaphore *s, const sem_op *op, bool *live)
 {
-    char token[RK__TOKEN_LEN + 1];
+    permit p;
     long long result = 0;
     *live = false;
-    recall(s, op, token);
-    if (!*token)
+    recall(s, op, &p);
+    if (!*p.token)
         return RK_OK;
-    int rc = run(op, &(sem_call){"acquire", token, 0, 1, 0}, op->deadline, &result);
+    int rc = run(op, &(sem_call){"acquire", p.token, 0, 1, 0}, op->deadline, &result);
     *live = rc == RK_OK && result == 1;
     if (rc == RK_OK && !*live)
-        forget(s, op, token);
+        forget(s, op, p.token);
     return rc;
 }
 
@@ -297,7 +324,7 @@ int rk_semaphore_try_acquire(rk_semaphore *s, const rk_context *ctx, const char 
         rc = held_live(s, &op, &live);
     if (rc == RK_OK && !live && (rc = rk__token_new(token)) == RK_OK)
         rc = run(&op, &(sem_call){"acquire", token, limit, ttl_ms, 0}, op.deadline, &result);
-    if (rc == RK_OK && result == 1 && (rc = remember(s, &op, token)) != RK_OK)
+    if (rc == RK_OK && result == 1 && (rc = remember(s, &op, token, ttl_ms)) != RK_OK)
         rc = give_back(&op, token);
     if (rc == RK_OK)
         *acquired = result == 1;
@@ -404,7 +431,7 @@ static int acquire(rk_semaphore *s, const sem_op *op, uint32_t limit, uint64_t t
         rc = run(op, &(sem_call){"acquire", token, limit, ttl_ms, 0}, first, &result);
     if (rc == RK_OK && result != 1)
         rc = timeout_ms == 0 ? sem_timeout(op->key) : wait_in_line(s, op, token, limit, ttl_ms);
-    if (rc == RK_OK && (rc = remember(s, op, token)) != RK_OK)
+    if (rc == RK_OK && (rc = remember(s, op, token, ttl_ms)) != RK_OK)
         rc = give_back(op, token);
     return rc;
 }
@@ -432,38 +459,94 @@ int rk_semaphore_acquire(rk_semaphore *s, const rk_context *ctx, const char *key
 int rk_semaphore_release(rk_semaphore *s, const rk_context *ctx, const char *key)
 {
     sem_op op;
-    char token[RK__TOKEN_LEN + 1] = "";
+    permit p = {"", 0};
     int rc = op_begin(&op, s, key, RK__NO_TIMEOUT);
-    if (rc == RK_OK)
-        recall(s, &op, token);
-    if (rc == RK_OK && *token) {
-        if ((rc = release_token(&op, token, op.deadline)) == RK_OK)
-            forget(s, &op, token); /* released, or expired: ours no more */
+    if (rc == RK_OK) {
+        rk__watchdog_unwatch(s->wd, key, NULL); /* before the script: see rk__watchdog_unwatch */
+        recall(s, &op, &p);
+    }
+    if (rc == RK_OK && *p.token) {
+        if ((rc = release_token(&op, p.token, op.deadline)) == RK_OK)
+            forget(s, &op, p.token); /* released, or expired: ours no more */
         else
             rk__err_prefix("release '%s': ", key);
     }
     return rk__ret(op_end(&op, rc), ctx);
 }
 
+/* Make the permit of `token` end `ttl_ms` from now; one gone (released, expired, removed) stays
+ * gone and is forgotten, unless a later acquisition replaced it meanwhile. */
+static int extend_token(rk_semaphore *s, const sem_op *op, const char *token, uint64_t ttl_ms)
+{
+    long long result = 0;
+    if (run(op, &(sem_call){"extend", token, 0, ttl_ms, 0}, op->deadline, &result) != RK_OK)
+        return rk__err_prefix("extend '%s': ", op->key);
+    if (result == 1)
+        return RK_OK;
+    forget(s, op, token);
+    return rk__err(RK_ENOTOWNER, "extend '%s': the permit of the semaphore expired or was removed",
+                   op->key);
+}
+
 int rk_semaphore_extend(rk_semaphore *s, const rk_context *ctx, const char *key, uint64_t ttl_ms)
 {
     sem_op op;
-    char token[RK__TOKEN_LEN + 1] = "";
-    long long result = 0;
+    permit p = {"", 0};
     int rc = op_begin(&op, s, key, RK__NO_TIMEOUT);
     if (rc == RK_OK)
         rc = check_args(key, 1, ttl_ms);
     if (rc == RK_OK)
-        recall(s, &op, token);
-    if (rc == RK_OK && !*token)
+        recall(s, &op, &p);
+    if (rc == RK_OK && !*p.token)
         rc =
             rk__err(RK_ENOTOWNER, "extend '%s': this handle holds no permit of the semaphore", key);
-    if (rc == RK_OK &&
-        (rc = run(&op, &(sem_call){"extend", token, 0, ttl_ms, 0}, op.deadline, &result)) != RK_OK)
-        rk__err_prefix("extend '%s': ", key);
-    if (rc == RK_OK && result != 1) {
-        forget(s, &op, token);
-        rc = rk__err(RK_ENOTOWNER, "extend '%s': the permit expired", key);
-    }
+    if (rc == RK_OK)
+        rc = extend_token(s, &op, p.token, ttl_ms);
     return rk__ret(op_end(&op, rc), ctx);
+}
+
+/* ---- the lease watchdog ---- */
+
+/* As the lock's: the watchdog renews the permit it watches, by its token, not whatever the handle
+ * holds now, so a renewal in flight across a release and a new acquisition cannot cut the new
+ * permit to the old TTL. It answers within the time the permit has left. */
+static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
+                       uint64_t timeout_ms)
+{
+    sem_op op;
+    int rc = op_begin(&op, ud, key, timeout_ms);
+    if (rc == RK_OK)
+        rc = extend_token(ud, &op, token, ttl_ms);
+    op_end(&op, rc);
+    return rc == RK_OK ? RK__LEASE_RENEWED : rc == RK_ENOTOWNER ? RK__LEASE_LOST : RK__LEASE_FAILED;
+}
+
+int rk_semaphore_set_lost_handler(rk_semaphore *s, rk_semaphore_lost_fn fn, void *ud)
+{
+    if (!s)
+        return rk__err(RK_EINVAL, "rk_semaphore_set_lost_handler: semaphore is NULL");
+    rk__component_check_fork(&s->base); /* the watchdog's mutex may be a parent thread's */
+    rk__watchdog_set_lost(s->wd, fn, ud);
+    return RK_OK;
+}
+
+/* Renew now, which also tells that the permit is still ours, then let the watchdog go on. */
+int rk_semaphore_watch(rk_semaphore *s, const char *key)
+{
+    sem_op op;
+    permit p = {"", 0};
+    int rc = op_begin(&op, s, key, RK__NO_TIMEOUT);
+    if (rc == RK_OK)
+        recall(s, &op, &p);
+    if (rc == RK_OK && !*p.token)
+        rc = rk__err(RK_ENOTOWNER, "watch '%s': this handle holds no permit of the semaphore", key);
+    uint64_t since = rk__now_ms(); /* the renewed permit runs from no earlier than this */
+    if (rc == RK_OK && (rc = extend_token(s, &op, p.token, p.ttl_ms)) == RK_OK)
+        rc = rk__watchdog_watch(s->wd, key, p.token, p.ttl_ms, since);
+    /* A close that stopped the watchdog before our watch: nothing else would end it. */
+    if (rc == RK_OK && !rk_semaphore_is_open(s)) {
+        rk__watchdog_unwatch(s->wd, key, p.token);
+        rc = rk__client_not_open("semaphore");
+    }
+    return rk__ret(op_end(&op, rc), NULL);
 }

@@ -400,6 +400,16 @@ rk_lock *rkt_open_lock(rk_config *cfg)
     return l;
 }
 
+rk_semaphore *rkt_open_semaphore(rk_config *cfg)
+{
+    rk_semaphore *s;
+    ASSERT_OK(rk_semaphore_new(&s));
+    ASSERT_OK(rk_semaphore_configure(s, cfg));
+    rk_config_free(cfg);
+    ASSERT_OK(rk_semaphore_open(s, NULL));
+    return s;
+}
+
 rk_memolock *rkt_open_memolock(rk_config *cfg)
 {
     rk_memolock *m;

@@ -95,6 +95,7 @@ int rkt_try_open_cache(rk_config *cfg, rk_cache **out);
 rk_cache *rkt_open_cache(rk_config *cfg);
 rk_lock *rkt_open_lock(rk_config *cfg);
 rk_memolock *rkt_open_memolock(rk_config *cfg);
+rk_semaphore *rkt_open_semaphore(rk_config *cfg);
 
 /* The integer reply of `cmd key` on the private server `s`, or -1 for any other reply. */
 long long rkt_server_int(const rkt_server *s, const char *cmd, const char *key);
