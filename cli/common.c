@@ -148,9 +148,9 @@ static int parse_args(int argc, char **argv, const parser *p, int max_pos, bool 
     return 0;
 }
 
-/* ---- a password in --url ---- */
+/* ---- a password in --url or --config ---- */
 
-static char *url_copy; /* --url, once its password is scrubbed from argv */
+static char *url_copy, *config_copy; /* --url and --config, once scrubbed from argv */
 
 /* The password in a URL's userinfo ("scheme://user:PASSWORD@host..."), or NULL. */
 static char *url_password(char *url, size_t *len)
@@ -167,6 +167,14 @@ static char *url_password(char *url, size_t *len)
     return colon + 1;
 }
 
+static void warn_visible(const char *option)
+{
+    fprintf(stderr,
+            "redkit: warning: a password in %s can be seen by other users (ps, /proc); use "
+            "--password-file or REDKIT_PASSWORD\n",
+            option);
+}
+
 /* Anyone can read /proc/PID/cmdline: warn, as redis-cli does, and overwrite the password in
  * argv (which is what /proc shows) with 'x' once the URL is copied. */
 static void protect_url(cli_global *g)
@@ -175,14 +183,64 @@ static void protect_url(cli_global *g)
     char *url = (char *)g->url, *pw = url_password(url, &len);
     if (!pw)
         return;
-    fprintf(stderr, "redkit: warning: a password in --url can be seen by other users (ps, "
-                    "/proc); use --password-file or REDKIT_PASSWORD\n");
+    warn_visible("--url");
     char *copy = strdup(url);
     if (!copy)
         return;
     free(url_copy);
     g->url = url_copy = copy;
     memset(pw, 'x', len);
+}
+
+/* Whether the last part of a --config key (after its last '.') names a password: "pass",
+ * "password", "sentinel_password", ... */
+static bool names_password(const char *key, size_t klen)
+{
+    const char *dot = memrchr(key, '.', klen), *last = dot ? dot + 1 : key;
+    size_t n = klen - (size_t)(last - key);
+    return (n == 4 && !strncasecmp(last, "pass", 4)) ||
+           (n >= 8 && !strncasecmp(last + n - 8, "password", 8));
+}
+
+/* Overwrite the secret of one "key=value" item of --config (NUL-terminated here): a password
+ * key's value (credential.password, connections.<name>.pass, options.sentinel_password...), or
+ * the password in a URI (connection.uri, connections.<name>.uri). */
+static bool scrub_item(char *item)
+{
+    char *eq = strchr(item, '=');
+    if (!eq)
+        return false;
+    char *key = item + strspn(item, " \t");
+    size_t klen = strcspn(key, " \t="), len = 0;
+    char *secret = NULL;
+    if (names_password(key, klen))
+        secret = eq + 1, len = strlen(secret);
+    else if (klen >= 3 && !strncasecmp(key + klen - 3, "uri", 3))
+        secret = url_password(eq + 1, &len);
+    if (!secret || !len)
+        return false;
+    memset(secret, 'x', len);
+    return true;
+}
+
+/* The same for --config, whose items are separated by ';'. */
+static void protect_config(cli_global *g)
+{
+    char *copy = strdup(g->config), *item = (char *)g->config;
+    if (!copy)
+        return;
+    bool scrubbed = false;
+    for (char *end; item; item = end ? end + 1 : NULL) {
+        if ((end = strchr(item, ';')))
+            *end = '\0';
+        scrubbed |= scrub_item(item);
+        if (end)
+            *end = ';';
+    }
+    free(config_copy);
+    g->config = config_copy = copy;
+    if (scrubbed)
+        warn_visible("--config");
 }
 
 int cli_parse(int argc, char **argv, const cli_opt *opts, cli_global *g, int max_pos, bool want_cmd,
@@ -202,10 +260,12 @@ int cli_parse(int argc, char **argv, const cli_opt *opts, cli_global *g, int max
     if (!pos_store)
         return EX_OSERR;
     out->pos = pos_store;
-    const char *url = g->url;
+    const char *url = g->url, *config = g->config;
     int rc = parse_args(argc, argv, &p, max_pos, want_cmd, out);
     if (g->url && g->url != url)
         protect_url(g);
+    if (g->config && g->config != config)
+        protect_config(g);
     return rc;
 }
 

@@ -101,6 +101,26 @@ kill -TERM "$pid"
 wait "$pid" || true
 ok "a password in --url is warned about and scrubbed from /proc/PID/cmdline"
 
+expect 0 "$REDKIT" --url "$auth" --config "credential.password=s3cret pass" cache get k
+contains "$err" "warning: a password in --config can be seen by other users"
+[[ $err != *s3cret* ]] || fail "the warning should not show the password: $err"
+expect 0 "$REDKIT" --config "connection.uri=redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT" cache get k
+contains "$err" "warning: a password in --config can be seen by other users"
+expect 0 "$REDKIT" --url "$auth" --config "options.timeout=5000" --password-file - cache get k \
+    <<<"s3cret pass"
+[[ $err != *warning* ]] || fail "--config without a password should not warn: $err"
+"$REDKIT" --url "$auth" --config "options.timeout=5000;credential.password=s3cret pass" \
+    lock run cfg-k -- bash -c 'touch "$0/cfg-started"; exec sleep 60' "$TMP" 2>/dev/null &
+pid=$!
+_pids+=("$pid")
+wait_for 30 test -e "$TMP/cfg-started"
+cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+contains "$cmdline" "options.timeout=5000;credential.password=xxxx"
+[[ $cmdline != *s3cret* ]] || fail "the --config password is visible in /proc/$pid/cmdline: $cmdline"
+kill -TERM "$pid"
+wait "$pid" || true
+ok "a password in --config (credential.password, a URI's) is warned about and scrubbed from /proc/PID/cmdline"
+
 # CMD gets the lock, not the credentials.
 for var in REDKIT_URL REDIS_URL; do
     expect 0 env "$var=$auth" REDKIT_PASSWORD='s3cret pass' "$REDKIT" lock run env-k -- sh -c env
