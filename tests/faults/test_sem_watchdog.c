@@ -9,67 +9,10 @@
 #include <unistd.h>
 
 #include "clock.h"
+#include "losses.h"
 #include "redis_env.h"
 
 enum { TTL_MS = 600, SLACK_MS = 200 };
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* ---- lost callbacks, recorded ---- */
-
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* monotonic */
-    int calls;
-    uint64_t first_at;
-    int code; /* rk_last_error() in the handler */
-    char key[64], why[512];
-} losses;
-
-static void losses_init(losses *g)
-{
-    pthread_condattr_t a;
-    memset(g, 0, sizeof *g);
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, &a);
-    pthread_condattr_destroy(&a);
-}
-
-static void on_lost(void *ud, const char *key)
-{
-    losses *g = ud;
-    pthread_mutex_lock(&g->mu);
-    if (g->calls++ == 0) {
-        g->first_at = rkt_now_ms();
-        g->code = rk_last_error()->code;
-        snprintf(g->key, sizeof g->key, "%s", key);
-        snprintf(g->why, sizeof g->why, "%s", rk_last_error()->message);
-    }
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-/* The number of losses once `n` were reported or `ms` passed. */
-static int wait_losses(losses *g, int n, uint64_t ms)
-{
-    struct timespec ts;
-    rk__timespec_at(&ts, rkt_now_ms() + ms);
-    pthread_mutex_lock(&g->mu);
-    while (g->calls < n && pthread_cond_timedwait(&g->cv, &g->mu, &ts) == 0)
-        ;
-    int calls = g->calls;
-    pthread_mutex_unlock(&g->mu);
-    return calls;
-}
-
-static int losses_now(losses *g) { return wait_losses(g, 0, 0); }
 
 /* ---- the server's view: the permits sorted set (src/keys.h) ---- */
 
@@ -99,11 +42,11 @@ static long long remove_permits(redisContext *c, const char *key)
 
 /* A semaphore handle on `s` with its lost handler, holding and watching one of the `limit`
  * permits of `key` for `ttl_ms`. */
-static rk_semaphore *watched_sem(const rkt_server *s, losses *g, const char *key, uint32_t limit,
-                                 uint64_t ttl_ms)
+static rk_semaphore *watched_sem(const rkt_server *s, rkt_losses *g, const char *key,
+                                 uint32_t limit, uint64_t ttl_ms)
 {
     rk_semaphore *sem = rkt_open_semaphore(rkt_server_config(s, NULL));
-    ASSERT_OK(rk_semaphore_set_lost_handler(sem, on_lost, g));
+    ASSERT_OK(rk_semaphore_set_lost_handler(sem, rkt_on_lost, g));
     ASSERT_OK(rk_semaphore_acquire(sem, NULL, key, limit, ttl_ms, 0));
     ASSERT_OK(rk_semaphore_watch(sem, key));
     return sem;
@@ -121,9 +64,9 @@ static bool try_acquire(rk_semaphore *sem, const char *key, uint32_t limit, uint
 static void held_for_five_ttls(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_semaphore *a = watched_sem(&s, &g, "long", 1, TTL_MS);
     rk_semaphore *b = rkt_open_semaphore(rkt_server_config(&s, NULL));
     redisContext *c = rkt_server_admin(&s);
@@ -133,15 +76,15 @@ static void held_for_five_ttls(void)
     for (uint64_t end = rkt_now_ms() + 5 * TTL_MS; rkt_now_ms() < end; tries++) {
         ASSERT_FALSE(try_acquire(b, "long", 1, TTL_MS));
         ASSERT_EQ(raw_int(c, "ZCARD", "long"), 1);
-        sleep_ms(25);
+        rkt_sleep_ms(25);
     }
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     printf("     held %d ms with a %d ms TTL: %d tries of another handle at limit 1 failed\n",
            5 * TTL_MS, TTL_MS, tries);
     ASSERT_OK(rk_semaphore_release(a, NULL, "long"));
     ASSERT_TRUE(try_acquire(b, "long", 1, TTL_MS));
     ASSERT_OK(rk_semaphore_release(b, NULL, "long"));
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     rk_semaphore_free(b);
     rk_semaphore_free(a);
     redisFree(c);
@@ -153,23 +96,23 @@ static void held_for_five_ttls(void)
 static void removed_permit_reported_once(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_semaphore *sem = watched_sem(&s, &g, "removed", 3, TTL_MS);
     redisContext *c = rkt_server_admin(&s);
-    sleep_ms(TTL_MS / 2); /* a renewal or two first */
-    ASSERT_EQ(losses_now(&g), 0);
+    rkt_sleep_ms(TTL_MS / 2); /* a renewal or two first */
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     ASSERT_EQ(remove_permits(c, "removed"), 1);
     uint64_t removed_at = rkt_now_ms();
-    ASSERT_EQ(wait_losses(&g, 1, 5 * TTL_MS), 1);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 5 * TTL_MS), 1);
     uint64_t took = g.first_at - removed_at;
     ASSERT_LT(took, TTL_MS / 3 + SLACK_MS);
     ASSERT_STR_EQ(g.key, "removed");
     ASSERT_EQ(g.code, RK_ENOTOWNER);
     ASSERT_CONTAINS(g.why, "removed");
-    ASSERT_EQ(wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only */
-    ASSERT_EQ(raw_int(c, "ZCARD", "removed"), 0); /* not re-created */
+    ASSERT_EQ(rkt_wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only */
+    ASSERT_EQ(raw_int(c, "ZCARD", "removed"), 0);     /* not re-created */
     ASSERT_RC(rk_semaphore_extend(sem, NULL, "removed", TTL_MS), RK_ENOTOWNER);
     ASSERT_OK(rk_semaphore_release(sem, NULL, "removed")); /* a lost permit releases quietly */
     printf("     reported lost %" PRIu64 " ms after the ZREM (ttl/3 = %d ms): %s\n", took,
@@ -186,7 +129,7 @@ enum { RACE_TTL = 300, RACE_ROUNDS = 20 };
 /* Released permits stay gone for `ms`: no renewal in flight at the release brings one back. */
 static void stays_gone(redisContext *c, const char *const *keys, int n, unsigned ms)
 {
-    for (uint64_t end = rkt_now_ms() + ms; rkt_now_ms() < end; sleep_ms(10))
+    for (uint64_t end = rkt_now_ms() + ms; rkt_now_ms() < end; rkt_sleep_ms(10))
         for (int i = 0; i < n; i++)
             if (raw_int(c, "ZCARD", keys[i]) != 0)
                 rkt_fail(__FILE__, __LINE__, "released permit of %s came back", keys[i]);
@@ -196,17 +139,17 @@ static void release_stops_renewals(void)
 {
     static const char *const keys[] = {"r0", "r1", "r2"};
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     redisContext *c = rkt_server_admin(&s);
     rk_semaphore *sem = rkt_open_semaphore(rkt_server_config(&s, NULL));
-    ASSERT_OK(rk_semaphore_set_lost_handler(sem, on_lost, &g));
+    ASSERT_OK(rk_semaphore_set_lost_handler(sem, rkt_on_lost, &g));
     /* Released at every point of the renewal cycle, so some releases meet a renewal. */
     for (int i = 0; i < RACE_ROUNDS; i++) {
         ASSERT_OK(rk_semaphore_acquire(sem, NULL, "race", 2, RACE_TTL, 0));
         ASSERT_OK(rk_semaphore_watch(sem, "race"));
-        sleep_ms((unsigned)(i * 37) % (RACE_TTL / 3 + 20));
+        rkt_sleep_ms((unsigned)(i * 37) % (RACE_TTL / 3 + 20));
         ASSERT_OK(rk_semaphore_release(sem, NULL, "race"));
         ASSERT_EQ(raw_int(c, "ZCARD", "race"), 0);
     }
@@ -216,7 +159,7 @@ static void release_stops_renewals(void)
         ASSERT_OK(rk_semaphore_watch(sem, keys[i]));
     }
     for (int i = 0; i < 2; i++) {
-        sleep_ms(47);
+        rkt_sleep_ms(47);
         ASSERT_OK(rk_semaphore_release(sem, NULL, keys[i]));
     }
     static const char *const released[] = {"race", "r0", "r1"};
@@ -225,7 +168,7 @@ static void release_stops_renewals(void)
     ASSERT_GE(raw_int(c, "PTTL", "r2"), 1);
     ASSERT_OK(rk_semaphore_release(sem, NULL, "r2"));
     stays_gone(c, keys, 3, 2 * RACE_TTL);
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     ASSERT_RC(rk_semaphore_watch(sem, "r0"), RK_ENOTOWNER);
     rk_semaphore_free(sem);
     redisFree(c);
@@ -237,14 +180,14 @@ static void release_stops_renewals(void)
 static void close_with_watched_permits(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     redisContext *c = rkt_server_admin(&s);
     rk_semaphore *sem = watched_sem(&s, &g, "c0", 2, TTL_MS);
     ASSERT_OK(rk_semaphore_acquire(sem, NULL, "c1", 2, TTL_MS, 0));
     ASSERT_OK(rk_semaphore_watch(sem, "c1"));
-    sleep_ms(TTL_MS / 2);
+    rkt_sleep_ms(TTL_MS / 2);
     uint64_t t0 = rkt_now_ms();
     ASSERT_OK(rk_semaphore_close(sem, NULL));
     uint64_t took = rkt_now_ms() - t0;
@@ -253,9 +196,9 @@ static void close_with_watched_permits(void)
      * sets live as long as their longest permit. */
     uint64_t deadline = rkt_now_ms() + TTL_MS + SLACK_MS;
     while ((raw_int(c, "EXISTS", "c0") || raw_int(c, "EXISTS", "c1")) && rkt_now_ms() < deadline)
-        sleep_ms(10);
+        rkt_sleep_ms(10);
     ASSERT_EQ(raw_int(c, "EXISTS", "c0") + raw_int(c, "EXISTS", "c1"), 0);
-    ASSERT_EQ(wait_losses(&g, 1, TTL_MS), 0);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, TTL_MS), 0);
     rk_semaphore_free(sem);
     printf("     close took %" PRIu64 " ms\n", took);
     redisFree(c);
@@ -267,11 +210,11 @@ static void close_with_watched_permits(void)
 static void watch_not_held(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_semaphore *sem = rkt_open_semaphore(rkt_server_config(&s, NULL));
-    ASSERT_OK(rk_semaphore_set_lost_handler(sem, on_lost, &g));
+    ASSERT_OK(rk_semaphore_set_lost_handler(sem, rkt_on_lost, &g));
     ASSERT_RC(rk_semaphore_watch(sem, "never"), RK_ENOTOWNER);
     ASSERT_CONTAINS(rk_last_error()->message, "never");
     ASSERT_OK(rk_semaphore_acquire(sem, NULL, "once", 1, TTL_MS, 0));
@@ -279,17 +222,17 @@ static void watch_not_held(void)
     ASSERT_RC(rk_semaphore_watch(sem, "once"), RK_ENOTOWNER);
     /* Held by this handle, but its lease ran out: the watch's first renewal finds it lost. */
     ASSERT_OK(rk_semaphore_acquire(sem, NULL, "expired", 1, 50, 0));
-    sleep_ms(120);
+    rkt_sleep_ms(120);
     ASSERT_RC(rk_semaphore_watch(sem, "expired"), RK_ENOTOWNER);
     ASSERT_CONTAINS(rk_last_error()->message, "expired");
     ASSERT_RC(rk_semaphore_watch(sem, NULL), RK_EINVAL);
     ASSERT_RC(rk_semaphore_watch(sem, ""), RK_EINVAL);
     ASSERT_RC(rk_semaphore_watch(NULL, "k"), RK_EINVAL);
-    ASSERT_RC(rk_semaphore_set_lost_handler(NULL, on_lost, &g), RK_EINVAL);
+    ASSERT_RC(rk_semaphore_set_lost_handler(NULL, rkt_on_lost, &g), RK_EINVAL);
     ASSERT_OK(rk_semaphore_acquire(sem, NULL, "closed", 1, TTL_MS, 0));
     ASSERT_OK(rk_semaphore_close(sem, NULL));
     ASSERT_RC(rk_semaphore_watch(sem, "closed"), RK_ENOTOPEN);
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     rk_semaphore_free(sem);
     rkt_server_stop(&s);
 }
@@ -299,10 +242,10 @@ static void watch_not_held(void)
 static void forked_child_watches_nothing(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     int status;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     (void)rkt_prefix(); /* shared with the child */
     rk_semaphore *sem = watched_sem(&s, &g, "parent", 1, TTL_MS);
     pid_t pid = fork();
@@ -317,9 +260,9 @@ static void forked_child_watches_nothing(void)
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     rk_semaphore *other = rkt_open_semaphore(rkt_server_config(&s, NULL));
-    sleep_ms(2 * TTL_MS);
+    rkt_sleep_ms(2 * TTL_MS);
     ASSERT_FALSE(try_acquire(other, "parent", 1, TTL_MS)); /* the parent still renews it */
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     ASSERT_OK(rk_semaphore_release(sem, NULL, "parent"));
     ASSERT_TRUE(try_acquire(other, "parent", 1, TTL_MS));
     rk_semaphore_free(other);

@@ -12,68 +12,11 @@
 
 #include "clock.h"
 #include "error_int.h"
+#include "losses.h"
 #include "redis_env.h"
 #include "watchdog.h"
 
 enum { TTL_MS = 600, SLACK_MS = 200 };
-
-static void sleep_ms(unsigned ms)
-{
-    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
-/* ---- lost callbacks, recorded ---- */
-
-typedef struct {
-    pthread_mutex_t mu;
-    pthread_cond_t cv; /* monotonic */
-    int calls;
-    uint64_t first_at;
-    int code; /* rk_last_error() in the handler */
-    char key[64], why[512];
-} losses;
-
-static void losses_init(losses *g)
-{
-    pthread_condattr_t a;
-    memset(g, 0, sizeof *g);
-    pthread_condattr_init(&a);
-    pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-    pthread_mutex_init(&g->mu, NULL);
-    pthread_cond_init(&g->cv, &a);
-    pthread_condattr_destroy(&a);
-}
-
-static void on_lost(void *ud, const char *key)
-{
-    losses *g = ud;
-    pthread_mutex_lock(&g->mu);
-    if (g->calls++ == 0) {
-        g->first_at = rkt_now_ms();
-        g->code = rk_last_error()->code;
-        snprintf(g->key, sizeof g->key, "%s", key);
-        snprintf(g->why, sizeof g->why, "%s", rk_last_error()->message);
-    }
-    pthread_cond_broadcast(&g->cv);
-    pthread_mutex_unlock(&g->mu);
-}
-
-/* The number of losses once `n` were reported or `ms` passed. */
-static int wait_losses(losses *g, int n, uint64_t ms)
-{
-    struct timespec ts;
-    rk__timespec_at(&ts, rkt_now_ms() + ms);
-    pthread_mutex_lock(&g->mu);
-    while (g->calls < n && pthread_cond_timedwait(&g->cv, &g->mu, &ts) == 0)
-        ;
-    int calls = g->calls;
-    pthread_mutex_unlock(&g->mu);
-    return calls;
-}
-
-static int losses_now(losses *g) { return wait_losses(g, 0, 0); }
 
 /* ---- the server's view ---- */
 
@@ -93,10 +36,10 @@ static long long raw_int(redisContext *c, const char *cmd, const char *key)
 }
 
 /* A lock handle on `s` with its lost handler, holding and watching `key` for `ttl_ms`. */
-static rk_lock *watched_lock(const rkt_server *s, losses *g, const char *key, uint64_t ttl_ms)
+static rk_lock *watched_lock(const rkt_server *s, rkt_losses *g, const char *key, uint64_t ttl_ms)
 {
     rk_lock *l = rkt_open_lock(rkt_server_config(s, NULL));
-    ASSERT_OK(rk_lock_set_lost_handler(l, on_lost, g));
+    ASSERT_OK(rk_lock_set_lost_handler(l, rkt_on_lost, g));
     ASSERT_OK(rk_lock_acquire(l, NULL, key, ttl_ms, 0));
     ASSERT_OK(rk_lock_watch(l, key));
     return l;
@@ -117,9 +60,9 @@ static void count_warnings(void *ud, int level, const char *message)
 static void held_for_five_ttls(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_lock *l = watched_lock(&s, &g, "long", TTL_MS);
     redisContext *c = rkt_server_admin(&s);
     long long min = TTL_MS;
@@ -128,9 +71,9 @@ static void held_for_five_ttls(void)
         long long pttl = raw_int(c, "PTTL", "long");
         ASSERT_GE(pttl, 1); /* -2: gone */
         min = pttl < min ? pttl : min;
-        sleep_ms(10);
+        rkt_sleep_ms(10);
     }
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     printf("     held %d ms with a %d ms TTL: %d PTTL samples, lowest %lld ms\n", 5 * TTL_MS,
            TTL_MS, samples, min);
     ASSERT_OK(rk_lock_release(l, NULL, "long"));
@@ -145,21 +88,21 @@ static void held_for_five_ttls(void)
 static void deleted_key_reported_once(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_lock *l = watched_lock(&s, &g, "deleted", TTL_MS);
     redisContext *c = rkt_server_admin(&s);
-    sleep_ms(TTL_MS / 2); /* a renewal or two first */
+    rkt_sleep_ms(TTL_MS / 2); /* a renewal or two first */
     ASSERT_EQ(raw_int(c, "DEL", "deleted"), 1);
     uint64_t deleted_at = rkt_now_ms();
-    ASSERT_EQ(wait_losses(&g, 1, 5 * TTL_MS), 1);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 5 * TTL_MS), 1);
     uint64_t took = g.first_at - deleted_at;
     ASSERT_LT(took, TTL_MS / 3 + SLACK_MS);
     ASSERT_STR_EQ(g.key, "deleted");
     ASSERT_EQ(g.code, RK_ENOTOWNER);
     ASSERT_CONTAINS(g.why, "deleted");
-    ASSERT_EQ(wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only */
+    ASSERT_EQ(rkt_wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only */
     ASSERT_EQ(raw_int(c, "EXISTS", "deleted"), 0);
     ASSERT_RC(rk_lock_extend(l, NULL, "deleted", TTL_MS), RK_ENOTOWNER);
     ASSERT_OK(rk_lock_release(l, NULL, "deleted")); /* a lost lock releases quietly */
@@ -177,7 +120,7 @@ enum { RACE_TTL = 300, RACE_ROUNDS = 25 };
 /* Released keys stay gone for `ms`: no renewal in flight at the release brings one back. */
 static void stays_gone(redisContext *c, const char *const *keys, int n, unsigned ms)
 {
-    for (uint64_t end = rkt_now_ms() + ms; rkt_now_ms() < end; sleep_ms(10))
+    for (uint64_t end = rkt_now_ms() + ms; rkt_now_ms() < end; rkt_sleep_ms(10))
         for (int i = 0; i < n; i++)
             if (raw_int(c, "EXISTS", keys[i]) != 0)
                 rkt_fail(__FILE__, __LINE__, "released key %s came back", keys[i]);
@@ -187,18 +130,18 @@ static void release_stops_renewals(void)
 {
     static const char *const keys[] = {"r0", "r1", "r2", "r3", "r4"};
     rkt_server s;
-    losses g;
+    rkt_losses g;
     char token[RK_LOCK_TOKEN_SIZE];
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     redisContext *c = rkt_server_admin(&s);
     rk_lock *l = rkt_open_lock(rkt_server_config(&s, NULL));
-    ASSERT_OK(rk_lock_set_lost_handler(l, on_lost, &g));
+    ASSERT_OK(rk_lock_set_lost_handler(l, rkt_on_lost, &g));
     /* Released at every point of the renewal cycle, so some releases meet a renewal. */
     for (int i = 0; i < RACE_ROUNDS; i++) {
         ASSERT_OK(rk_lock_acquire(l, NULL, "race", RACE_TTL, 0));
         ASSERT_OK(rk_lock_watch(l, "race"));
-        sleep_ms((unsigned)(i * 37) % (RACE_TTL / 3 + 20));
+        rkt_sleep_ms((unsigned)(i * 37) % (RACE_TTL / 3 + 20));
         if (i % 2) {
             ASSERT_OK(rk_lock_release(l, NULL, "race"));
         } else {
@@ -216,7 +159,7 @@ static void release_stops_renewals(void)
     ASSERT_RC(rk_lock_release_token(l, NULL, "r4", "0123456789abcdef0123456789abcdef"),
               RK_ENOTOWNER);
     for (int i = 0; i < 4; i++) {
-        sleep_ms(47);
+        rkt_sleep_ms(47);
         ASSERT_OK(rk_lock_release(l, NULL, keys[i]));
     }
     static const char *const released[] = {"race", "r0", "r1", "r2", "r3"};
@@ -224,7 +167,7 @@ static void release_stops_renewals(void)
     ASSERT_GE(raw_int(c, "PTTL", "r4"), 1); /* still renewed */
     ASSERT_OK(rk_lock_release(l, NULL, "r4"));
     stays_gone(c, keys, 5, 2 * RACE_TTL);
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     ASSERT_RC(rk_lock_watch(l, "r0"), RK_ENOTOWNER);
     rk_lock_free(l);
     redisFree(c);
@@ -236,14 +179,14 @@ static void release_stops_renewals(void)
 static void close_with_watched_keys(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     redisContext *c = rkt_server_admin(&s);
     rk_lock *l = watched_lock(&s, &g, "c0", TTL_MS);
     ASSERT_OK(rk_lock_acquire(l, NULL, "c1", TTL_MS, 0));
     ASSERT_OK(rk_lock_watch(l, "c1"));
-    sleep_ms(TTL_MS / 2);
+    rkt_sleep_ms(TTL_MS / 2);
     uint64_t t0 = rkt_now_ms();
     ASSERT_OK(rk_lock_close(l, NULL));
     uint64_t took = rkt_now_ms() - t0;
@@ -251,9 +194,9 @@ static void close_with_watched_keys(void)
     /* Not renewed any more: both expire within a TTL (close does not release them). */
     uint64_t deadline = rkt_now_ms() + TTL_MS + SLACK_MS;
     while ((raw_int(c, "EXISTS", "c0") || raw_int(c, "EXISTS", "c1")) && rkt_now_ms() < deadline)
-        sleep_ms(10);
+        rkt_sleep_ms(10);
     ASSERT_EQ(raw_int(c, "EXISTS", "c0") + raw_int(c, "EXISTS", "c1"), 0);
-    ASSERT_EQ(wait_losses(&g, 1, TTL_MS), 0);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, TTL_MS), 0);
     rk_lock_free(l);
     printf("     close took %" PRIu64 " ms\n", took);
     redisFree(c);
@@ -266,19 +209,19 @@ static void close_during_stalled_renewal(void)
 {
     enum { LONG_TTL = 6000 };
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_lock *l = watched_lock(&s, &g, "stalled", LONG_TTL);
     ASSERT_EQ(kill(s.pid, SIGSTOP), 0);
     while (rkt_server_unanswered(&s) < 1) /* the renewal due at ttl/3 */
-        sleep_ms(5);
+        rkt_sleep_ms(5);
     uint64_t t0 = rkt_now_ms();
     ASSERT_OK(rk_lock_close(l, NULL));
     uint64_t took = rkt_now_ms() - t0;
     ASSERT_LT(took, 1500); /* left alone the renewal waits ~4 s */
     rk_lock_free(l);
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     ASSERT_EQ(kill(s.pid, SIGCONT), 0);
     printf("     close with a renewal stalled in flight took %" PRIu64 " ms\n", took);
     rkt_server_stop(&s);
@@ -289,9 +232,9 @@ static void close_during_stalled_renewal(void)
 static void watch_not_held(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     rk_lock *l = rkt_open_lock(rkt_server_config(&s, NULL));
     ASSERT_RC(rk_lock_watch(l, "never"), RK_ENOTOWNER);
     ASSERT_CONTAINS(rk_last_error()->message, "never");
@@ -300,17 +243,17 @@ static void watch_not_held(void)
     ASSERT_RC(rk_lock_watch(l, "once"), RK_ENOTOWNER);
     /* Held by this handle, but its lease ran out: the watch's first renewal finds it lost. */
     ASSERT_OK(rk_lock_acquire(l, NULL, "expired", 50, 0));
-    sleep_ms(120);
+    rkt_sleep_ms(120);
     ASSERT_RC(rk_lock_watch(l, "expired"), RK_ENOTOWNER);
     ASSERT_CONTAINS(rk_last_error()->message, "expired");
     ASSERT_RC(rk_lock_watch(l, NULL), RK_EINVAL);
     ASSERT_RC(rk_lock_watch(l, ""), RK_EINVAL);
     ASSERT_RC(rk_lock_watch(NULL, "k"), RK_EINVAL);
-    ASSERT_RC(rk_lock_set_lost_handler(NULL, on_lost, &g), RK_EINVAL);
+    ASSERT_RC(rk_lock_set_lost_handler(NULL, rkt_on_lost, &g), RK_EINVAL);
     ASSERT_OK(rk_lock_acquire(l, NULL, "closed", TTL_MS, 0));
     ASSERT_OK(rk_lock_close(l, NULL));
     ASSERT_RC(rk_lock_watch(l, "closed"), RK_ENOTOPEN);
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     rk_lock_free(l);
     rkt_server_stop(&s);
 }
@@ -320,21 +263,21 @@ static void watch_not_held(void)
 static void server_stopped_past_ttl(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     atomic_store(&warnings, 0);
     rk_set_log_handler(count_warnings, NULL);
     rk_lock *l = watched_lock(&s, &g, "paused", TTL_MS);
     redisContext *c = rkt_server_admin(&s);
-    sleep_ms(TTL_MS); /* renewed a few times */
+    rkt_sleep_ms(TTL_MS); /* renewed a few times */
     uint64_t before = rkt_now_ms();
     long long pttl = raw_int(c, "PTTL", "paused");
     ASSERT_GE(pttl, 1);
     uint64_t expires = before + (uint64_t)pttl; /* in Redis, unless renewed after this */
     uint64_t stopped_at = rkt_now_ms();
     ASSERT_EQ(kill(s.pid, SIGSTOP), 0);
-    ASSERT_EQ(wait_losses(&g, 1, 5 * TTL_MS), 1);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 5 * TTL_MS), 1);
     /* The last renewal that got through came at most ttl/3 before the stop; then the lease is
      * lost a TTL later, and not before Redis would have expired it. */
     uint64_t after_stop = g.first_at - stopped_at;
@@ -343,7 +286,7 @@ static void server_stopped_past_ttl(void)
     ASSERT_EQ(g.code, RK_ETIMEDOUT);
     ASSERT_CONTAINS(g.why, "not renewed within its TTL");
     ASSERT_EQ(kill(s.pid, SIGCONT), 0);
-    ASSERT_EQ(wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only, the server back or not */
+    ASSERT_EQ(rkt_wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only, the server back or not */
     ASSERT_EQ(raw_int(c, "EXISTS", "paused"), 0);
     ASSERT_LT(atomic_load(&warnings), 2); /* the first failure in a row only */
     printf("     reported lost %" PRIu64 " ms after SIGSTOP (ttl %d ms): %s\n", after_stop, TTL_MS,
@@ -359,10 +302,10 @@ static void server_stopped_past_ttl(void)
 static void forked_child_watches_nothing(void)
 {
     rkt_server s;
-    losses g;
+    rkt_losses g;
     int status;
     rkt_server_start(&s, NULL);
-    losses_init(&g);
+    rkt_losses_init(&g);
     (void)rkt_prefix(); /* shared with the child */
     rk_lock *l = watched_lock(&s, &g, "parent", TTL_MS);
     pid_t pid = fork();
@@ -377,9 +320,9 @@ static void forked_child_watches_nothing(void)
     ASSERT_EQ(waitpid(pid, &status, 0), pid);
     ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     redisContext *c = rkt_server_admin(&s);
-    sleep_ms(2 * TTL_MS);
+    rkt_sleep_ms(2 * TTL_MS);
     ASSERT_GE(raw_int(c, "PTTL", "parent"), 1); /* the parent still renews it */
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
     ASSERT_OK(rk_lock_release(l, NULL, "parent"));
     rk_lock_free(l);
     redisFree(c);
@@ -438,16 +381,16 @@ static uint64_t due_now(void) { return rk__now_ms() - 100; }
  * lease: neither is reported. A lease that is not the watched one does not unwatch the key. */
 static void unwatched_during_renewal(void)
 {
-    losses g;
+    rkt_losses g;
     rk__watchdog *w;
-    losses_init(&g);
+    rkt_losses_init(&g);
     ASSERT_OK(rk__watchdog_new(&w, gated_renew, NULL, NULL));
-    rk__watchdog_set_lost(w, on_lost, &g);
+    rk__watchdog_set_lost(w, rkt_on_lost, &g);
     ASSERT_OK(rk__watchdog_watch(w, "k", "lease-1", 300, due_now()));
     wait_entered(1);
     rk__watchdog_unwatch(w, "k", NULL);
     let_go(RK__LEASE_LOST);
-    ASSERT_EQ(wait_losses(&g, 1, 100), 0);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 100), 0);
 
     ASSERT_OK(rk__watchdog_watch(w, "k", "lease-2", 300, due_now()));
     wait_entered(2);
@@ -455,22 +398,22 @@ static void unwatched_during_renewal(void)
     rk__watchdog_unwatch(w, "k", "lease-1"); /* not the watched lease: no effect */
     ASSERT_OK(rk__watchdog_watch(w, "k", "lease-3", 300, rk__now_ms()));
     let_go(RK__LEASE_LOST); /* lease-2's answer */
-    ASSERT_EQ(wait_losses(&g, 1, 50), 0);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 50), 0);
     wait_entered(3); /* lease-3, due ttl/3 later */
     ASSERT_STR_EQ(gate.lease, "lease-3");
     rk__watchdog_stop(w);
     let_go(RK__LEASE_LOST);
     rk__watchdog_join(w);
-    ASSERT_EQ(losses_now(&g), 0);
+    ASSERT_EQ(rkt_losses_now(&g), 0);
 
     /* After a stop, a watch starts a thread again, and its loss is reported as usual. */
     ASSERT_OK(rk__watchdog_watch(w, "k", "lease-4", 300, due_now()));
     wait_entered(4);
     let_go(RK__LEASE_LOST);
-    ASSERT_EQ(wait_losses(&g, 1, 5000), 1);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 5000), 1);
     ASSERT_STR_EQ(g.key, "k");
     rk__watchdog_free(w);
-    ASSERT_EQ(losses_now(&g), 1);
+    ASSERT_EQ(rkt_losses_now(&g), 1);
 }
 
 /* Failed renewals are retried every ttl/3 until the lease has had its TTL, then reported once;
@@ -490,16 +433,16 @@ static rk__lease failing_renew(void *ud, const char *key, const char *lease, uin
 
 static void failures_until_ttl(void)
 {
-    losses g;
+    rkt_losses g;
     rk__watchdog *w;
-    losses_init(&g);
+    rkt_losses_init(&g);
     atomic_store(&warnings, 0);
     rk_set_log_handler(count_warnings, NULL);
     ASSERT_OK(rk__watchdog_new(&w, failing_renew, NULL, NULL));
-    rk__watchdog_set_lost(w, on_lost, &g);
+    rk__watchdog_set_lost(w, rkt_on_lost, &g);
     uint64_t since = rk__now_ms();
     ASSERT_OK(rk__watchdog_watch(w, "f", "lease", 300, since));
-    ASSERT_EQ(wait_losses(&g, 1, 5000), 1);
+    ASSERT_EQ(rkt_wait_losses(&g, 1, 5000), 1);
     uint64_t at = g.first_at - since;
     ASSERT_GE(at, 300);
     ASSERT_LT(at, 300 + SLACK_MS);
@@ -508,7 +451,7 @@ static void failures_until_ttl(void)
     ASSERT_LT(atomic_load(&last_timeout), 101);
     ASSERT_EQ(g.code, RK_ETIMEDOUT);
     ASSERT_CONTAINS(g.why, "no answer");
-    ASSERT_EQ(wait_losses(&g, 2, 400), 1);
+    ASSERT_EQ(rkt_wait_losses(&g, 2, 400), 1);
     ASSERT_EQ(atomic_load(&warnings), 1); /* the first failure in a row */
     rk_set_log_handler(NULL, NULL);
     rk__watchdog_free(w);
