@@ -10,6 +10,7 @@
 #include "clock.h"
 #include "component.h"
 #include "error_int.h"
+#include "events.h"
 #include "holder.h"
 #include "keys.h"
 #include "scripts.h"
@@ -28,6 +29,7 @@ static void drain(rk__component *c, rk__client *cl);
 static void after_fork(rk__component *c);
 static rk__lease renew(void *ud, const char *key, const char *token, uint64_t ttl_ms,
                        uint64_t timeout_ms);
+static void lost(void *ud, const char *key);
 
 int rk_semaphore_new(rk_semaphore **out)
 {
@@ -40,7 +42,7 @@ int rk_semaphore_new(rk_semaphore **out)
     int rc = rk__component_init(&s->base, "semaphore", true);
     if (rc == RK_OK && (rc = rk__holder_init(&s->hold)) != RK_OK)
         rk__component_destroy(&s->base);
-    if (rc == RK_OK && (rc = rk__watchdog_new(&s->wd, renew, NULL, s)) != RK_OK) {
+    if (rc == RK_OK && (rc = rk__watchdog_new(&s->wd, renew, lost, s)) != RK_OK) {
         rk__holder_destroy(&s->hold);
         rk__component_destroy(&s->base);
     }
@@ -514,11 +516,22 @@ static rk__lease renew(void *ud, const char *key, const char *token, uint64_t tt
                        uint64_t timeout_ms)
 {
     sem_op op;
-    int rc = op_begin(&op, ud, key, timeout_ms);
+    rk_semaphore *s = ud;
+    int rc = op_begin(&op, s, key, timeout_ms);
     if (rc == RK_OK)
-        rc = extend_token(ud, &op, token, ttl_ms);
+        rc = extend_token(s, &op, token, ttl_ms);
+    rk__emit(&s->base.stats,
+             &(rk__event){RK_EVENT_LOCK_RENEWED, key, strlen(key), NULL, NULL, 0, rc});
     op_end(&op, rc);
     return rc == RK_OK ? RK__LEASE_RENEWED : rc == RK_ENOTOWNER ? RK__LEASE_LOST : RK__LEASE_FAILED;
+}
+
+/* The watchdog found a watched permit lost: counted before the user's handler hears of it. */
+static void lost(void *ud, const char *key)
+{
+    rk_semaphore *s = ud;
+    rk__emit(&s->base.stats,
+             &(rk__event){RK_EVENT_LOCK_LOST, key, strlen(key), NULL, NULL, 0, RK_ENOTOWNER});
 }
 
 int rk_semaphore_set_lost_handler(rk_semaphore *s, rk_semaphore_lost_fn fn, void *ud)

@@ -40,7 +40,7 @@ typedef enum rk_event_type {
     RK_EVENT_LOCK_HANDOFF,      /**< a release handed the lock straight to a waiter; key */
     RK_EVENT_LOCK_TIMEOUT,      /**< an acquire gave up (LOCK_TIMEOUT); key, duration */
     RK_EVENT_LOCK_RELEASED,     /**< a held lock was released; key, duration it was held */
-    RK_EVENT_LOCK_LOST,         /**< a watched lease was found lost (rk_lock_watch); key */
+    RK_EVENT_LOCK_LOST,         /**< a watched lock or permit was found lost (_watch); key */
     RK_EVENT_LOCK_RENEWED,      /**< a watched lease was renewed; key, outcome */
     RK_EVENT_MEMO_FETCH_START,  /**< this call won the key and runs the fetch; key */
     RK_EVENT_MEMO_FETCH_DONE,   /**< its fetch returned a value; key, duration of the fetch */
@@ -60,7 +60,7 @@ typedef enum rk_event_type {
 /** One event, valid during the handler's call only. Absent fields are NULL or 0. */
 typedef struct rk_event {
     rk_event_type type;
-    const char *component; /**< "cache", "lock" or "memolock" */
+    const char *component; /**< "cache", "lock", "memolock" or "semaphore" */
     const char *key;       /**< the key as the caller gave it (no prefix), binary-safe */
     size_t key_len;
     const char *node; /**< "host:port" or the socket path */

@@ -61,6 +61,17 @@ static bool try_acquire(rk_semaphore *sem, const char *key, uint32_t limit, uint
 
 /* ---- (1) a watched permit outlives its TTL and still counts ---- */
 
+/* How many events of `type` the handle counted (failed ones, or the others). */
+static uint64_t sem_events(rk_semaphore *sem, rk_event_type type, bool failed)
+{
+    rk_stats *st;
+    ASSERT_OK(rk_stats_new(&st));
+    ASSERT_OK(rk_semaphore_get_stats(sem, st));
+    uint64_t n = rk_stats_events(st, type, failed);
+    rk_stats_free(st);
+    return n;
+}
+
 static void held_for_five_ttls(void)
 {
     rkt_server s;
@@ -79,6 +90,7 @@ static void held_for_five_ttls(void)
         rkt_sleep_ms(25);
     }
     ASSERT_EQ(rkt_losses_now(&g), 0);
+    ASSERT_GE(sem_events(a, RK_EVENT_LOCK_RENEWED, false), 4); /* one a TTL at least, counted */
     printf("     held %d ms with a %d ms TTL: %d tries of another handle at limit 1 failed\n",
            5 * TTL_MS, TTL_MS, tries);
     ASSERT_OK(rk_semaphore_release(a, NULL, "long"));
@@ -111,8 +123,9 @@ static void removed_permit_reported_once(void)
     ASSERT_STR_EQ(g.key, "removed");
     ASSERT_EQ(g.code, RK_ENOTOWNER);
     ASSERT_CONTAINS(g.why, "removed");
-    ASSERT_EQ(rkt_wait_losses(&g, 2, 2 * TTL_MS), 1); /* once only */
-    ASSERT_EQ(raw_int(c, "ZCARD", "removed"), 0);     /* not re-created */
+    ASSERT_EQ(rkt_wait_losses(&g, 2, 2 * TTL_MS), 1);        /* once only */
+    ASSERT_EQ(sem_events(sem, RK_EVENT_LOCK_LOST, true), 1); /* counted too */
+    ASSERT_EQ(raw_int(c, "ZCARD", "removed"), 0);            /* not re-created */
     ASSERT_RC(rk_semaphore_extend(sem, NULL, "removed", TTL_MS), RK_ENOTOWNER);
     ASSERT_OK(rk_semaphore_release(sem, NULL, "removed")); /* a lost permit releases quietly */
     printf("     reported lost %" PRIu64 " ms after the ZREM (ttl/3 = %d ms): %s\n", took,
