@@ -86,19 +86,27 @@ expect 0 env REDKIT_PASSWORD='s3cret pass' "$REDKIT" --url "$auth" cache get k2
 [ "$out" = from-stdin ] || fail "stdin after the password line should be the value, got '$out'"
 ok "--password-file reads one bounded line (/dev/zero: exit 66), '-' is stdin; REDKIT_PASSWORD"
 
+# $cmdline: what /proc shows of a 'lock run KEY' started with these global options, read while
+# its command runs.
+running_cmdline() {
+    local key=$1 pid
+    shift
+    "$REDKIT" "$@" lock run "$key" -- bash -c 'touch "$0/$1-started"; exec sleep 60' "$TMP" "$key" \
+        2>/dev/null &
+    pid=$!
+    _pids+=("$pid")
+    wait_for 30 test -e "$TMP/$key-started"
+    cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+    kill -TERM "$pid"
+    wait "$pid" || true
+}
+
 expect 0 "$REDKIT" --url "redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT" cache get k
 contains "$err" "warning: a password in --url can be seen by other users"
 [[ $err != *s3cret* ]] || fail "the warning should not show the password: $err"
-"$REDKIT" --url "redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT" lock run argv-k -- \
-    bash -c 'touch "$0/argv-started"; exec sleep 60' "$TMP" 2>/dev/null &
-pid=$!
-_pids+=("$pid")
-wait_for 30 test -e "$TMP/argv-started"
-cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+running_cmdline argv-k --url "redis://:s3cret%20pass@127.0.0.1:$SERVER_PORT"
 contains "$cmdline" "lock run argv-k"
-[[ $cmdline != *s3cret* ]] || fail "the --url password is visible in /proc/$pid/cmdline: $cmdline"
-kill -TERM "$pid"
-wait "$pid" || true
+[[ $cmdline != *s3cret* ]] || fail "the --url password is visible in /proc/PID/cmdline: $cmdline"
 ok "a password in --url is warned about and scrubbed from /proc/PID/cmdline"
 
 expect 0 "$REDKIT" --url "$auth" --config "credential.password=s3cret pass" cache get k
@@ -109,16 +117,9 @@ contains "$err" "warning: a password in --config can be seen by other users"
 expect 0 "$REDKIT" --url "$auth" --config "options.timeout=5000" --password-file - cache get k \
     <<<"s3cret pass"
 [[ $err != *warning* ]] || fail "--config without a password should not warn: $err"
-"$REDKIT" --url "$auth" --config "options.timeout=5000;credential.password=s3cret pass" \
-    lock run cfg-k -- bash -c 'touch "$0/cfg-started"; exec sleep 60' "$TMP" 2>/dev/null &
-pid=$!
-_pids+=("$pid")
-wait_for 30 test -e "$TMP/cfg-started"
-cmdline=$(tr '\0' ' ' <"/proc/$pid/cmdline")
+running_cmdline cfg-k --url "$auth" --config "options.timeout=5000;credential.password=s3cret pass"
 contains "$cmdline" "options.timeout=5000;credential.password=xxxx"
-[[ $cmdline != *s3cret* ]] || fail "the --config password is visible in /proc/$pid/cmdline: $cmdline"
-kill -TERM "$pid"
-wait "$pid" || true
+[[ $cmdline != *s3cret* ]] || fail "the --config password is visible in /proc/PID/cmdline: $cmdline"
 ok "a password in --config (credential.password, a URI's) is warned about and scrubbed from /proc/PID/cmdline"
 
 # CMD gets the lock, not the credentials.
